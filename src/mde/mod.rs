@@ -1,0 +1,1 @@
+//! The Defender for Endpoint client and simulator.
