@@ -1,5 +1,19 @@
 //! dualkey: a two-person rule in front of releasing devices from isolation in
 //! Microsoft Defender for Endpoint.
 
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod db;
+pub mod domain;
+pub mod error;
 pub mod mde;
+pub mod policy;
+pub mod routes;
 pub mod secret;
+pub mod service;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

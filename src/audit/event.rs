@@ -1,0 +1,83 @@
+//! Typed audit events. The variant name is the entry's `action`; its fields are `details`.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Why an attempt was refused (recorded, because refused attempts matter to auditors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// The requester tried to decide their own release.
+    SelfDecision,
+    /// The caller lacks the role the action needs.
+    MissingRole,
+    /// The release is no longer pending.
+    NotPending,
+    /// The release passed its expiry.
+    Expired,
+    /// The caller already approved this release.
+    AlreadyApproved,
+    /// Only the requester may cancel.
+    NotRequester,
+}
+
+/// Everything dualkey records. New variants may be added; existing ones never change shape,
+/// because old entries must still verify.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum AuditEvent {
+    ReleaseRequested { comment: String, ticket: Option<String>, approvals_required: u32, expires_at: String },
+    ApprovalRecorded { comment: Option<String>, approvals: u32, approvals_required: u32 },
+    ReleaseApproved { approvers: Vec<String> },
+    ApprovalRefused { reason: RefusalReason, status: String, roles: Vec<String> },
+    ReleaseRejected { comment: String },
+    RejectionRefused { reason: RefusalReason, status: String },
+    ReleaseCancelled,
+    CancellationRefused { reason: RefusalReason, status: String },
+    ReleaseExpired { expires_at: String },
+}
+
+impl AuditEvent {
+    /// The `action` column: the variant's snake_case name.
+    pub fn action(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut m)) => match m.remove("action") {
+                Some(Value::String(s)) => s,
+                _ => "unknown".into(),
+            },
+            _ => "unknown".into(),
+        }
+    }
+
+    /// The `details` column: the variant's fields as a JSON object.
+    pub fn details(&self) -> Value {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut m)) => {
+                m.remove("action");
+                Value::Object(m)
+            }
+            _ => Value::Object(Default::default()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_splits_into_action_and_details() {
+        let e = AuditEvent::ApprovalRefused {
+            reason: RefusalReason::SelfDecision,
+            status: "pending".into(),
+            roles: vec!["Release.Approve".into()],
+        };
+        assert_eq!(e.action(), "approval_refused");
+        assert_eq!(
+            e.details(),
+            serde_json::json!({"reason": "self_decision", "status": "pending", "roles": ["Release.Approve"]})
+        );
+        assert_eq!(AuditEvent::ReleaseCancelled.action(), "release_cancelled");
+        assert_eq!(AuditEvent::ReleaseCancelled.details(), serde_json::json!({}));
+    }
+}

@@ -1,0 +1,110 @@
+//! Caller identities: bearer JWT verification (HS256 with a shared secret, RS256 against a
+//! JWKS) and the [`Principal`] extractor.
+
+mod jwks;
+mod mint;
+mod principal;
+
+pub use mint::mint_hs256;
+pub use principal::Principal;
+
+use crate::settings::AuthSettings;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use jwks::JwksCache;
+use serde_json::Value;
+
+/// Why a bearer token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    Missing,
+    /// Bad signature, algorithm, issuer, audience, times or claims. The reason is for logs only.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// The key set could not be fetched, so the token cannot be checked either way.
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Verifies tokens as the `[auth]` settings say.
+pub struct Verifier {
+    hs256: Option<DecodingKey>,
+    jwks: Option<JwksCache>,
+    issuer: String,
+    audience: String,
+    leeway_secs: u64,
+    principal_claim: String,
+    roles_claim: String,
+    upn_claims: [&'static str; 2],
+}
+
+impl Verifier {
+    pub fn new(settings: &AuthSettings) -> Result<Self, anyhow::Error> {
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
+        Ok(Self {
+            hs256: settings
+                .hs256_secret
+                .as_ref()
+                .map(|s| DecodingKey::from_secret(s.expose().as_bytes()))
+                .transpose()?,
+            jwks: settings.jwks_url.as_ref().map(|url| {
+                JwksCache::new(http, url.clone(), settings.jwks_min_refresh.get(), settings.jwks_max_age.get())
+            }),
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            leeway_secs: settings.leeway.get().as_secs(),
+            principal_claim: settings.principal_claim.clone(),
+            roles_claim: settings.roles_claim.clone(),
+            upn_claims: ["upn", "preferred_username"],
+        })
+    }
+
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
+        v.leeway = self.leeway_secs;
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&self.audience]);
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        v
+    }
+
+    /// Checks the signature with the key the configuration enables for the token's `alg` (no
+    /// other algorithm is ever tried), then `exp`, `nbf`, `iss`, `aud`, and extracts the caller.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = decode_header(token).map_err(|e| AuthError::Invalid(format!("malformed header: {e}")))?;
+        let key = match header.alg {
+            Algorithm::HS256 => match &self.hs256 {
+                Some(k) => k.clone(),
+                None => return Err(AuthError::Invalid("HS256 is not enabled".into())),
+            },
+            Algorithm::RS256 => match &self.jwks {
+                Some(cache) => {
+                    let kid =
+                        header.kid.as_deref().ok_or_else(|| AuthError::Invalid("RS256 token without kid".into()))?;
+                    cache.key(kid).await?
+                }
+                None => return Err(AuthError::Invalid("RS256 is not enabled".into())),
+            },
+            other => return Err(AuthError::Invalid(format!("algorithm {other:?} is not accepted"))),
+        };
+        let data = decode::<Value>(token, &key, &self.validation(header.alg))
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        self.principal(&data.claims)
+    }
+
+    fn principal(&self, claims: &Value) -> Result<Principal, AuthError> {
+        let id =
+            claims.get(&self.principal_claim).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).ok_or_else(
+                || AuthError::Invalid(format!("claim `{}` missing or not a string", self.principal_claim)),
+            )?;
+        let roles = match claims.get(&self.roles_claim) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            Some(_) => return Err(AuthError::Invalid(format!("claim `{}` is not an array", self.roles_claim))),
+        };
+        let upn = self.upn_claims.iter().find_map(|c| claims.get(*c).and_then(Value::as_str)).map(str::to_string);
+        Ok(Principal::new(id.to_string(), roles, upn))
+    }
+}

@@ -1,0 +1,152 @@
+//! The command line: `serve`, `migrate`, `token`, `audit verify`.
+
+use crate::clock::{Clock, SystemClock};
+use crate::settings::{self, Settings};
+use crate::startup::{Application, shutdown_signal};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dualkey",
+    version,
+    about = "Two-person rule for releasing devices from isolation in Microsoft Defender for Endpoint"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// TOML settings file (default: config/default.toml, or its embedded copy).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Development setup: prints ready-to-use tokens. Never use in production.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Mint an HS256 token from the configured secret (development and scripts).
+    Token {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The principal (written to the configured principal claim).
+        #[arg(long)]
+        sub: String,
+        /// A role to grant; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// How long the token is valid.
+        #[arg(long, default_value = "1h")]
+        ttl: settings::HumanDuration,
+    },
+    /// Audit trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; exit 0 when intact, 1 naming the first bad entry otherwise.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn load_settings(config: &ConfigArg) -> anyhow::Result<Settings> {
+    Ok(settings::load(config.config.as_deref(), std::env::vars())?)
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config, dev } => serve(load_settings(&config)?, dev).await,
+        Command::Migrate { config } => {
+            let settings = load_settings(&config)?;
+            let db = crate::db::Db::connect(&settings.database).await.context("opening the database")?;
+            db.migrate().await.context("applying migrations")?;
+            db.close().await;
+            println!("migrations applied to {}", settings.database.url);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { config, sub, roles, ttl } => {
+            let settings = load_settings(&config)?;
+            let token = crate::auth::mint_hs256(&settings.auth, &sub, &roles, ttl.get(), SystemClock.now())?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command: AuditCommand::Verify { config } } => {
+            let settings = load_settings(&config)?;
+            let db = crate::db::Db::connect(&settings.database).await.context("opening the database")?;
+            let report = crate::audit::verify_db(&db).await.context("reading the audit log")?;
+            db.close().await;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            match report {
+                crate::audit::VerifyReport::Intact { entries, head, .. } => {
+                    eprintln!("audit chain intact: {entries} entries, head {head}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                crate::audit::VerifyReport::Broken { first_bad_seq, reason, message, .. } => {
+                    eprintln!("audit chain BROKEN at entry {first_bad_seq} ({reason}): {message}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+async fn serve(mut settings: Settings, dev: bool) -> anyhow::Result<ExitCode> {
+    if dev && settings.auth.hs256_secret.is_none() {
+        // Only what --dev needs: a secret to sign the printed tokens with, for this run only.
+        let bytes: [u8; 32] = rand::random();
+        settings.auth.hs256_secret = Some(crate::secret::Secret::new(hex::encode(bytes)));
+    }
+    if settings.auth.hs256_secret.as_ref().is_some_and(|s| s.expose() == settings::WELL_KNOWN_DEV_SECRET) {
+        tracing::warn!("auth.hs256_secret is the public development secret; anyone can mint tokens. Set your own.");
+    }
+    let app = Application::build(settings, Arc::new(SystemClock)).await?;
+    if dev {
+        print_dev_banner(&app)?;
+    }
+    app.run_until_stopped(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_dev_banner(app: &Application) -> anyhow::Result<()> {
+    let s = &app.state().settings;
+    let a = &s.auth;
+    let ttl = std::time::Duration::from_secs(12 * 3600);
+    let now = SystemClock.now();
+    let mint = |sub: &str, role: &str| crate::auth::mint_hs256(a, sub, &[role.to_string()], ttl, now);
+    let (requester, approver, auditor) =
+        (mint("alice", &a.requester_role)?, mint("bob", &a.approver_role)?, mint("audrey", &a.auditor_role)?);
+    let line = "=".repeat(78);
+    println!(
+        "{line}\n  DEVELOPMENT SETUP -- NOT FOR PRODUCTION\n  dualkey is running with --dev: the tokens below are valid for 12 hours and\n  anyone holding them can request, approve and read releases.\n{line}\n\n  API:       http://{addr}/api/v1\n  Database:  {db}\n\n  Requester (alice, {rr}):\n    export REQUESTER_TOKEN={requester}\n\n  Approver (bob, {ar}):\n    export APPROVER_TOKEN={approver}\n\n  Auditor (audrey, {au}):\n    export AUDITOR_TOKEN={auditor}\n\n{line}",
+        addr = app.local_addr(),
+        db = s.database.url,
+        rr = a.requester_role,
+        ar = a.approver_role,
+        au = a.auditor_role,
+    );
+    Ok(())
+}

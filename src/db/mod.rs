@@ -1,0 +1,72 @@
+//! Every SQL statement lives under this module. Callers own the transaction: write
+//! functions take the connection of a transaction begun with [`Db::begin`].
+
+pub mod audit;
+pub mod releases;
+
+use crate::settings::DatabaseSettings;
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::str::FromStr;
+
+/// A write transaction.
+pub type Tx = Transaction<'static, Sqlite>;
+
+/// The database: one write connection (SQLite has a single writer; queueing in-process is
+/// cheaper than SQLite's busy-sleep) and a pool of readers.
+#[derive(Clone, Debug)]
+pub struct Db {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl Db {
+    /// Opens (creating if the URL says `mode=rwc`) the database with WAL, foreign keys,
+    /// `synchronous=FULL` (an audit trail must survive power loss) and a busy timeout.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, sqlx::Error> {
+        let options = SqliteConnectOptions::from_str(&settings.url)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(settings.busy_timeout.get());
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(settings.busy_timeout.get() * 2)
+            .connect_with(options.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(settings.max_read_connections)
+            .acquire_timeout(settings.busy_timeout.get())
+            .connect_with(options)
+            .await?;
+        Ok(Self { write, read })
+    }
+
+    /// Applies the embedded migrations that have not run yet.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        sqlx::migrate!("./migrations").run(&self.write).await
+    }
+
+    /// Begins a write transaction with `BEGIN IMMEDIATE`, taking SQLite's write lock up front so
+    /// a read-then-write transaction (e.g. reading the audit head) cannot be overtaken.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.write.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// A connection for reads.
+    pub async fn reader(&self) -> Result<PoolConnection<Sqlite>, sqlx::Error> {
+        self.read.acquire().await
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.read).await.is_ok()
+    }
+
+    /// Closes both pools, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}

@@ -1,0 +1,84 @@
+//! Identifiers: MDE machine ids and dualkey release ids.
+
+use super::ParseError;
+use std::fmt;
+
+/// An MDE machine id: exactly 40 hexadecimal characters, stored lower-case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MachineId(String);
+
+impl MachineId {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        if raw.len() == 40 && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(Self(raw.to_ascii_lowercase()))
+        } else {
+            Err(ParseError::new("invalid_machine_id", "machine_id must be 40 hexadecimal characters"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MachineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A release id: a UUID (v7 when dualkey makes it, so ids sort by creation time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReleaseId(uuid::Uuid);
+
+impl ReleaseId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::now_v7())
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        // Only the hyphenated form: one spelling per id keeps audit and URLs unambiguous.
+        if raw.len() != 36 {
+            return Err(ParseError::new("invalid_release_id", "release id must be a UUID"));
+        }
+        uuid::Uuid::try_parse(raw)
+            .map(Self)
+            .map_err(|_| ParseError::new("invalid_release_id", "release id must be a UUID"))
+    }
+}
+
+impl Default for ReleaseId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.hyphenated())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_ids_are_40_hex_characters_stored_lower_case() {
+        let id = MachineId::parse("1E5BC9D7E413DDD7902C2932E418702B84D0CC07").unwrap();
+        assert_eq!(id.as_str(), "1e5bc9d7e413ddd7902c2932e418702b84d0cc07");
+        for bad in
+            ["", "1e5bc9d7", "1e5bc9d7e413ddd7902c2932e418702b84d0cc0g", "1e5bc9d7e413ddd7902c2932e418702b84d0cc071"]
+        {
+            assert_eq!(MachineId::parse(bad).unwrap_err().code, "invalid_machine_id");
+        }
+    }
+
+    #[test]
+    fn release_ids_are_hyphenated_uuids() {
+        let id = ReleaseId::new();
+        assert_eq!(ReleaseId::parse(&id.to_string()).unwrap(), id);
+        assert!(ReleaseId::parse("not-a-uuid").is_err());
+        assert!(ReleaseId::parse(&id.to_string().replace('-', "")).is_err());
+    }
+}

@@ -1,0 +1,25 @@
+//! Domain values: parsed once at the edge, trusted everywhere after.
+
+mod ids;
+mod release;
+mod status;
+mod text;
+
+pub use ids::{MachineId, ReleaseId};
+pub use release::{Approval, Release};
+pub use status::ReleaseStatus;
+pub use text::{Comment, Ticket};
+
+/// Why a wire value could not become a domain value. `code` is the stable API error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ParseError {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}

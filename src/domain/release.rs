@@ -1,0 +1,46 @@
+//! A release request as dualkey holds it.
+
+use super::{MachineId, ReleaseId, ReleaseStatus};
+
+/// One approval of a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub approver: String,
+    pub comment: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A release and its approvals. Times are milliseconds since the Unix epoch.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub id: ReleaseId,
+    pub machine_id: MachineId,
+    pub comment: String,
+    pub ticket: Option<String>,
+    pub status: ReleaseStatus,
+    pub requested_by: String,
+    pub requested_at: i64,
+    pub expires_at: i64,
+    pub approvals_required: u32,
+    pub approved_at: Option<i64>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub decision_comment: Option<String>,
+    pub mde_action_id: Option<String>,
+    pub mde_action_status: Option<String>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub approvals: Vec<Approval>,
+}
+
+impl Release {
+    /// A pending release whose time ran out (it may not have been marked yet).
+    pub fn is_past_expiry(&self, now_ms: i64) -> bool {
+        self.status == ReleaseStatus::Pending && now_ms >= self.expires_at
+    }
+
+    pub fn approved_by(&self, principal: &str) -> bool {
+        self.approvals.iter().any(|a| a.approver == principal)
+    }
+}

@@ -1,0 +1,40 @@
+//! HTTP routes. Handlers parse the wire format into domain values, call a service, and shape
+//! the answer; they hold no SQL.
+
+mod audit;
+mod extract;
+mod health;
+mod releases;
+mod views;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use tower_http::trace::TraceLayer;
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .nest("/api/v1/releases", releases::router())
+        .nest("/api/v1/audit", audit::router())
+        .fallback(|| async {
+            ApiError::not_found("not_found", "no such route; see the API documentation in README.md")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The default span records method and URI only: never headers, so never a bearer token.
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,178 @@
+//! `/api/v1/releases`: request, read, approve, reject, cancel.
+
+use super::extract::{ApiJson, ApiQuery};
+use super::views::ReleaseView;
+use crate::auth::Principal;
+use crate::db::releases::ListFilter;
+use crate::domain::{Comment, MachineId, ReleaseId, ReleaseStatus, Ticket};
+use crate::error::ApiError;
+use crate::service::releases::{self as service, NewRequest};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 200;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", post(create).get(list))
+        .route("/{id}", get(show))
+        .route("/{id}/approve", post(approve))
+        .route("/{id}/reject", post(reject))
+        .route("/{id}/cancel", post(cancel))
+}
+
+fn release_id(raw: &str) -> Result<ReleaseId, ApiError> {
+    ReleaseId::parse(raw).map_err(|e| ApiError::bad_request(e.code, e.message))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    machine_id: String,
+    comment: String,
+    #[serde(default)]
+    ticket: Option<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let min = state.settings.policy.min_comment_len as usize;
+    let req = NewRequest {
+        machine_id: MachineId::parse(&body.machine_id)?,
+        comment: Comment::parse(&body.comment, min)?,
+        ticket: body.ticket.as_deref().map(Ticket::parse).transpose()?,
+    };
+    let release = service::request(&state, &principal, req).await?;
+    let location = format!("/api/v1/releases/{}", release.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(ReleaseView::from(release))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    machine_id: Option<String>,
+    requested_by: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Page {
+    items: Vec<ReleaseView>,
+    next_cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page>, ApiError> {
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_LIMIT}")));
+    }
+    let before_seq = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor must be a value from next_cursor"))
+        })
+        .transpose()?;
+    let bad_query = |e: crate::domain::ParseError| ApiError::bad_request(e.code, e.message);
+    let filter = ListFilter {
+        status: q.status.as_deref().map(ReleaseStatus::parse).transpose().map_err(bad_query)?,
+        machine_id: q.machine_id.as_deref().map(MachineId::parse).transpose().map_err(bad_query)?,
+        requested_by: q.requested_by,
+        before_seq,
+        // One extra row tells whether another page exists.
+        limit: limit + 1,
+    };
+    let mut rows = service::list(&state, &principal, filter).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|(seq, _)| seq.to_string())
+    } else {
+        None
+    };
+    Ok(Json(Page { items: rows.into_iter().map(|(_, r)| r.into()).collect(), next_cursor }))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<ReleaseView>, ApiError> {
+    let id = release_id(&id)?;
+    Ok(Json(service::get(&state, &principal, id).await?.into()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ReleaseView>, ApiError> {
+    let id = release_id(&id)?;
+    let body: ApproveBody = optional_json(&body)?;
+    // An approval comment is optional but, when given, follows the same rules minus the minimum.
+    let comment = body.comment.as_deref().filter(|c| !c.trim().is_empty()).map(|c| Comment::parse(c, 1)).transpose()?;
+    Ok(Json(service::approve(&state, &principal, id, comment).await?.into()))
+}
+
+/// An optional JSON body: empty means the defaults.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::unprocessable("invalid_body", e.to_string()),
+        _ => ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    comment: String,
+}
+
+async fn reject(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RejectBody>,
+) -> Result<Json<ReleaseView>, ApiError> {
+    let id = release_id(&id)?;
+    let comment = Comment::parse(&body.comment, state.settings.policy.min_comment_len as usize)?;
+    Ok(Json(service::reject(&state, &principal, id, comment).await?.into()))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<ReleaseView>, ApiError> {
+    let id = release_id(&id)?;
+    Ok(Json(service::cancel(&state, &principal, id).await?.into()))
+}

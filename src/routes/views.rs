@@ -1,0 +1,98 @@
+//! JSON shapes of the API's answers.
+
+use crate::audit::AuditEntry;
+use crate::clock::rfc3339_ms;
+use crate::domain::Release;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Serialize)]
+pub struct ApprovalView {
+    pub approver: String,
+    pub comment: Option<String>,
+    pub at: String,
+}
+
+#[derive(Serialize)]
+pub struct ReleaseView {
+    pub id: String,
+    pub machine_id: String,
+    pub comment: String,
+    pub ticket: Option<String>,
+    pub status: &'static str,
+    pub requested_by: String,
+    pub requested_at: String,
+    pub expires_at: String,
+    pub approvals_required: u32,
+    pub approvals: Vec<ApprovalView>,
+    pub approved_at: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    pub decision_comment: Option<String>,
+    pub mde_action_id: Option<String>,
+    pub mde_action_status: Option<String>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+impl From<Release> for ReleaseView {
+    fn from(r: Release) -> Self {
+        Self {
+            id: r.id.to_string(),
+            machine_id: r.machine_id.to_string(),
+            comment: r.comment,
+            ticket: r.ticket,
+            status: r.status.as_str(),
+            requested_by: r.requested_by,
+            requested_at: rfc3339_ms(r.requested_at),
+            expires_at: rfc3339_ms(r.expires_at),
+            approvals_required: r.approvals_required,
+            approvals: r
+                .approvals
+                .into_iter()
+                .map(|a| ApprovalView { approver: a.approver, comment: a.comment, at: rfc3339_ms(a.at) })
+                .collect(),
+            approved_at: r.approved_at.map(rfc3339_ms),
+            decided_by: r.decided_by,
+            decided_at: r.decided_at.map(rfc3339_ms),
+            decision_comment: r.decision_comment,
+            mde_action_id: r.mde_action_id,
+            mde_action_status: r.mde_action_status,
+            attempts: r.attempts,
+            last_error: r.last_error,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct AuditEntryView {
+    pub seq: i64,
+    pub at: String,
+    /// The exact value hashed into the chain (milliseconds since the Unix epoch).
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub release_id: Option<String>,
+    pub machine_id: Option<String>,
+    pub details: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<AuditEntry> for AuditEntryView {
+    fn from(e: AuditEntry) -> Self {
+        Self {
+            seq: e.seq,
+            at: rfc3339_ms(e.at),
+            at_ms: e.at,
+            actor: e.actor,
+            action: e.action,
+            release_id: e.release_id,
+            machine_id: e.machine_id,
+            // Entries read back whatever is stored, even if tampered; verify says whether to trust it.
+            details: serde_json::from_str(&e.details).unwrap_or(Value::String(e.details)),
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        }
+    }
+}

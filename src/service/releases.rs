@@ -1,0 +1,321 @@
+//! Requesting, deciding and reading releases.
+
+use super::expiry::expire_in_tx;
+use crate::audit::{self, Actor, AuditEvent, RefusalReason, Subject};
+use crate::auth::Principal;
+use crate::clock::{rfc3339_ms, to_ms};
+use crate::db::{self, releases::InsertError};
+use crate::domain::{Comment, MachineId, Release, ReleaseId, ReleaseStatus, Ticket};
+use crate::error::ApiError;
+use crate::policy::{self, Caller};
+use crate::state::AppState;
+
+/// A validated release request.
+#[derive(Debug)]
+pub struct NewRequest {
+    pub machine_id: MachineId,
+    pub comment: Comment,
+    pub ticket: Option<Ticket>,
+}
+
+/// Which decision a refusal was about, for its audit entry and error code.
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    Approve,
+    Reject,
+    Cancel,
+}
+
+fn refusal_error(decision: Decision, reason: RefusalReason, r: &Release, state: &AppState) -> ApiError {
+    match reason {
+        RefusalReason::SelfDecision => match decision {
+            Decision::Approve => ApiError::forbidden(
+                "self_approval_forbidden",
+                "you requested this release; a different person must approve it",
+            ),
+            _ => ApiError::forbidden("self_rejection_forbidden", "you requested this release; cancel it instead"),
+        },
+        RefusalReason::MissingRole => ApiError::missing_role(&state.settings.auth.approver_role),
+        RefusalReason::Expired => ApiError::conflict(
+            "release_expired",
+            format!("this release expired at {}; request a new one", rfc3339_ms(r.expires_at)),
+        ),
+        RefusalReason::NotPending => ApiError::conflict(
+            "release_not_pending",
+            format!("this release is {} and can no longer be decided", r.status),
+        )
+        .with("status", r.status.as_str()),
+        RefusalReason::AlreadyApproved => ApiError::conflict("already_approved", "you already approved this release"),
+        RefusalReason::NotRequester => ApiError::forbidden("not_requester", "only the requester can cancel a release"),
+    }
+}
+
+async fn load(tx: &mut sqlx::SqliteConnection, id: ReleaseId) -> Result<Release, ApiError> {
+    db::releases::get(tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("release_not_found", format!("no release with id {id}")))
+}
+
+fn require_role(p: &Principal, role: &str) -> Result<(), ApiError> {
+    if p.has_role(role) { Ok(()) } else { Err(ApiError::missing_role(role)) }
+}
+
+/// Readers: requesters, approvers and auditors may all see releases.
+pub fn require_reader(state: &AppState, p: &Principal) -> Result<(), ApiError> {
+    let a = &state.settings.auth;
+    if [&a.requester_role, &a.approver_role, &a.auditor_role].iter().any(|r| p.has_role(r)) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "missing_role",
+            format!(
+                "reading releases needs one of `{}`, `{}`, `{}`",
+                a.requester_role, a.approver_role, a.auditor_role
+            ),
+        ))
+    }
+}
+
+/// Stores a new pending release and its audit entry.
+#[tracing::instrument(skip_all, fields(machine_id = %req.machine_id, requested_by = %p.id))]
+pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result<Release, ApiError> {
+    require_role(p, &state.settings.auth.requester_role)?;
+    let now = state.clock.now();
+    let now_ms = to_ms(now);
+    let policy = &state.settings.policy;
+    let mut tx = state.db.begin().await?;
+    if let Some(open) = db::releases::open_for_machine(&mut tx, &req.machine_id).await? {
+        let existing = load(&mut tx, open).await?;
+        // An expired-but-unswept request must not block a new one.
+        if !(existing.is_past_expiry(now_ms)
+            && expire_in_tx(&mut tx, now, open, &existing.machine_id, existing.expires_at).await?)
+        {
+            return Err(ApiError::conflict(
+                "release_already_open",
+                format!("machine {} already has an open release ({})", req.machine_id, existing.status),
+            )
+            .with("open_release_id", open.to_string()));
+        }
+    }
+    let id = ReleaseId::new();
+    let expires_at = now_ms + policy.request_ttl.get().as_millis() as i64;
+    let new = db::releases::NewRelease {
+        id,
+        machine_id: &req.machine_id,
+        comment: req.comment.as_str(),
+        ticket: req.ticket.as_ref().map(Ticket::as_str),
+        requested_by: &p.id,
+        requested_at: now_ms,
+        expires_at,
+        approvals_required: policy.approvals_required,
+    };
+    match db::releases::insert(&mut tx, &new).await {
+        Ok(()) => {}
+        Err(InsertError::AlreadyOpen) => {
+            return Err(ApiError::conflict(
+                "release_already_open",
+                format!("machine {} already has an open release", req.machine_id),
+            ));
+        }
+        Err(InsertError::Db(e)) => return Err(e.into()),
+    }
+    let rid = id.to_string();
+    audit::record(
+        &mut tx,
+        now,
+        Actor::Principal(&p.id),
+        Subject { release_id: Some(&rid), machine_id: Some(req.machine_id.as_str()) },
+        &AuditEvent::ReleaseRequested {
+            comment: req.comment.as_str().to_string(),
+            ticket: req.ticket.as_ref().map(|t| t.as_str().to_string()),
+            approvals_required: policy.approvals_required,
+            expires_at: rfc3339_ms(expires_at),
+        },
+    )
+    .await?;
+    let release = load(&mut tx, id).await?;
+    tx.commit().await?;
+    tracing::info!(release_id = %id, "release requested");
+    Ok(release)
+}
+
+/// Commits a refusal's audit entry (and the expiry it may have found), then returns its error.
+async fn refuse(
+    state: &AppState,
+    mut tx: db::Tx,
+    p: &Principal,
+    r: &Release,
+    decision: Decision,
+    reason: RefusalReason,
+) -> ApiError {
+    let now = state.clock.now();
+    let rid = r.id.to_string();
+    let result: Result<(), sqlx::Error> = async {
+        if reason == RefusalReason::Expired && r.status == ReleaseStatus::Pending {
+            expire_in_tx(&mut tx, now, r.id, &r.machine_id, r.expires_at).await?;
+        }
+        let status = if reason == RefusalReason::Expired { "expired" } else { r.status.as_str() }.to_string();
+        let event = match decision {
+            Decision::Approve => AuditEvent::ApprovalRefused { reason, status, roles: p.roles_vec() },
+            Decision::Reject => AuditEvent::RejectionRefused { reason, status },
+            Decision::Cancel => AuditEvent::CancellationRefused { reason, status },
+        };
+        audit::record(
+            &mut tx,
+            now,
+            Actor::Principal(&p.id),
+            Subject { release_id: Some(&rid), machine_id: Some(r.machine_id.as_str()) },
+            &event,
+        )
+        .await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            tracing::warn!(release_id = %r.id, principal = %p.id, ?decision, ?reason, "refused");
+            refusal_error(decision, reason, r, state)
+        }
+        // Fail closed: without its audit entry, the refusal is reported as an outage.
+        Err(e) => e.into(),
+    }
+}
+
+/// Records `p`'s approval; the release becomes `approved` in the same transaction when the
+/// number of distinct approvers reaches its quorum.
+#[tracing::instrument(skip_all, fields(release_id = %id, approver = %p.id))]
+pub async fn approve(
+    state: &AppState,
+    p: &Principal,
+    id: ReleaseId,
+    comment: Option<Comment>,
+) -> Result<Release, ApiError> {
+    let now = state.clock.now();
+    let now_ms = to_ms(now);
+    let mut tx = state.db.begin().await?;
+    let r = load(&mut tx, id).await?;
+    let caller = Caller { id: &p.id, is_approver: p.has_role(&state.settings.auth.approver_role) };
+    let effect = match policy::decide_approval(&r, caller, now_ms) {
+        Ok(effect) => effect,
+        Err(reason) => return Err(refuse(state, tx, p, &r, Decision::Approve, reason).await),
+    };
+    let rid = id.to_string();
+    let subj = Subject { release_id: Some(&rid), machine_id: Some(r.machine_id.as_str()) };
+    let comment = comment.as_ref().map(Comment::as_str);
+    db::releases::insert_approval(&mut tx, id, &p.id, comment, now_ms).await?;
+    audit::record(
+        &mut tx,
+        now,
+        Actor::Principal(&p.id),
+        subj,
+        &AuditEvent::ApprovalRecorded {
+            comment: comment.map(str::to_string),
+            approvals: effect.approvals,
+            approvals_required: r.approvals_required,
+        },
+    )
+    .await?;
+    if effect.reaches_quorum {
+        if !db::releases::mark_approved(&mut tx, id, now_ms).await? {
+            return Err(ApiError::internal(anyhow::anyhow!("pending release {id} could not be marked approved")));
+        }
+        let mut approvers: Vec<String> = r.approvals.iter().map(|a| a.approver.clone()).collect();
+        approvers.push(p.id.clone());
+        audit::record(&mut tx, now, Actor::Principal(&p.id), subj, &AuditEvent::ReleaseApproved { approvers }).await?;
+    }
+    let release = load(&mut tx, id).await?;
+    tx.commit().await?;
+    if effect.reaches_quorum {
+        tracing::info!("release approved");
+        state.approved.notify_one();
+    }
+    Ok(release)
+}
+
+/// Rejects a pending release: final.
+#[tracing::instrument(skip_all, fields(release_id = %id, principal = %p.id))]
+pub async fn reject(state: &AppState, p: &Principal, id: ReleaseId, comment: Comment) -> Result<Release, ApiError> {
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let r = load(&mut tx, id).await?;
+    let caller = Caller { id: &p.id, is_approver: p.has_role(&state.settings.auth.approver_role) };
+    if let Err(reason) = policy::decide_rejection(&r, caller, to_ms(now)) {
+        return Err(refuse(state, tx, p, &r, Decision::Reject, reason).await);
+    }
+    decide_final(state, tx, p, &r, ReleaseStatus::Rejected, Some(comment)).await
+}
+
+/// Cancels a pending release at its requester's wish: final.
+#[tracing::instrument(skip_all, fields(release_id = %id, principal = %p.id))]
+pub async fn cancel(state: &AppState, p: &Principal, id: ReleaseId) -> Result<Release, ApiError> {
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let r = load(&mut tx, id).await?;
+    let caller = Caller { id: &p.id, is_approver: false };
+    if let Err(reason) = policy::decide_cancel(&r, caller, to_ms(now)) {
+        return Err(refuse(state, tx, p, &r, Decision::Cancel, reason).await);
+    }
+    decide_final(state, tx, p, &r, ReleaseStatus::Cancelled, None).await
+}
+
+async fn decide_final(
+    state: &AppState,
+    mut tx: db::Tx,
+    p: &Principal,
+    r: &Release,
+    status: ReleaseStatus,
+    comment: Option<Comment>,
+) -> Result<Release, ApiError> {
+    let now = state.clock.now();
+    let comment = comment.as_ref().map(Comment::as_str);
+    if !db::releases::mark_decided(&mut tx, r.id, status, &p.id, comment, to_ms(now)).await? {
+        return Err(ApiError::internal(anyhow::anyhow!("pending release {} could not be marked {status}", r.id)));
+    }
+    let rid = r.id.to_string();
+    let event = match status {
+        ReleaseStatus::Rejected => AuditEvent::ReleaseRejected { comment: comment.unwrap_or_default().to_string() },
+        _ => AuditEvent::ReleaseCancelled,
+    };
+    audit::record(
+        &mut tx,
+        now,
+        Actor::Principal(&p.id),
+        Subject { release_id: Some(&rid), machine_id: Some(r.machine_id.as_str()) },
+        &event,
+    )
+    .await?;
+    let release = load(&mut tx, r.id).await?;
+    tx.commit().await?;
+    tracing::info!(%status, "release decided");
+    Ok(release)
+}
+
+/// One release; a pending one past its expiry is marked expired first.
+pub async fn get(state: &AppState, p: &Principal, id: ReleaseId) -> Result<Release, ApiError> {
+    require_reader(state, p)?;
+    let now = state.clock.now();
+    let r = {
+        let mut conn = state.db.reader().await?;
+        load(&mut conn, id).await?
+    };
+    if !r.is_past_expiry(to_ms(now)) {
+        return Ok(r);
+    }
+    let mut tx = state.db.begin().await?;
+    expire_in_tx(&mut tx, now, r.id, &r.machine_id, r.expires_at).await?;
+    let r = load(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(r)
+}
+
+/// Releases newest first; pending ones past their expiry are swept first so none shows stale.
+pub async fn list(
+    state: &AppState,
+    p: &Principal,
+    filter: db::releases::ListFilter,
+) -> Result<Vec<(i64, Release)>, ApiError> {
+    require_reader(state, p)?;
+    super::expiry::expire_due(&state.db, state.clock.now()).await?;
+    let mut conn = state.db.reader().await?;
+    Ok(db::releases::list(&mut conn, &filter).await?)
+}

@@ -1,0 +1,163 @@
+//! The settings tree: `config/default.toml` (or `--config PATH`), then `DUALKEY_<SECTION>__<KEY>`
+//! environment overrides. Every key is documented in `config/production.example.toml`.
+
+mod load;
+mod values;
+
+pub use load::{EMBEDDED_DEFAULT, SettingsError, WELL_KNOWN_DEV_SECRET, load, load_from_str};
+pub use values::HumanDuration;
+
+use crate::secret::Secret;
+use serde::Deserialize;
+use values::{lenient_bool, lenient_u32};
+
+/// All of dualkey's settings. Built only through [`load`], which validates it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub auth: AuthSettings,
+    #[serde(default)]
+    pub policy: PolicySettings,
+    #[serde(default)]
+    pub mde: MdeSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address and port to listen on, e.g. `127.0.0.1:8080`; port 0 picks a free port.
+    pub bind: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self { bind: "127.0.0.1:8080".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://path?mode=rwc`
+    pub url: String,
+    /// How long a writer waits for SQLite's lock before giving up.
+    pub busy_timeout: HumanDuration,
+    /// Read connections in the pool (writes use one dedicated connection).
+    #[serde(deserialize_with = "lenient_u32")]
+    pub max_read_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://dualkey.db?mode=rwc".into(),
+            busy_timeout: HumanDuration::from_secs(5),
+            max_read_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Shared secret for HS256 tokens (at least 32 bytes). Unset disables HS256.
+    pub hs256_secret: Option<Secret>,
+    /// JWKS URL for RS256 tokens. Unset disables RS256.
+    pub jwks_url: Option<String>,
+    pub issuer: String,
+    pub audience: String,
+    pub principal_claim: String,
+    pub roles_claim: String,
+    pub requester_role: String,
+    pub approver_role: String,
+    pub auditor_role: String,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: HumanDuration,
+    /// Never refetch the JWKS for an unknown `kid` more often than this.
+    pub jwks_min_refresh: HumanDuration,
+    /// Refetch the JWKS when the cached copy is older than this.
+    pub jwks_max_age: HumanDuration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            hs256_secret: None,
+            jwks_url: None,
+            issuer: String::new(),
+            audience: String::new(),
+            principal_claim: "sub".into(),
+            roles_claim: "roles".into(),
+            requester_role: "Release.Request".into(),
+            approver_role: "Release.Approve".into(),
+            auditor_role: "Audit.Read".into(),
+            leeway: HumanDuration::from_secs(60),
+            jwks_min_refresh: HumanDuration::from_secs(5),
+            jwks_max_age: HumanDuration::from_secs(24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySettings {
+    /// Distinct approvers needed besides the requester.
+    #[serde(deserialize_with = "lenient_u32")]
+    pub approvals_required: u32,
+    /// A pending release expires this long after it was requested.
+    pub request_ttl: HumanDuration,
+    #[serde(deserialize_with = "lenient_u32")]
+    pub min_comment_len: u32,
+    /// How often the daemon expires pending releases past their `request_ttl`.
+    pub sweep_interval: HumanDuration,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        Self {
+            approvals_required: 1,
+            request_ttl: HumanDuration::from_secs(24 * 3600),
+            min_comment_len: 10,
+            sweep_interval: HumanDuration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MdeSettings {
+    pub api_base: Option<String>,
+    pub token_url: Option<String>,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    #[serde(deserialize_with = "lenient_u32")]
+    pub rate_per_minute: u32,
+    #[serde(deserialize_with = "lenient_u32")]
+    pub rate_per_hour: u32,
+    pub poll_interval: HumanDuration,
+    /// Run the release worker inside `serve` (off for an API-only instance).
+    #[serde(deserialize_with = "lenient_bool")]
+    pub worker_enabled: bool,
+}
+
+impl Default for MdeSettings {
+    fn default() -> Self {
+        Self {
+            api_base: None,
+            token_url: None,
+            scope: None,
+            client_id: None,
+            client_secret: None,
+            rate_per_minute: 100,
+            rate_per_hour: 1500,
+            poll_interval: HumanDuration::from_secs(10),
+            worker_enabled: true,
+        }
+    }
+}

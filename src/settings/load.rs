@@ -1,0 +1,258 @@
+//! Loading and validating [`Settings`]: file, then environment, then checks that name the key.
+
+use super::Settings;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// `config/default.toml`, compiled in so the binary starts anywhere.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.toml");
+
+/// The HS256 secret shipped in `config/default.toml`. Known to everyone, so it is refused
+/// unless the daemon listens on loopback only.
+pub const WELL_KNOWN_DEV_SECRET: &str = "dualkey-dev-secret-do-not-use-in-production-0000";
+
+const ENV_PREFIX: &str = "DUALKEY_";
+
+/// Why the settings could not be loaded. The message always names the file, variable or key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {origin} is not valid TOML: {message}")]
+    Toml { origin: String, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid { key: key.to_string(), message: message.into() }
+}
+
+/// Loads settings from `path` (or `config/default.toml` in the working directory, or the
+/// embedded copy of it), applies `DUALKEY_<SECTION>__<KEY>` overrides from `env`, and validates.
+pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Settings, SettingsError> {
+    let (text, origin) = match path {
+        Some(p) => (
+            std::fs::read_to_string(p).map_err(|source| SettingsError::Read { path: p.to_path_buf(), source })?,
+            p.display().to_string(),
+        ),
+        None => match std::fs::read_to_string("config/default.toml") {
+            Ok(text) => (text, "config/default.toml".to_string()),
+            Err(_) => (EMBEDDED_DEFAULT.to_string(), "<embedded config/default.toml>".to_string()),
+        },
+    };
+    load_from_str(&text, &origin, env)
+}
+
+/// Like [`load`], from TOML text already in memory.
+pub fn load_from_str(
+    text: &str,
+    origin: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, SettingsError> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| SettingsError::Toml {
+        origin: origin.into(),
+        message: e.message().to_string(),
+    })?;
+    apply_env(&mut table, env)?;
+    let deserializer = toml::Value::Table(table);
+    let mut settings: Settings = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        invalid(&key, e.into_inner().to_string())
+    })?;
+    normalise(&mut settings);
+    validate(&settings)?;
+    Ok(settings)
+}
+
+fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), SettingsError> {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let Some((section, key)) = rest.split_once("__") else {
+            return Err(SettingsError::Env {
+                name,
+                message: "expected the form DUALKEY_<SECTION>__<KEY>, e.g. DUALKEY_DATABASE__URL".into(),
+            });
+        };
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(section_table) = entry else {
+            return Err(SettingsError::Env { name, message: format!("`{section}` is not a section") });
+        };
+        section_table.insert(key, toml::Value::String(value));
+    }
+    Ok(())
+}
+
+/// Empty strings (e.g. an environment variable set to "") mean "unset".
+fn normalise(s: &mut Settings) {
+    if s.auth.hs256_secret.as_ref().is_some_and(|v| v.is_empty()) {
+        s.auth.hs256_secret = None;
+    }
+    for opt in [&mut s.auth.jwks_url, &mut s.mde.api_base, &mut s.mde.token_url, &mut s.mde.scope, &mut s.mde.client_id]
+    {
+        if opt.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            *opt = None;
+        }
+    }
+    if s.mde.client_secret.as_ref().is_some_and(|v| v.is_empty()) {
+        s.mde.client_secret = None;
+    }
+}
+
+fn check_url(key: &str, value: &Option<String>) -> Result<(), SettingsError> {
+    if let Some(v) = value {
+        let url = reqwest::Url::parse(v).map_err(|e| invalid(key, format!("`{v}` is not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(key, format!("`{v}` must be an http or https URL")));
+        }
+    }
+    Ok(())
+}
+
+fn non_empty(key: &str, value: &str) -> Result<(), SettingsError> {
+    if value.trim().is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    Ok(())
+}
+
+fn validate(s: &Settings) -> Result<(), SettingsError> {
+    let bind: SocketAddr =
+        s.server.bind.parse().map_err(|_| {
+            invalid("server.bind", format!("`{}` is not an address like 127.0.0.1:8080", s.server.bind))
+        })?;
+
+    if !s.database.url.starts_with("sqlite:") {
+        return Err(invalid("database.url", "only sqlite://path?mode=rwc URLs are supported"));
+    }
+    if s.database.busy_timeout.get().is_zero() {
+        return Err(invalid("database.busy_timeout", "must be greater than zero"));
+    }
+    if s.database.max_read_connections == 0 {
+        return Err(invalid("database.max_read_connections", "must be at least 1"));
+    }
+
+    let a = &s.auth;
+    if a.hs256_secret.is_none() && a.jwks_url.is_none() {
+        return Err(invalid(
+            "auth.hs256_secret",
+            "set auth.hs256_secret or auth.jwks_url so callers can be identified",
+        ));
+    }
+    if let Some(secret) = &a.hs256_secret {
+        if secret.expose().len() < 32 {
+            return Err(invalid("auth.hs256_secret", "must be at least 32 bytes long"));
+        }
+        if secret.expose() == WELL_KNOWN_DEV_SECRET && !bind.ip().is_loopback() {
+            return Err(invalid(
+                "auth.hs256_secret",
+                "the development secret from config/default.toml is public; set your own before listening beyond loopback",
+            ));
+        }
+    }
+    check_url("auth.jwks_url", &a.jwks_url)?;
+    for (key, value) in [
+        ("auth.issuer", &a.issuer),
+        ("auth.audience", &a.audience),
+        ("auth.principal_claim", &a.principal_claim),
+        ("auth.roles_claim", &a.roles_claim),
+        ("auth.requester_role", &a.requester_role),
+        ("auth.approver_role", &a.approver_role),
+        ("auth.auditor_role", &a.auditor_role),
+    ] {
+        non_empty(key, value)?;
+    }
+
+    let p = &s.policy;
+    if !(1..=20).contains(&p.approvals_required) {
+        return Err(invalid("policy.approvals_required", "must be between 1 and 20"));
+    }
+    if p.request_ttl.get() < std::time::Duration::from_secs(60) {
+        return Err(invalid("policy.request_ttl", "must be at least 1m"));
+    }
+    if !(1..=1000).contains(&p.min_comment_len) {
+        return Err(invalid("policy.min_comment_len", "must be between 1 and 1000"));
+    }
+    if p.sweep_interval.get().is_zero() {
+        return Err(invalid("policy.sweep_interval", "must be greater than zero"));
+    }
+
+    let m = &s.mde;
+    check_url("mde.api_base", &m.api_base)?;
+    check_url("mde.token_url", &m.token_url)?;
+    if m.rate_per_minute == 0 {
+        return Err(invalid("mde.rate_per_minute", "must be at least 1"));
+    }
+    if m.rate_per_hour < m.rate_per_minute {
+        return Err(invalid("mde.rate_per_hour", "must be at least mde.rate_per_minute"));
+    }
+    if m.poll_interval.get().is_zero() {
+        return Err(invalid("mde.poll_interval", "must be greater than zero"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_embedded_defaults_load() {
+        let s = load_from_str(EMBEDDED_DEFAULT, "embedded", env(&[])).unwrap();
+        assert_eq!(s.policy.approvals_required, 1);
+        assert_eq!(s.auth.principal_claim, "sub");
+    }
+
+    #[test]
+    fn environment_overrides_win_and_accept_numbers_as_strings() {
+        let s = load_from_str(
+            EMBEDDED_DEFAULT,
+            "embedded",
+            env(&[("DUALKEY_DATABASE__URL", "sqlite://x.db?mode=rwc"), ("DUALKEY_POLICY__APPROVALS_REQUIRED", "3")]),
+        )
+        .unwrap();
+        assert_eq!(s.database.url, "sqlite://x.db?mode=rwc");
+        assert_eq!(s.policy.approvals_required, 3);
+    }
+
+    #[test]
+    fn an_invalid_value_names_its_key() {
+        let err = load_from_str(EMBEDDED_DEFAULT, "embedded", env(&[("DUALKEY_POLICY__REQUEST_TTL", "soon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("policy.request_ttl"), "{err}");
+        let err = load_from_str(EMBEDDED_DEFAULT, "embedded", env(&[("DUALKEY_MDE__RATE_PER_HOUR", "5")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mde.rate_per_hour"), "{err}");
+    }
+
+    #[test]
+    fn the_documented_production_example_loads() {
+        let text = include_str!("../../config/production.example.toml");
+        let s = load_from_str(text, "production.example.toml", env(&[])).unwrap();
+        assert_eq!(s.auth.principal_claim, "oid");
+        assert!(s.auth.hs256_secret.is_none());
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let err = load_from_str("[server]\nbnid = \"x\"\n", "t", env(&[])).unwrap_err().to_string();
+        assert!(err.contains("bnid"), "{err}");
+    }
+
+    #[test]
+    fn the_public_dev_secret_is_refused_beyond_loopback() {
+        let err = load_from_str(EMBEDDED_DEFAULT, "embedded", env(&[("DUALKEY_SERVER__BIND", "0.0.0.0:8080")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.hs256_secret"), "{err}");
+    }
+}

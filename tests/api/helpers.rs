@@ -1,0 +1,216 @@
+//! `spawn_app`: the real daemon on port 0 with its own SQLite file, plus token helpers that
+//! sign real JWTs.
+
+use dualkey::clock::ManualClock;
+use dualkey::settings::{EMBEDDED_DEFAULT, Settings, load_from_str};
+use dualkey::startup::Application;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const REQUESTER: &str = "Release.Request";
+pub const APPROVER: &str = "Release.Approve";
+pub const AUDITOR: &str = "Audit.Read";
+pub const ISSUER: &str = "https://issuer.test/dualkey";
+pub const AUDIENCE: &str = "api://dualkey-test";
+pub const RS256_KEY: &[u8] = include_bytes!("../fixtures/rs256_test_key.pem");
+pub const RS256_OTHER_KEY: &[u8] = include_bytes!("../fixtures/rs256_other_key.pem");
+pub const RS256_PUBLIC_KEY: &[u8] = include_bytes!("../fixtures/rs256_test_pub.pem");
+pub const RS256_JWKS: &str = include_str!("../fixtures/rs256_jwks.json");
+
+/// A machine id in MDE's form; `n` picks one of many.
+pub fn machine(n: u32) -> String {
+    format!("{n:08x}{}", "ab".repeat(16))
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub db_url: String,
+    pub clock: ManualClock,
+    pub secret: String,
+    pub config_path: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Settings for a test app: port 0, a fresh SQLite file in a temporary directory, a random
+/// HS256 secret, and whatever `tweak` changes.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("dualkey.db");
+    let db_url = format!("sqlite://{}?mode=rwc", db_path.display());
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let env = [
+        ("DUALKEY_SERVER__BIND", "127.0.0.1:0".to_string()),
+        ("DUALKEY_DATABASE__URL", db_url.clone()),
+        ("DUALKEY_AUTH__HS256_SECRET", secret.clone()),
+        ("DUALKEY_AUTH__ISSUER", ISSUER.to_string()),
+        ("DUALKEY_AUTH__AUDIENCE", AUDIENCE.to_string()),
+    ];
+    // The same overrides as a config file, for tests of the CLI against this database.
+    let config_path = dir.path().join("dualkey.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[database]\nurl = \"{db_url}\"\n[auth]\nhs256_secret = \"{secret}\"\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut settings =
+        load_from_str(EMBEDDED_DEFAULT, "test", env.iter().map(|(k, v)| (k.to_string(), v.clone()))).unwrap();
+    tweak(&mut settings);
+    let clock = ManualClock::new();
+    let app = Application::build(settings, Arc::new(clock.clone())).await.expect("app builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        db_url,
+        clock,
+        secret,
+        config_path,
+        shutdown: Some(tx),
+        handle: Some(handle),
+        _dir: dir,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+impl TestApp {
+    /// A real HS256 token signed with this app's secret.
+    pub fn token(&self, sub: &str, roles: &[&str]) -> String {
+        self.token_with(json!({ "sub": sub, "roles": roles }))
+    }
+
+    /// An HS256 token with `claims` plus valid `iss`, `aud`, `iat`, `nbf` and `exp` unless given.
+    pub fn token_with(&self, claims: Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &full_claims(claims),
+            &EncodingKey::from_secret(self.secret.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    pub fn requester(&self) -> String {
+        self.token("alice", &[REQUESTER])
+    }
+
+    pub fn approver(&self, name: &str) -> String {
+        self.token(name, &[APPROVER])
+    }
+
+    pub fn auditor(&self) -> String {
+        self.token("audrey", &[AUDITOR])
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.http.post(self.url(path)).bearer_auth(token).json(&body).send().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+    }
+
+    /// Requests a release for machine `n` as alice and returns its JSON.
+    pub async fn create_release(&self, n: u32) -> Value {
+        let r = self
+            .post(
+                "/api/v1/releases",
+                &self.requester(),
+                json!({"machine_id": machine(n), "comment": "reimaged and scanned clean"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json().await.unwrap()
+    }
+
+    pub async fn approve(&self, id: &str, token: &str) -> Response {
+        self.post(&format!("/api/v1/releases/{id}/approve"), token, json!({})).await
+    }
+
+    pub async fn release(&self, id: &str) -> Value {
+        let r = self.get(&format!("/api/v1/releases/{id}"), &self.auditor()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    /// All audit entries, through the API.
+    pub async fn audit(&self) -> Vec<Value> {
+        let r = self.get("/api/v1/audit?limit=1000", &self.auditor()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        body["items"].as_array().unwrap().clone()
+    }
+
+    /// Audit entries with this action.
+    pub async fn audit_actions(&self, action: &str) -> Vec<Value> {
+        self.audit().await.into_iter().filter(|e| e["action"] == action).collect()
+    }
+
+    /// A direct connection to the daemon's SQLite file, to look at what was stored.
+    pub async fn raw_db(&self) -> sqlx::SqlitePool {
+        sqlx::SqlitePool::connect(&self.db_url).await.unwrap()
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        let pool = self.raw_db().await;
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+
+    /// Stops the daemon and waits for it to exit cleanly.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Claims with valid defaults for everything the caller did not set.
+pub fn full_claims(claims: Value) -> Value {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut c = json!({ "iss": ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 600 });
+    for (k, v) in claims.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
+/// An RS256 token signed with `key`, carrying `kid`.
+pub fn rs256_token(key: &[u8], kid: &str, claims: Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.to_string());
+    encode(&header, &full_claims(claims), &EncodingKey::from_rsa_pem(key).unwrap()).unwrap()
+}
+
+pub async fn error_code(r: Response) -> (StatusCode, String) {
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    (status, body["error"]["code"].as_str().unwrap_or("<no code>").to_string())
+}

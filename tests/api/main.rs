@@ -1,0 +1,9 @@
+//! Integration tests: the real daemon over real HTTP, with its own SQLite file and real JWTs.
+
+mod approvals;
+mod audit;
+mod auth;
+mod bad_input;
+mod concurrency;
+mod helpers;
+mod releases;
