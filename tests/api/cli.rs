@@ -1,0 +1,145 @@
+//! The `dualkey` binary itself: `serve --dev`, `token`, `migrate`, and refusing bad settings.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn dualkey() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dualkey"));
+    // Only what each test sets: no DUALKEY_* leaking in from the environment.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DUALKEY_")) {
+        c.env_remove(k);
+    }
+    c.env_remove("RUST_LOG");
+    c
+}
+
+#[tokio::test]
+async fn a_minted_token_is_accepted_by_the_daemon() {
+    let app = spawn_app().await;
+    let out = dualkey()
+        .args(["token", "--sub", "carol", "--role", REQUESTER, "--role", AUDITOR, "--ttl", "10m", "--config"])
+        .arg(&app.config_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let r = app
+        .post("/api/v1/releases", &token, json!({"machine_id": machine(3), "comment": "reimaged and scanned clean"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.json::<Value>().await.unwrap()["requested_by"], "carol");
+}
+
+#[tokio::test]
+async fn migrate_creates_the_schema_in_a_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fresh.db");
+    let out = dualkey()
+        .arg("migrate")
+        .env("DUALKEY_DATABASE__URL", format!("sqlite://{}?mode=rwc", db.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    for table in ["approvals", "audit_log", "releases"] {
+        assert!(names.iter().any(|n| n == table), "{names:?}");
+    }
+}
+
+#[test]
+fn an_invalid_setting_stops_start_up_and_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value, key) in [
+        ("DUALKEY_POLICY__REQUEST_TTL", "soon", "policy.request_ttl"),
+        ("DUALKEY_SERVER__BIND", "nowhere", "server.bind"),
+        ("DUALKEY_MDE__RATE_PER_MINUTE", "0", "mde.rate_per_minute"),
+        ("DUALKEY_AUTH__HS256_SECRET", "short", "auth.hs256_secret"),
+    ] {
+        let out = dualkey()
+            .arg("serve")
+            .current_dir(dir.path())
+            .env(var, value)
+            .env("DUALKEY_DATABASE__URL", format!("sqlite://{}/x.db?mode=rwc", dir.path().display()))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(key), "{var}: {stderr}");
+        assert!(!stderr.contains(value) || var != "DUALKEY_AUTH__HS256_SECRET", "secrets are never echoed: {stderr}");
+    }
+    let out = dualkey().args(["serve", "--config", "/nonexistent/dualkey.toml"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/dualkey.toml"));
+}
+
+#[tokio::test]
+async fn serve_dev_prints_tokens_that_work_and_keeps_the_configured_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dev.db");
+    let mut child = dualkey()
+        .args(["serve", "--dev"])
+        .current_dir(dir.path())
+        .env("DUALKEY_SERVER__BIND", "127.0.0.1:0")
+        .env("DUALKEY_DATABASE__URL", format!("sqlite://{}?mode=rwc", db.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let banner = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.contains("AUDITOR_TOKEN");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines.join("\n")
+    })
+    .await
+    .unwrap();
+    assert!(banner.contains("DEVELOPMENT SETUP"), "{banner}");
+    let find = |prefix: &str| {
+        banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|s| s.trim().to_string()))
+            .unwrap_or_else(|| panic!("{prefix} in {banner}"))
+    };
+    let api = find("API:");
+    let requester = find("export REQUESTER_TOKEN=");
+    let approver = find("export APPROVER_TOKEN=");
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{api}/releases"))
+        .bearer_auth(&requester)
+        .json(&json!({"machine_id": machine(1), "comment": "reimaged and scanned clean"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let approved: Value = http
+        .post(format!("{api}/releases/{id}/approve"))
+        .bearer_auth(&approver)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(approved["status"], "approved");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(db.exists(), "DUALKEY_DATABASE__URL still applies under --dev");
+}
