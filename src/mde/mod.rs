@@ -1,1 +1,12 @@
 //! The Defender for Endpoint client and simulator.
+//!
+//! Built from the facts in MDE_API.md: the client speaks to the real API (and to the
+//! simulator, which reproduces its routes, bodies, limits and faults over real HTTP).
+
+pub mod error;
+pub mod rate;
+pub mod types;
+
+pub use error::{MdeError, TransportKind};
+pub use rate::{Api, RateLimiter, RollingWindow};
+pub use types::{ActionStatus, ActionType, IsolationType, Machine, MachineAction, MdeErrorBody};
