@@ -7,6 +7,7 @@ pub mod client;
 pub mod cloud;
 pub mod error;
 pub mod rate;
+pub mod simulator;
 pub mod token;
 pub mod types;
 
