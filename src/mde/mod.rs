@@ -1,1 +1,19 @@
 //! The Defender for Endpoint client and simulator.
+//!
+//! Built from the facts in MDE_API.md: the client speaks to the real API (and to the
+//! simulator, which reproduces its routes, bodies, limits and faults over real HTTP).
+
+pub mod client;
+pub mod cloud;
+pub mod error;
+pub mod rate;
+pub mod simulator;
+pub mod token;
+pub mod types;
+
+pub use client::{MdeClient, MdeClientConfig};
+pub use cloud::{CloudEndpoints, CloudPreset};
+pub use error::{MdeError, TransportKind};
+pub use rate::{Api, RateLimiter, RollingWindow};
+pub use token::{AssertionAlg, MdeCredential};
+pub use types::{ActionStatus, ActionType, IsolationType, Machine, MachineAction, MdeErrorBody};

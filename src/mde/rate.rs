@@ -1,0 +1,238 @@
+//! Rolling-window rate limiting: never more than N calls in any rolling minute nor M in any
+//! rolling hour, per MDE API.
+//!
+//! [`RollingWindow`] is the pure core: it takes `now` as an argument, so tests check the window
+//! math without sleeping. [`RateLimiter`] wraps it for async callers, in FIFO order.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// One MDE API with its own rate budget ("Rate limitations for this API are 100 calls per
+/// minute and 1500 calls per hour", stated separately on each API page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Api {
+    Unisolate,
+    Isolate,
+    GetAction,
+    ListActions,
+    GetMachine,
+    CancelAction,
+}
+
+impl Api {
+    /// Every API, for building one limiter each.
+    pub const ALL: [Api; 6] = [
+        Api::Unisolate,
+        Api::Isolate,
+        Api::GetAction,
+        Api::ListActions,
+        Api::GetMachine,
+        Api::CancelAction,
+    ];
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// An exact sliding log of call times. A call at `t` occupies the half-open windows
+/// `[t, t + 60 s)` and `[t, t + 3600 s)`; at most `per_minute` resp. `per_hour` calls may share
+/// one. `slack` widens both windows, to absorb the latency between our clock and MDE's.
+#[derive(Debug, Clone)]
+pub struct RollingWindow {
+    per_minute: usize,
+    per_hour: usize,
+    slack: Duration,
+    log: VecDeque<Instant>,
+    blocked_until: Option<Instant>,
+}
+
+impl RollingWindow {
+    /// A window allowing `per_minute` and `per_hour` calls (each at least 1).
+    pub fn new(per_minute: u32, per_hour: u32) -> Self {
+        Self {
+            per_minute: per_minute.max(1) as usize,
+            per_hour: per_hour.max(1) as usize,
+            slack: Duration::ZERO,
+            log: VecDeque::new(),
+            blocked_until: None,
+        }
+    }
+
+    /// Widens both windows by `slack`.
+    pub fn with_slack(mut self, slack: Duration) -> Self {
+        self.slack = slack;
+        self
+    }
+
+    /// The earliest instant, not before `now`, at which one more call is allowed.
+    pub fn next_allowed(&mut self, now: Instant) -> Instant {
+        let (minute, hour) = (MINUTE + self.slack, HOUR + self.slack);
+        while self.log.front().is_some_and(|t| *t + hour <= now) {
+            self.log.pop_front();
+        }
+        let mut at = now;
+        if let Some(until) = self.blocked_until {
+            at = at.max(until);
+        }
+        // The log holds only the last hour, so the hourly cap looks at the whole log and the
+        // minute cap at its tail. With k calls over the cap, the k-th oldest must leave first.
+        if self.log.len() >= self.per_hour {
+            let leaving = self.log[self.log.len() - self.per_hour];
+            at = at.max(leaving + hour);
+        }
+        if self.log.len() >= self.per_minute {
+            let leaving = self.log[self.log.len() - self.per_minute];
+            at = at.max(leaving + minute);
+        }
+        at
+    }
+
+    /// Records a call at `now` if one is allowed, or says when to try again.
+    pub fn try_acquire(&mut self, now: Instant) -> Result<(), Instant> {
+        let at = self.next_allowed(now);
+        if at > now {
+            return Err(at);
+        }
+        self.log.push_back(now);
+        Ok(())
+    }
+
+    /// Refuses every call before `until` (e.g. after a 429 with `Retry-After`).
+    pub fn block_until(&mut self, until: Instant) {
+        self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
+    }
+
+    /// Calls recorded in the last hour.
+    pub fn recorded(&self) -> usize {
+        self.log.len()
+    }
+}
+
+/// An async limiter over a [`RollingWindow`]. Waiters are served first come, first served.
+#[derive(Debug)]
+pub struct RateLimiter {
+    // tokio's Mutex is fair: whoever queued first is first to get a turn.
+    turn: tokio::sync::Mutex<()>,
+    window: std::sync::Mutex<RollingWindow>,
+}
+
+impl RateLimiter {
+    /// A limiter enforcing `window`.
+    pub fn new(window: RollingWindow) -> Self {
+        Self {
+            turn: tokio::sync::Mutex::new(()),
+            window: std::sync::Mutex::new(window),
+        }
+    }
+
+    /// Waits until a call is allowed and records it. Returns at once when under the limits.
+    pub async fn acquire(&self) {
+        let _turn = self.turn.lock().await;
+        loop {
+            let attempt = self.lock().try_acquire(Instant::now());
+            match attempt {
+                Ok(()) => return,
+                Err(at) => tokio::time::sleep_until(at.into()).await,
+            }
+        }
+    }
+
+    /// Blocks this API until `now + wait`, e.g. after MDE answered 429 with `Retry-After`.
+    pub fn block_for(&self, wait: Duration) {
+        self.lock().block_until(Instant::now() + wait);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RollingWindow> {
+        // The window holds no invariant a panic could break halfway, so poison is harmless.
+        self.window.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_hundred_calls_pass_and_the_next_waits_for_the_first_to_leave_the_minute() {
+        let t0 = Instant::now();
+        let mut w = RollingWindow::new(100, 1500);
+        for i in 0..100 {
+            assert_eq!(w.try_acquire(t0 + Duration::from_millis(i * 100)), Ok(()));
+        }
+        let t = t0 + secs(20);
+        assert_eq!(w.try_acquire(t), Err(t0 + secs(60)));
+        assert_eq!(w.try_acquire(t0 + secs(60)), Ok(()));
+        // The second call (at 0.1 s) still holds its slot until 60.1 s.
+        assert_eq!(
+            w.try_acquire(t0 + secs(60)),
+            Err(t0 + Duration::from_millis(60_100))
+        );
+    }
+
+    #[test]
+    fn no_rolling_minute_ever_holds_more_than_the_limit() {
+        let t0 = Instant::now();
+        let mut w = RollingWindow::new(5, 1000);
+        let mut granted = Vec::new();
+        let mut now = t0;
+        while granted.len() < 40 {
+            match w.try_acquire(now) {
+                Ok(()) => granted.push(now),
+                Err(at) => now = at,
+            }
+            now += Duration::from_millis(700);
+        }
+        for (i, start) in granted.iter().enumerate() {
+            let in_window = granted[i..]
+                .iter()
+                .filter(|t| **t < *start + secs(60))
+                .count();
+            assert!(in_window <= 5, "{in_window} calls in one minute");
+        }
+    }
+
+    #[test]
+    fn the_hourly_cap_holds_even_when_each_minute_is_under_its_limit() {
+        let t0 = Instant::now();
+        let mut w = RollingWindow::new(100, 150);
+        for i in 0..150 {
+            // 50 calls a minute, well under the minute cap.
+            assert_eq!(w.try_acquire(t0 + Duration::from_millis(i * 1200)), Ok(()));
+        }
+        let now = t0 + secs(200);
+        assert_eq!(w.next_allowed(now), t0 + secs(3600));
+        assert_eq!(w.try_acquire(t0 + secs(3600)), Ok(()));
+        assert_eq!(w.recorded(), 150);
+    }
+
+    #[test]
+    fn a_block_from_retry_after_holds_even_with_budget_left() {
+        let t0 = Instant::now();
+        let mut w = RollingWindow::new(100, 1500);
+        w.block_until(t0 + secs(30));
+        w.block_until(t0 + secs(10));
+        assert_eq!(w.try_acquire(t0), Err(t0 + secs(30)));
+        assert_eq!(w.try_acquire(t0 + secs(30)), Ok(()));
+    }
+
+    #[test]
+    fn slack_widens_the_window() {
+        let t0 = Instant::now();
+        let mut w = RollingWindow::new(1, 10).with_slack(secs(2));
+        assert_eq!(w.try_acquire(t0), Ok(()));
+        assert_eq!(w.try_acquire(t0 + secs(60)), Err(t0 + secs(62)));
+    }
+
+    #[tokio::test]
+    async fn acquire_returns_at_once_under_the_limit() {
+        let limiter = RateLimiter::new(RollingWindow::new(3, 10));
+        for _ in 0..3 {
+            limiter.acquire().await;
+        }
+        assert_eq!(limiter.lock().recorded(), 3);
+    }
+}

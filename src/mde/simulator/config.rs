@@ -1,0 +1,155 @@
+//! What a simulator instance knows: its tenant and app, its machines, and its behaviour.
+
+use std::time::Duration;
+
+use crate::mde::types::ActionStatus;
+use crate::secret::Secret;
+
+/// Tenant id of the default (dev) simulator.
+pub const DEV_TENANT_ID: &str = "00000000-0000-4000-8000-00000000d0a1";
+/// Client id of the default (dev) simulator's app registration.
+pub const DEV_CLIENT_ID: &str = "00000000-0000-4000-8000-0000000c11e7";
+/// Client secret of the default (dev) simulator. Not a secret: it only opens the simulator.
+pub const DEV_CLIENT_SECRET: &str = "dualkey-dev-client-secret";
+
+/// A machine known to the simulator.
+#[derive(Debug, Clone)]
+pub struct SeedMachine {
+    /// 40 lower-case hex characters, as MDE device ids are.
+    pub id: String,
+    pub computer_dns_name: String,
+    pub rbac_group_id: i64,
+    pub rbac_group_name: String,
+    pub machine_tags: Vec<String>,
+    pub risk_score: String,
+    pub health_status: String,
+    pub exposure_level: String,
+    /// Seeds a Succeeded Isolate action by `isolated_by`, so isolation is derivable only from
+    /// machine actions, as in MDE.
+    pub isolated: bool,
+    /// The UPN of the analyst who isolated the machine.
+    pub isolated_by: String,
+    /// How new actions on this machine end: `Succeeded` normally, or `Failed`/`TimeOut`.
+    pub final_status: ActionStatus,
+}
+
+impl SeedMachine {
+    /// An active, isolated machine with the given id and DNS name.
+    pub fn isolated(id: &str, computer_dns_name: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            computer_dns_name: computer_dns_name.to_owned(),
+            rbac_group_id: 140,
+            rbac_group_name: "Workstations".into(),
+            machine_tags: vec![],
+            risk_score: "Medium".into(),
+            health_status: "Active".into(),
+            exposure_level: "Medium".into(),
+            isolated: true,
+            isolated_by: "analyst@contoso.onmicrosoft.com".into(),
+            final_status: ActionStatus::Succeeded,
+        }
+    }
+}
+
+/// The five isolated machines of `serve --dev`, with fixed ids the README can show.
+pub fn default_seed() -> Vec<SeedMachine> {
+    [
+        (
+            "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
+            "desktop-fin-01.contoso.com",
+        ),
+        (
+            "7b1f4967d9728e5aa3c06a9e617a22a4a5a17378",
+            "laptop-hr-07.contoso.com",
+        ),
+        (
+            "f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f",
+            "srv-build-02.contoso.com",
+        ),
+        (
+            "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
+            "desktop-eng-11.contoso.com",
+        ),
+        (
+            "0c0ffee0c0ffee0c0ffee0c0ffee0c0ffee0c0ff",
+            "kiosk-lobby-01.contoso.com",
+        ),
+    ]
+    .into_iter()
+    .map(|(id, dns)| SeedMachine::isolated(id, dns))
+    .collect()
+}
+
+/// What a second isolate/unisolate does while one is Pending/InProgress. MDE has been seen
+/// doing both (M365 issues #5903/#5904).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateBehavior {
+    /// 400 `ActiveRequestAlreadyExists` "Action is already in progress" (documented).
+    Reject,
+    /// 201 with the existing pending action.
+    ReturnExisting,
+}
+
+/// What unisolate does on a machine that is not isolated; real behaviour is UNCONFIRMED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotIsolatedBehavior {
+    /// 201, and the action runs its course.
+    Accept,
+    /// 400 `BadRequest`.
+    Reject,
+}
+
+/// Everything configurable about a simulator. `Default` is the dev setup.
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    pub tenant_id: String,
+    pub client_id: String,
+    /// Accepted `client_secret`, if secrets are allowed.
+    pub client_secret: Option<Secret>,
+    /// Certificate whose key must sign client assertions, if certificates are allowed.
+    pub certificate_pem: Option<String>,
+    /// Shown as `requestor` of actions the app creates.
+    pub app_display_name: String,
+    /// Application roles in issued tokens, e.g. `Machine.Isolate`, `Machine.Read.All`.
+    pub app_roles: Vec<String>,
+    /// Token audiences the API accepts (the scope minus `/.default`); others get 403.
+    pub accepted_audiences: Vec<String>,
+    pub token_lifetime: Duration,
+    pub machines: Vec<SeedMachine>,
+    /// How long a new action stays Pending, then InProgress.
+    pub pending_for: Duration,
+    pub in_progress_for: Duration,
+    /// Per API family (MDE: 100 and 1500).
+    pub rate_per_minute: u32,
+    pub rate_per_hour: u32,
+    pub duplicate: DuplicateBehavior,
+    pub not_isolated: NotIsolatedBehavior,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            tenant_id: DEV_TENANT_ID.into(),
+            client_id: DEV_CLIENT_ID.into(),
+            client_secret: Some(Secret::new(DEV_CLIENT_SECRET)),
+            certificate_pem: None,
+            app_display_name: "dualkey release worker".into(),
+            app_roles: vec!["Machine.Isolate".into(), "Machine.Read.All".into()],
+            accepted_audiences: vec![
+                "https://api.securitycenter.microsoft.com".into(),
+                "https://api.security.microsoft.com".into(),
+                "https://securitycenter.onmicrosoft.com/windowsatpservice".into(),
+                "https://securitycenter.onmicrosoft.us/windowsatpservice".into(),
+            ],
+            token_lifetime: Duration::from_secs(3599),
+            machines: default_seed(),
+            pending_for: Duration::from_secs(5),
+            in_progress_for: Duration::from_secs(20),
+            rate_per_minute: 100,
+            rate_per_hour: 1500,
+            duplicate: DuplicateBehavior::Reject,
+            not_isolated: NotIsolatedBehavior::Accept,
+        }
+    }
+}

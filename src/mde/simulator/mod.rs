@@ -1,0 +1,182 @@
+//! A faithful fake of the MDE API and its Entra token endpoint, served over real HTTP, with
+//! the routes, bodies, status codes, limits and lifecycle of MDE_API.md, plus fault injection
+//! and inspection for tests.
+
+mod config;
+mod faults;
+mod filter;
+mod routes;
+mod server;
+mod state;
+mod token;
+mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::{
+    DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TENANT_ID, DuplicateBehavior, NotIsolatedBehavior,
+    SeedMachine, SimulatorConfig, default_seed,
+};
+pub use faults::{Fault, FaultAction, RouteKind, SeenRequest};
+
+use crate::mde::types::{ActionType, MachineAction};
+use state::Shared;
+
+/// Starts simulators.
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds 127.0.0.1 on a free port and serves in the background until the handle is
+    /// dropped or shut down. The port is bound when this returns.
+    pub async fn start(config: SimulatorConfig) -> std::io::Result<SimulatorHandle> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let shared = shared_for(config, &listener)?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = server::app(shared.clone());
+        let task = tokio::spawn(server::serve(listener, app, async {
+            let _ = stopped.await;
+        }));
+        Ok(SimulatorHandle {
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
+
+/// Serves a simulator on `listener` until Ctrl-C (for `dualkey simulator`).
+pub async fn run(config: SimulatorConfig, listener: TcpListener) -> std::io::Result<()> {
+    run_until(config, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+/// Serves a simulator on `listener` until `shutdown` completes.
+pub async fn run_until(
+    config: SimulatorConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let shared = shared_for(config, &listener)?;
+    tracing::info!(base_url = %shared.base_url, token_url = %shared.token_url(), "MDE simulator listening");
+    server::serve(listener, server::app(shared), shutdown).await;
+    Ok(())
+}
+
+fn shared_for(config: SimulatorConfig, listener: &TcpListener) -> std::io::Result<Arc<Shared>> {
+    let base_url = format!("http://{}", listener.local_addr()?);
+    Ok(Arc::new(Shared::new(config, base_url)))
+}
+
+/// A running simulator: its URLs, fault injection and what it has seen. Dropping it stops
+/// the server.
+pub struct SimulatorHandle {
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SimulatorHandle {
+    /// `http://127.0.0.1:{port}`: the `api_base` for the client.
+    pub fn base_url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    /// `{base_url}/{tenant}/oauth2/v2.0/token`: the `token_url` for the client.
+    pub fn token_url(&self) -> String {
+        self.shared.token_url()
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &SimulatorConfig {
+        &self.shared.config
+    }
+
+    /// Applies `action` to the next `times` requests of `kind`, after earlier faults for it.
+    pub fn inject(&self, kind: RouteKind, action: FaultAction, times: u32) {
+        self.shared.lock().faults.push_back(Fault {
+            kind,
+            action,
+            times,
+        });
+    }
+
+    /// Makes every token issued so far expired; the API answers 401 to them from now on.
+    pub fn expire_all_tokens(&self) {
+        let now = std::time::Instant::now();
+        for token in self.shared.lock().tokens.values_mut() {
+            token.expires_at = now;
+        }
+    }
+
+    /// Every request seen, in arrival order, with the status answered.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// How many requests of `kind` arrived.
+    pub fn count(&self, kind: RouteKind) -> usize {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.kind == kind)
+            .count()
+    }
+
+    /// The machine's actions (seeded ones included) as the API would show them now, oldest
+    /// first.
+    pub fn actions_for(&self, machine_id: &str) -> Vec<MachineAction> {
+        let now = time::OffsetDateTime::now_utc();
+        let state = self.shared.lock();
+        state
+            .actions
+            .iter()
+            .filter(|a| a.machine_id == machine_id)
+            .map(|a| {
+                let wire = self.shared.render(a, now, false);
+                let json = serde_json::to_value(wire).expect("an action serializes");
+                serde_json::from_value(json).expect("the client type reads the simulator's JSON")
+            })
+            .collect()
+    }
+
+    /// How many Unisolate actions were created for the machine.
+    pub fn unisolate_count(&self, machine_id: &str) -> usize {
+        let state = self.shared.lock();
+        state
+            .actions
+            .iter()
+            .filter(|a| a.machine_id == machine_id && a.action_type == ActionType::Unisolate)
+            .count()
+    }
+
+    /// The most requests of `kind` received within any rolling 60 s.
+    pub fn max_calls_in_rolling_minute(&self, kind: RouteKind) -> usize {
+        faults::max_in_rolling_minute(&self.shared.lock().requests, kind)
+    }
+
+    /// Stops serving and waits until the server task has ended.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimulatorHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The MDE API routes: machine actions and machines, behind bearer auth, roles and limits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::config::{DuplicateBehavior, NotIsolatedBehavior};
+use super::filter::ActionFilter;
+use super::state::{ActionRecord, Cancellation, Shared};
+use super::wire::{Reject, mde_error, reject, timestamp};
+use crate::mde::rate::Api;
+use crate::mde::types::ActionType;
+
+type Answer = Result<Response, Reject>;
+
+/// The API routes, to be nested under `/api` and `/api/v1.0`.
+pub(crate) fn api_router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/machines/{id}/unisolate", post(unisolate))
+        .route("/machines/{id}/isolate", post(isolate))
+        .route("/machines/{id}", get(get_machine))
+        .route("/machineactions", get(list_actions))
+        .route("/machineactions/{id}", get(get_action))
+        .route("/machineactions/{id}/cancel", post(cancel_action))
+}
+
+const ISOLATE_ROLES: &[&str] = &["Machine.Isolate"];
+const READ_ROLES: &[&str] = &["Machine.Read.All", "Machine.ReadWrite.All"];
+
+/// Checks the bearer token, its audience and roles, then spends one call of `api`'s budget.
+fn admit(sh: &Shared, headers: &HeaderMap, api: Api, roles: &[&str]) -> Result<(), Reject> {
+    let unauthorized = || {
+        reject(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Unauthorized (invalid or expired authorization header).",
+        )
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(unauthorized)?;
+    let mut state = sh.lock();
+    let now = Instant::now();
+    let token = state
+        .tokens
+        .get(bearer)
+        .filter(|t| now < t.expires_at)
+        .ok_or_else(unauthorized)?;
+    if !sh.config.accepted_audiences.contains(&token.audience) {
+        return Err(forbidden("The token audience is not accepted by this API."));
+    }
+    if !roles.iter().any(|r| token.roles.iter().any(|t| t == r)) {
+        let message = format!(
+            "Missing application roles. API required roles: {}, application roles: {}.",
+            roles.join(","),
+            token.roles.join(",")
+        );
+        return Err(forbidden(&message));
+    }
+    let window = state.windows.get_mut(&api).expect("one window per API");
+    if let Err(at) = window.try_acquire(now) {
+        let seconds = (at - now).as_secs_f64().ceil().max(1.0) as u64;
+        let mut answer = mde_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            &format!("Rate limit is exceeded. Try again in {seconds} seconds."),
+        );
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.into());
+        return Err(answer.into());
+    }
+    Ok(())
+}
+
+fn forbidden(message: &str) -> Reject {
+    reject(StatusCode::FORBIDDEN, "Forbidden", message)
+}
+
+fn not_found(what: &str, id: &str, tenant: &str) -> Reject {
+    let message = format!("{what} {id} was not found. OrgId: {tenant}.");
+    reject(StatusCode::NOT_FOUND, "ResourceNotFound", &message)
+}
+
+/// Parses `{"Comment": "...", ...}` case-sensitively, as MDE does.
+fn comment_body(
+    body: &[u8],
+    allow_isolation_type: bool,
+) -> Result<(String, Option<String>), Reject> {
+    let invalid = || {
+        reject(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestBody",
+            "Request body is incorrect",
+        )
+    };
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
+        return Err(invalid());
+    };
+    let known = |k: &str| k == "Comment" || (allow_isolation_type && k == "IsolationType");
+    if fields.keys().any(|k| !known(k)) {
+        return Err(invalid());
+    }
+    let comment = match fields.get("Comment") {
+        None => {
+            let message = "Parameter Comment is missing.";
+            return Err(reject(
+                StatusCode::BAD_REQUEST,
+                "MissingRequiredParameter",
+                message,
+            ));
+        }
+        Some(Value::String(c)) => c.clone(),
+        Some(_) => return Err(invalid()),
+    };
+    let scope = match fields.get("IsolationType") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s))
+            if ["Full", "Selective", "UnManagedDevice"].contains(&s.as_str()) =>
+        {
+            Some(s.clone())
+        }
+        Some(_) => return Err(invalid()),
+    };
+    Ok((comment, scope))
+}
+
+async fn unisolate(
+    State(sh): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    create_action(&sh, &headers, &id, &body, ActionType::Unisolate)
+}
+
+async fn isolate(
+    State(sh): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    create_action(&sh, &headers, &id, &body, ActionType::Isolate)
+}
+
+fn create_action(
+    sh: &Shared,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+    kind: ActionType,
+) -> Answer {
+    let api = if kind == ActionType::Isolate {
+        Api::Isolate
+    } else {
+        Api::Unisolate
+    };
+    admit(sh, headers, api, ISOLATE_ROLES)?;
+    let (comment, scope) = comment_body(body, kind == ActionType::Isolate)?;
+    let now = OffsetDateTime::now_utc();
+    let mut state = sh.lock();
+    let machine = state
+        .machine(id)
+        .cloned()
+        .ok_or_else(|| not_found("Machine", id, &sh.config.tenant_id))?;
+    if let Some(active) = state.active_action(&sh.config, &machine.id, now) {
+        if sh.config.duplicate == DuplicateBehavior::ReturnExisting {
+            let existing = sh.render(active, now, true);
+            return Ok((StatusCode::CREATED, Json(existing)).into_response());
+        }
+        let message = "Action is already in progress";
+        return Err(reject(
+            StatusCode::BAD_REQUEST,
+            "ActiveRequestAlreadyExists",
+            message,
+        ));
+    }
+    if kind == ActionType::Unisolate
+        && sh.config.not_isolated == NotIsolatedBehavior::Reject
+        && !state.is_isolated(&sh.config, &machine.id, now)
+    {
+        return Err(reject(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Machine is not isolated.",
+        ));
+    }
+    let action = ActionRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        scope: if kind == ActionType::Isolate {
+            scope
+        } else {
+            None
+        },
+        action_type: kind,
+        requestor: sh.config.app_display_name.clone(),
+        comment,
+        machine_id: machine.id.clone(),
+        computer_dns_name: machine.computer_dns_name.clone(),
+        created: now,
+        outcome: machine.final_status.clone(),
+        cancelled: None,
+    };
+    let wire = sh.render(&action, now, true);
+    state.actions.push(action);
+    Ok((StatusCode::CREATED, Json(wire)).into_response())
+}
+
+async fn get_action(
+    State(sh): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    admit(&sh, &headers, Api::GetAction, READ_ROLES)?;
+    let state = sh.lock();
+    let action = state
+        .actions
+        .iter()
+        .find(|a| a.id.eq_ignore_ascii_case(&id))
+        .ok_or_else(|| not_found("MachineAction", &id, &sh.config.tenant_id))?;
+    Ok(Json(sh.render(action, OffsetDateTime::now_utc(), true)).into_response())
+}
+
+async fn list_actions(
+    State(sh): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Answer {
+    admit(&sh, &headers, Api::ListActions, READ_ROLES)?;
+    let filter = ActionFilter::from_query(&query)?;
+    let now = OffsetDateTime::now_utc();
+    let state = sh.lock();
+    // Newest first, as the documentation's examples come back.
+    let value: Vec<_> = state
+        .actions
+        .iter()
+        .rev()
+        .map(|a| sh.render(a, now, false))
+        .filter(|a| filter.matches(a))
+        .skip(filter.skip)
+        .take(filter.top)
+        .collect();
+    let context = format!("{}/api/$metadata#MachineActions", sh.base_url);
+    Ok(Json(json!({ "@odata.context": context, "value": value })).into_response())
+}
+
+async fn cancel_action(
+    State(sh): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    admit(&sh, &headers, Api::CancelAction, ISOLATE_ROLES)?;
+    let (comment, _) = comment_body(&body, false)?;
+    let now = OffsetDateTime::now_utc();
+    let mut state = sh.lock();
+    let action = state
+        .actions
+        .iter_mut()
+        .find(|a| a.id.eq_ignore_ascii_case(&id))
+        .ok_or_else(|| not_found("MachineAction", &id, &sh.config.tenant_id))?;
+    if action.status_at(&sh.config, now).0.is_final() {
+        // UNCONFIRMED: MDE documents only that final actions cannot be cancelled.
+        let message = "Action is already in a final state.";
+        return Err(reject(StatusCode::BAD_REQUEST, "BadRequest", message));
+    }
+    action.cancelled = Some(Cancellation {
+        requestor: sh.config.app_display_name.clone(),
+        comment,
+        at: now,
+    });
+    Ok(Json(sh.render(action, now, true)).into_response())
+}
+
+async fn get_machine(
+    State(sh): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    admit(&sh, &headers, Api::GetMachine, READ_ROLES)?;
+    let state = sh.lock();
+    let m = state
+        .machine(&id)
+        .ok_or_else(|| not_found("Machine", &id, &sh.config.tenant_id))?;
+    let seen = timestamp(OffsetDateTime::now_utc());
+    // The Machine entity has no isolation field: isolation shows only in machine actions.
+    let body = json!({
+        "@odata.context": format!("{}/api/$metadata#Machines/$entity", sh.base_url),
+        "id": m.id,
+        "computerDnsName": m.computer_dns_name,
+        "firstSeen": "2024-01-15T08:30:12.1234567Z",
+        "lastSeen": seen,
+        "osPlatform": "Windows11",
+        "version": "23H2",
+        "osProcessor": "x64",
+        "lastIpAddress": "10.0.0.12",
+        "lastExternalIpAddress": "203.0.113.7",
+        "osBuild": 22631,
+        "healthStatus": m.health_status,
+        "rbacGroupId": m.rbac_group_id,
+        "rbacGroupName": m.rbac_group_name,
+        "riskScore": m.risk_score,
+        "exposureLevel": m.exposure_level,
+        "isAadJoined": true,
+        "aadDeviceId": null,
+        "machineTags": m.machine_tags,
+    });
+    Ok(Json(body).into_response())
+}

@@ -1,0 +1,243 @@
+//! The simulator's memory: machines, actions (whose status follows from their age), issued
+//! tokens, rate windows, queued faults and the request log.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use super::config::{SeedMachine, SimulatorConfig};
+use super::faults::{Fault, FaultAction, RouteKind, SeenRequest};
+use super::wire::{WireAction, timestamp};
+use crate::mde::rate::{Api, RollingWindow};
+use crate::mde::types::{ActionStatus, ActionType};
+
+/// What the routes share: fixed facts plus the mutable state behind one lock, never held
+/// across an `.await`.
+pub(crate) struct Shared {
+    pub config: SimulatorConfig,
+    pub base_url: String,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    pub fn new(config: SimulatorConfig, base_url: String) -> Self {
+        let state = State::seeded(&config);
+        Self {
+            config,
+            base_url,
+            state: Mutex::new(state),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // Every mutation is a single push or field write, so a poisoned lock is still sound.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn token_url(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.base_url, self.config.tenant_id
+        )
+    }
+
+    /// An action as JSON, its status derived for `now`.
+    pub fn render(&self, action: &ActionRecord, now: OffsetDateTime, context: bool) -> WireAction {
+        action.render(&self.config, now, context.then(|| self.entity_context()))
+    }
+
+    fn entity_context(&self) -> String {
+        format!("{}/api/$metadata#MachineActions/$entity", self.base_url)
+    }
+}
+
+/// An access token the simulator issued.
+pub(crate) struct IssuedToken {
+    pub audience: String,
+    pub roles: Vec<String>,
+    pub expires_at: Instant,
+}
+
+/// A cancellation of an action.
+#[derive(Clone)]
+pub(crate) struct Cancellation {
+    pub requestor: String,
+    pub comment: String,
+    pub at: OffsetDateTime,
+}
+
+/// A machine action; its status is a function of its age, its machine's final status and
+/// whether it was cancelled.
+#[derive(Clone)]
+pub(crate) struct ActionRecord {
+    pub id: String,
+    pub action_type: ActionType,
+    pub scope: Option<String>,
+    pub requestor: String,
+    pub comment: String,
+    pub machine_id: String,
+    pub computer_dns_name: String,
+    pub created: OffsetDateTime,
+    pub outcome: ActionStatus,
+    pub cancelled: Option<Cancellation>,
+}
+
+impl ActionRecord {
+    /// The status at `now` and when it last changed.
+    pub fn status_at(
+        &self,
+        config: &SimulatorConfig,
+        now: OffsetDateTime,
+    ) -> (ActionStatus, OffsetDateTime) {
+        if let Some(c) = &self.cancelled {
+            return (ActionStatus::Cancelled, c.at);
+        }
+        let started = self.created + config.pending_for;
+        let finished = started + config.in_progress_for;
+        if now < started {
+            (ActionStatus::Pending, self.created)
+        } else if now < finished {
+            (ActionStatus::InProgress, started)
+        } else {
+            (self.outcome.clone(), finished)
+        }
+    }
+
+    fn render(
+        &self,
+        config: &SimulatorConfig,
+        now: OffsetDateTime,
+        odata_context: Option<String>,
+    ) -> WireAction {
+        let (status, updated) = self.status_at(config, now);
+        let c = self.cancelled.as_ref();
+        WireAction {
+            odata_context,
+            id: self.id.clone(),
+            action_type: self.action_type.clone(),
+            title: None,
+            requestor: self.requestor.clone(),
+            requestor_comment: self.comment.clone(),
+            status,
+            machine_id: self.machine_id.clone(),
+            computer_dns_name: self.computer_dns_name.clone(),
+            creation_date_time_utc: timestamp(self.created),
+            last_update_date_time_utc: timestamp(updated),
+            cancellation_requestor: c.map(|c| c.requestor.clone()),
+            cancellation_comment: c.map(|c| c.comment.clone()),
+            cancellation_date_time_utc: c.map(|c| timestamp(c.at)),
+            error_h_result: 0,
+            scope: self.scope.clone(),
+            external_id: None,
+            request_source: "PublicApi",
+            related_file_info: None,
+            commands: vec![],
+            troubleshoot_info: None,
+        }
+    }
+}
+
+/// Everything that changes while the simulator runs.
+pub(crate) struct State {
+    pub machines: Vec<SeedMachine>,
+    /// In creation order.
+    pub actions: Vec<ActionRecord>,
+    pub tokens: HashMap<String, IssuedToken>,
+    pub windows: HashMap<Api, RollingWindow>,
+    pub faults: VecDeque<Fault>,
+    pub requests: Vec<SeenRequest>,
+}
+
+impl State {
+    fn seeded(config: &SimulatorConfig) -> Self {
+        let day_ago = OffsetDateTime::now_utc() - Duration::from_secs(86_400);
+        let actions = config
+            .machines
+            .iter()
+            .filter(|m| m.isolated)
+            .map(|m| ActionRecord {
+                id: uuid::Uuid::new_v4().to_string(),
+                action_type: ActionType::Isolate,
+                scope: Some("Full".into()),
+                requestor: m.isolated_by.clone(),
+                comment: "Isolated during incident response".into(),
+                machine_id: m.id.clone(),
+                computer_dns_name: m.computer_dns_name.clone(),
+                created: day_ago,
+                outcome: ActionStatus::Succeeded,
+                cancelled: None,
+            })
+            .collect();
+        let windows = Api::ALL
+            .into_iter()
+            .map(|api| {
+                let window = RollingWindow::new(config.rate_per_minute, config.rate_per_hour);
+                (api, window)
+            })
+            .collect();
+        Self {
+            machines: config.machines.clone(),
+            actions,
+            tokens: HashMap::new(),
+            windows,
+            faults: VecDeque::new(),
+            requests: Vec::new(),
+        }
+    }
+
+    /// A machine by device id or computer DNS name (as `GET /machines/{id}` accepts both).
+    pub fn machine(&self, id_or_name: &str) -> Option<&SeedMachine> {
+        let wanted = id_or_name.to_ascii_lowercase();
+        self.machines
+            .iter()
+            .find(|m| m.id == wanted || m.computer_dns_name.eq_ignore_ascii_case(id_or_name))
+    }
+
+    /// Takes one use of the first queued fault for `kind`.
+    pub fn take_fault(&mut self, kind: RouteKind) -> Option<FaultAction> {
+        let index = self.faults.iter().position(|f| f.kind == kind)?;
+        let fault = &mut self.faults[index];
+        let action = fault.action.clone();
+        fault.times = fault.times.saturating_sub(1);
+        if fault.times == 0 {
+            self.faults.remove(index);
+        }
+        Some(action)
+    }
+
+    /// The Isolate/Unisolate action of `machine_id` still running at `now`, if any.
+    pub fn active_action(
+        &self,
+        config: &SimulatorConfig,
+        machine_id: &str,
+        now: OffsetDateTime,
+    ) -> Option<&ActionRecord> {
+        self.actions.iter().rev().find(|a| {
+            a.machine_id == machine_id
+                && matches!(a.action_type, ActionType::Isolate | ActionType::Unisolate)
+                && a.status_at(config, now).0.is_active()
+        })
+    }
+
+    /// Whether the newest Succeeded Isolate/Unisolate action of the machine is an Isolate.
+    pub fn is_isolated(
+        &self,
+        config: &SimulatorConfig,
+        machine_id: &str,
+        now: OffsetDateTime,
+    ) -> bool {
+        self.actions
+            .iter()
+            .rev()
+            .filter(|a| a.machine_id == machine_id)
+            .filter(|a| a.status_at(config, now).0 == ActionStatus::Succeeded)
+            .find_map(|a| match a.action_type {
+                ActionType::Isolate => Some(true),
+                ActionType::Unisolate => Some(false),
+                ActionType::Other(_) => None,
+            })
+            .unwrap_or(false)
+    }
+}

@@ -1,0 +1,117 @@
+//! The exact JSON the simulator answers with: field names and order from real MDE captures
+//! (MDE_API.md section 1), 7-digit UTC timestamps, and both error shapes.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::mde::types::{ActionStatus, ActionType, MdeErrorBody, MdeErrorDetail};
+
+/// `2024-10-21T11:25:48.3308187Z`: UTC, 7 fraction digits, `Z`, as MDE writes them.
+pub fn timestamp(t: OffsetDateTime) -> String {
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}
+
+/// `{"error":{"code","message","target"}}` with a fresh GUID as `target`.
+pub fn mde_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = MdeErrorBody {
+        error: MdeErrorDetail {
+            code: Some(code.to_owned()),
+            message: Some(message.to_owned()),
+            target: Some(uuid::Uuid::new_v4().to_string()),
+        },
+    };
+    (status, Json(body)).into_response()
+}
+
+/// An error answer, boxed so that `Result<_, Reject>` stays small.
+pub struct Reject(Box<Response>);
+
+impl From<Response> for Reject {
+    fn from(response: Response) -> Self {
+        Self(Box::new(response))
+    }
+}
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// [`mde_error`] as a [`Reject`].
+pub fn reject(status: StatusCode, code: &str, message: &str) -> Reject {
+    mde_error(status, code, message).into()
+}
+
+/// Entra's token error body: `error`, `error_description` starting `AADSTS<n>:`, and the
+/// tracking fields Entra adds.
+pub fn entra_error(status: StatusCode, error: &str, aadsts: u32, description: &str) -> Response {
+    let trace_id = uuid::Uuid::new_v4();
+    let correlation_id = uuid::Uuid::new_v4();
+    let now = timestamp(OffsetDateTime::now_utc());
+    let description = if aadsts == 0 {
+        description.to_owned()
+    } else {
+        format!(
+            "AADSTS{aadsts}: {description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {now}"
+        )
+    };
+    let body = json!({
+        "error": error,
+        "error_description": description,
+        "error_codes": [aadsts],
+        "timestamp": now,
+        "trace_id": trace_id,
+        "correlation_id": correlation_id,
+    });
+    (status, Json(body)).into_response()
+}
+
+/// A MachineAction in the field set and order of real create/get answers.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireAction {
+    #[serde(rename = "@odata.context", skip_serializing_if = "Option::is_none")]
+    pub odata_context: Option<String>,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub action_type: ActionType,
+    pub title: Option<String>,
+    pub requestor: String,
+    pub requestor_comment: String,
+    pub status: ActionStatus,
+    pub machine_id: String,
+    pub computer_dns_name: String,
+    pub creation_date_time_utc: String,
+    pub last_update_date_time_utc: String,
+    pub cancellation_requestor: Option<String>,
+    pub cancellation_comment: Option<String>,
+    pub cancellation_date_time_utc: Option<String>,
+    pub error_h_result: i64,
+    pub scope: Option<String>,
+    pub external_id: Option<String>,
+    pub request_source: &'static str,
+    pub related_file_info: Option<serde_json::Value>,
+    pub commands: Vec<serde_json::Value>,
+    pub troubleshoot_info: Option<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_seven_fraction_digits_and_a_z() {
+        let t = time::macros::datetime!(2024-10-21 11:25:48.33081870 UTC);
+        assert_eq!(timestamp(t), "2024-10-21T11:25:48.3308187Z");
+    }
+}
