@@ -35,6 +35,36 @@ pub enum AuditEvent {
     ReleaseCancelled,
     CancellationRefused { reason: RefusalReason, status: String },
     ReleaseExpired { expires_at: String },
+    /// The worker took the release to send it to MDE (attempt N, counting from 1).
+    DispatchClaimed { attempt: u32, worker: String },
+    /// MDE answered 201 to the unisolate call.
+    UnisolateAccepted { attempt: u32, http_status: u16, mde_action_id: String, mde_action_status: Option<String> },
+    /// An action MDE already had for this release was adopted instead of sending again.
+    MdeActionAdopted { mde_action_id: String, mde_action_status: Option<String>, found_by: String },
+    /// A send failed; `retryable` says whether another attempt follows.
+    DispatchAttemptFailed {
+        attempt: u32,
+        http_status: Option<u16>,
+        mde_error_code: Option<String>,
+        mde_error_message: Option<String>,
+        error: String,
+        retryable: bool,
+        next_attempt_at: Option<String>,
+    },
+    /// Polling saw the MDE action move to a new status.
+    MdeActionProgressed { mde_action_id: String, from: Option<String>, to: String },
+    /// Polling the MDE action failed; it is polled again later.
+    PollFailed {
+        mde_action_id: String,
+        http_status: Option<u16>,
+        mde_error_code: Option<String>,
+        mde_error_message: Option<String>,
+        error: String,
+    },
+    /// The device was released: MDE's action ended `Succeeded`.
+    ReleaseSucceeded { mde_action_id: String },
+    /// The release ended without releasing the device.
+    ReleaseFailed { reason: String, mde_action_id: Option<String>, mde_action_status: Option<String> },
 }
 
 impl AuditEvent {

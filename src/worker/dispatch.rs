@@ -1,0 +1,131 @@
+//! Sending one claimed release to MDE, exactly once.
+
+use super::{Worker, comment};
+use crate::audit::AuditEvent;
+use crate::clock::{rfc3339_ms, to_ms};
+use crate::db::{self, worker::Claim};
+use crate::mde::{ActionType, MachineAction, MdeError};
+
+/// Why an action was adopted rather than created.
+const AFTER_UNRECORDED_ATTEMPT: &str = "list_before_resend";
+const AFTER_ACTIVE_REQUEST: &str = "active_request_already_exists";
+
+#[tracing::instrument(name = "dispatch", skip_all, fields(release_id = %c.id, attempt = c.attempts))]
+pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
+    // An earlier claim may have reached MDE without recording the answer (the daemon died, or
+    // the connection dropped after MDE acted): look before sending again.
+    if c.attempts > 1 {
+        match find_ours(w, &c).await {
+            Ok(Some(action)) => return adopt(w, &c, action, AFTER_UNRECORDED_ATTEMPT).await,
+            Ok(None) => {}
+            Err(e) => return failed_attempt(w, &c, e).await,
+        }
+    }
+    let (requester, reason, approvers) = {
+        let mut conn = w.state.db.reader().await?;
+        db::worker::parties(&mut conn, c.id).await?
+    };
+    let text = comment::build(c.id, &requester, &approvers, &reason);
+    match w.mde.unisolate(c.machine_id.as_str(), &text).await {
+        Ok(action) => accepted(w, &c, action).await,
+        Err(MdeError::ActiveRequestAlreadyExists { api, message }) => match find_ours(w, &c).await {
+            Ok(Some(action)) => adopt(w, &c, action, AFTER_ACTIVE_REQUEST).await,
+            // Someone else's action is running on this device: wait for it to end.
+            Ok(None) => {
+                let e = MdeError::Api { api, status: 400, code: Some("ActiveRequestAlreadyExists".into()), message, retry_after: None };
+                failed_attempt_as(w, &c, &e, true).await
+            }
+            Err(e) => failed_attempt(w, &c, e).await,
+        },
+        Err(e) => failed_attempt(w, &c, e).await,
+    }
+}
+
+/// The machine's Unisolate action whose comment names this release, if MDE has one.
+async fn find_ours(w: &Worker, c: &Claim) -> Result<Option<MachineAction>, MdeError> {
+    let actions = w.mde.list_actions(c.machine_id.as_str(), &ActionType::Unisolate).await?;
+    Ok(actions
+        .into_iter()
+        .filter(|a| comment::names(a.requestor_comment.as_deref(), c.id))
+        .max_by(|a, b| a.creation_date_time_utc.cmp(&b.creation_date_time_utc)))
+}
+
+async fn accepted(w: &Worker, c: &Claim, action: MachineAction) -> anyhow::Result<()> {
+    let status = action.status.as_ref().map(|s| s.as_str().to_string());
+    let event = AuditEvent::UnisolateAccepted {
+        attempt: c.attempts,
+        http_status: 201,
+        mde_action_id: action.id.clone(),
+        mde_action_status: status.clone(),
+    };
+    record_dispatched(w, c, &action.id, status.as_deref(), event).await
+}
+
+async fn adopt(w: &Worker, c: &Claim, action: MachineAction, found_by: &str) -> anyhow::Result<()> {
+    let status = action.status.as_ref().map(|s| s.as_str().to_string());
+    tracing::info!(mde_action_id = %action.id, found_by, "adopting the MDE action this release already created");
+    let event = AuditEvent::MdeActionAdopted {
+        mde_action_id: action.id.clone(),
+        mde_action_status: status.clone(),
+        found_by: found_by.to_string(),
+    };
+    record_dispatched(w, c, &action.id, status.as_deref(), event).await
+}
+
+async fn record_dispatched(w: &Worker, c: &Claim, action_id: &str, status: Option<&str>, event: AuditEvent) -> anyhow::Result<()> {
+    let now = w.state.clock.now();
+    let next_poll = to_ms(now) + w.config.poll_interval.as_millis() as i64;
+    let mut tx = w.state.db.begin().await?;
+    if !db::worker::mark_dispatched(&mut tx, c, action_id, status, to_ms(now), next_poll).await? {
+        // Our lease expired and another worker owns the job; it will find this action by listing.
+        tracing::warn!(mde_action_id = action_id, "lost the claim before recording the MDE action");
+        return Ok(());
+    }
+    w.audit(&mut tx, c, &event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn failed_attempt(w: &Worker, c: &Claim, e: MdeError) -> anyhow::Result<()> {
+    let retryable = e.is_retryable();
+    failed_attempt_as(w, c, &e, retryable).await
+}
+
+/// Records a failed attempt: back to `approved` with a backoff when `retryable` and attempts
+/// remain, otherwise `failed`.
+async fn failed_attempt_as(w: &Worker, c: &Claim, e: &MdeError, retryable: bool) -> anyhow::Result<()> {
+    let now = w.state.clock.now();
+    let delay = if retryable { w.config.retry.delay(c.attempts, e.retry_after(), Worker::jitter()) } else { None };
+    let next_attempt = delay.map(|d| to_ms(now) + d.as_millis() as i64);
+    let error = e.to_string();
+    tracing::warn!(error = %error, retryable, next_attempt = ?next_attempt.map(rfc3339_ms), "unisolate attempt failed");
+    let attempt_event = AuditEvent::DispatchAttemptFailed {
+        attempt: c.attempts,
+        http_status: e.status(),
+        mde_error_code: e.code().map(str::to_string),
+        mde_error_message: e.message().map(str::to_string),
+        error: error.clone(),
+        retryable: next_attempt.is_some(),
+        next_attempt_at: next_attempt.map(rfc3339_ms),
+    };
+    let mut tx = w.state.db.begin().await?;
+    let owned = match next_attempt {
+        Some(at) => db::worker::mark_retry(&mut tx, c, &error, to_ms(now), at).await?,
+        None => db::worker::mark_finished(&mut tx, c, false, None, Some(&error), to_ms(now)).await?,
+    };
+    if !owned {
+        tracing::warn!("lost the claim before recording the failed attempt");
+        return Ok(());
+    }
+    w.audit(&mut tx, c, &attempt_event).await?;
+    if next_attempt.is_none() {
+        let reason = if retryable {
+            format!("gave up after {} attempts: {error}", c.attempts)
+        } else {
+            format!("MDE refused the release: {error}")
+        };
+        w.audit(&mut tx, c, &AuditEvent::ReleaseFailed { reason, mde_action_id: None, mde_action_status: None }).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! The release worker: takes approved releases, sends them to MDE exactly once, follows the
+//! MDE action to its end, and records every step in the audit chain.
+//!
+//! Each job is claimed with a lease in one committed statement; MDE is called outside any
+//! transaction; the result is written with an update fenced on the claim. A worker that dies
+//! mid-call leaves a `dispatching` release whose lease expires and is claimed again; before
+//! sending again, the new claim looks for the action the dead one may have created.
+
+mod comment;
+mod dispatch;
+mod poll;
+mod retry;
+
+pub use comment::{build as build_comment, marker as comment_marker};
+pub use retry::RetryPolicy;
+
+use crate::audit::{self, Actor, AuditEvent, Subject};
+use crate::clock::to_ms;
+use crate::db::{self, worker::Claim};
+use crate::mde::MdeClient;
+use crate::state::AppState;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How the worker paces itself.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub retry: RetryPolicy,
+    /// How long a claim is held; must outlast one MDE call including its rate-limit wait.
+    pub lease: Duration,
+    /// How often a dispatched action is polled.
+    pub poll_interval: Duration,
+    /// Longest sleep between looks at the database (approvals by other processes).
+    pub scan_interval: Duration,
+}
+
+/// One worker. Cheap to clone.
+#[derive(Clone)]
+pub struct Worker {
+    state: AppState,
+    mde: Arc<MdeClient>,
+    config: WorkerConfig,
+    name: Arc<str>,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Worked,
+    Idle,
+}
+
+impl Worker {
+    pub fn new(state: AppState, mde: Arc<MdeClient>, config: WorkerConfig) -> Self {
+        let name = format!("worker-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        Self { state, mde, config, name: name.into() }
+    }
+
+    /// Runs until `stop` is cancelled. A job in flight is finished first (the caller bounds how
+    /// long it waits); no new job is claimed after `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        tracing::info!(worker = %self.name, "release worker started");
+        while !stop.is_cancelled() {
+            match self.step().await {
+                Ok(Step::Worked) => continue,
+                Ok(Step::Idle) => {}
+                Err(e) => tracing::error!(error = format!("{e:#}"), "worker step failed; will retry"),
+            }
+            let wait = self.idle_wait().await;
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = self.state.approved.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        tracing::info!(worker = %self.name, "release worker stopped");
+    }
+
+    /// Works until nothing is due now; returns the number of jobs done. Lets tests drive the
+    /// worker deterministically.
+    pub async fn run_until_idle(&self) -> anyhow::Result<usize> {
+        let mut done = 0;
+        while self.step().await? == Step::Worked {
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// Claims and works one job: a send if one is due, else a poll.
+    pub async fn step(&self) -> anyhow::Result<Step> {
+        if let Some(claim) = self.claim(true).await? {
+            dispatch::run(self, claim).await?;
+            return Ok(Step::Worked);
+        }
+        if let Some(claim) = self.claim(false).await? {
+            poll::run(self, claim).await?;
+            return Ok(Step::Worked);
+        }
+        Ok(Step::Idle)
+    }
+
+    async fn idle_wait(&self) -> Duration {
+        let next = match self.state.db.reader().await {
+            Ok(mut conn) => db::worker::next_due(&mut conn).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let now = to_ms(self.state.clock.now());
+        match next {
+            Some(t) if t > now => Duration::from_millis((t - now) as u64).min(self.config.scan_interval),
+            Some(_) => Duration::from_millis(10),
+            None => self.config.scan_interval,
+        }
+    }
+
+    async fn claim(&self, dispatch: bool) -> anyhow::Result<Option<Claim>> {
+        let now = self.state.clock.now();
+        let (now_ms, lease_until) = (to_ms(now), to_ms(now) + self.config.lease.as_millis() as i64);
+        let token = format!("{}/{}", self.name, uuid::Uuid::new_v4().simple());
+        let mut tx = self.state.db.begin().await?;
+        let claim = if dispatch {
+            db::worker::claim_dispatch(&mut tx, &token, now_ms, lease_until).await?
+        } else {
+            db::worker::claim_poll(&mut tx, &token, now_ms, lease_until).await?
+        };
+        let Some(claim) = claim else { return Ok(None) };
+        if dispatch {
+            let event = AuditEvent::DispatchClaimed { attempt: claim.attempts, worker: self.name.to_string() };
+            self.audit(&mut tx, &claim, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(claim))
+    }
+
+    async fn audit(&self, tx: &mut sqlx::SqliteConnection, c: &Claim, event: &AuditEvent) -> Result<(), sqlx::Error> {
+        let rid = c.id.to_string();
+        let subject = Subject { release_id: Some(&rid), machine_id: Some(c.machine_id.as_str()) };
+        audit::record(tx, self.state.clock.now(), Actor::System, subject, event).await.map(|_| ())
+    }
+
+    fn jitter() -> f64 {
+        rand::random::<f64>()
+    }
+}
