@@ -12,7 +12,8 @@ use mde_support::*;
 #[tokio::test]
 async fn an_unisolate_is_created_pending_and_polled_to_succeeded() {
     let sim = start(fast_config()).await;
-    let client = client_for(&sim);
+    // The configuration `serve --dev` uses.
+    let client = dualkey::mde::MdeClient::new(sim.client_config().unwrap()).unwrap();
 
     let action = client.unisolate(MACHINE, "release r-1").await.unwrap();
     assert_eq!(action.action_type, Some(ActionType::Unisolate));

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::mde::client::MdeClientConfig;
+use crate::mde::token::MdeCredential;
 use crate::mde::types::ActionStatus;
 use crate::secret::Secret;
 
@@ -151,5 +153,24 @@ impl Default for SimulatorConfig {
             duplicate: DuplicateBehavior::Reject,
             not_isolated: NotIsolatedBehavior::Accept,
         }
+    }
+}
+
+impl SimulatorConfig {
+    /// A client configuration that works against this simulator served at `base_url`
+    /// (`http://host:port`): its token URL, the commercial scope, its client id and secret,
+    /// MDE's real limits. `None` if the simulator accepts no client secret.
+    pub fn client_config(&self, base_url: &str) -> Option<MdeClientConfig> {
+        let secret = self.client_secret.clone()?;
+        Some(MdeClientConfig {
+            api_base: base_url.to_owned(),
+            token_url: format!("{base_url}/{}/oauth2/v2.0/token", self.tenant_id),
+            scope: "https://api.securitycenter.microsoft.com/.default".into(),
+            client_id: self.client_id.clone(),
+            credential: MdeCredential::ClientSecret(secret),
+            rate_per_minute: 100,
+            rate_per_hour: 1500,
+            request_timeout: Duration::from_secs(30),
+        })
     }
 }

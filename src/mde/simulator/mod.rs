@@ -93,6 +93,12 @@ impl SimulatorHandle {
         self.shared.token_url()
     }
 
+    /// A client configuration pointed at this simulator (see
+    /// [`SimulatorConfig::client_config`]); `None` if it accepts no client secret.
+    pub fn client_config(&self) -> Option<crate::mde::MdeClientConfig> {
+        self.shared.config.client_config(self.base_url())
+    }
+
     /// The configuration it runs with.
     pub fn config(&self) -> &SimulatorConfig {
         &self.shared.config

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::config::{DuplicateBehavior, NotIsolatedBehavior};
 use super::filter::ActionFilter;
 use super::state::{ActionRecord, Cancellation, Shared};
-use super::wire::{Reject, mde_error, reject, timestamp};
+use super::wire::{Reject, machine_body, mde_error, reject};
 use crate::mde::rate::Api;
 use crate::mde::types::ActionType;
 
@@ -294,28 +294,6 @@ async fn get_machine(
     let m = state
         .machine(&id)
         .ok_or_else(|| not_found("Machine", &id, &sh.config.tenant_id))?;
-    let seen = timestamp(OffsetDateTime::now_utc());
-    // The Machine entity has no isolation field: isolation shows only in machine actions.
-    let body = json!({
-        "@odata.context": format!("{}/api/$metadata#Machines/$entity", sh.base_url),
-        "id": m.id,
-        "computerDnsName": m.computer_dns_name,
-        "firstSeen": "2024-01-15T08:30:12.1234567Z",
-        "lastSeen": seen,
-        "osPlatform": "Windows11",
-        "version": "23H2",
-        "osProcessor": "x64",
-        "lastIpAddress": "10.0.0.12",
-        "lastExternalIpAddress": "203.0.113.7",
-        "osBuild": 22631,
-        "healthStatus": m.health_status,
-        "rbacGroupId": m.rbac_group_id,
-        "rbacGroupName": m.rbac_group_name,
-        "riskScore": m.risk_score,
-        "exposureLevel": m.exposure_level,
-        "isAadJoined": true,
-        "aadDeviceId": null,
-        "machineTags": m.machine_tags,
-    });
+    let body = machine_body(m, &sh.base_url, OffsetDateTime::now_utc());
     Ok(Json(body).into_response())
 }

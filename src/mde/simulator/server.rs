@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::post;
@@ -21,6 +22,7 @@ use super::faults::{FaultAction, RouteKind, SeenRequest};
 use super::routes::api_router;
 use super::state::Shared;
 use super::token::token;
+use super::wire::mde_error;
 
 /// Lets a request close the connection it arrived on.
 #[derive(Clone, Default)]
@@ -32,6 +34,13 @@ pub(crate) fn app(shared: Arc<Shared>) -> Router {
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .nest("/api", api_router())
         .nest("/api/v1.0", api_router())
+        .fallback(|| async {
+            mde_error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "The requested resource was not found.",
+            )
+        })
         .layer(middleware::from_fn_with_state(
             shared.clone(),
             record_and_fault,

@@ -18,13 +18,13 @@ use rand::RngCore;
 use serde_json::json;
 
 use super::state::{IssuedToken, Shared};
-use super::wire::entra_error;
+use super::wire::{Reject, entra_error};
 use crate::mde::token::{AssertionClaims, JWT_BEARER, certificate_der, x5t_s256};
 
-type Refusal = Box<Response>;
+type Refusal = Reject;
 
 fn refuse(status: StatusCode, error: &str, aadsts: u32, description: &str) -> Refusal {
-    Box::new(entra_error(status, error, aadsts, description))
+    entra_error(status, error, aadsts, description).into()
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token`.
@@ -33,10 +33,7 @@ pub(crate) async fn token(
     Path(tenant): Path<String>,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    match issue(&sh, &tenant, form) {
-        Ok(answer) => answer,
-        Err(refusal) => *refusal,
-    }
+    issue(&sh, &tenant, form).unwrap_or_else(IntoResponse::into_response)
 }
 
 fn issue(

@@ -9,6 +9,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use super::config::SeedMachine;
 use crate::mde::types::{ActionStatus, ActionType, MdeErrorBody, MdeErrorDetail};
 
 /// `2024-10-21T11:25:48.3308187Z`: UTC, 7 fraction digits, `Z`, as MDE writes them.
@@ -103,6 +104,32 @@ pub struct WireAction {
     pub related_file_info: Option<serde_json::Value>,
     pub commands: Vec<serde_json::Value>,
     pub troubleshoot_info: Option<serde_json::Value>,
+}
+
+/// A Machine entity as `GET /api/machines/{id}` answers it (`get-machine-by-id.md` fields).
+/// Like MDE's, it has no isolation field: isolation shows only in machine actions.
+pub fn machine_body(m: &SeedMachine, base_url: &str, now: OffsetDateTime) -> serde_json::Value {
+    json!({
+        "@odata.context": format!("{base_url}/api/$metadata#Machines/$entity"),
+        "id": m.id,
+        "computerDnsName": m.computer_dns_name,
+        "firstSeen": "2024-01-15T08:30:12.1234567Z",
+        "lastSeen": timestamp(now),
+        "osPlatform": "Windows11",
+        "version": "23H2",
+        "osProcessor": "x64",
+        "lastIpAddress": "10.0.0.12",
+        "lastExternalIpAddress": "203.0.113.7",
+        "osBuild": 22631,
+        "healthStatus": m.health_status,
+        "rbacGroupId": m.rbac_group_id,
+        "rbacGroupName": m.rbac_group_name,
+        "riskScore": m.risk_score,
+        "exposureLevel": m.exposure_level,
+        "isAadJoined": true,
+        "aadDeviceId": null,
+        "machineTags": m.machine_tags,
+    })
 }
 
 #[cfg(test)]
