@@ -1,6 +1,8 @@
 //! The command line: `serve`, `migrate`, `token`, `audit verify`.
 
 use crate::clock::{Clock, SystemClock};
+use crate::mde::MdeCredential;
+use crate::mde::simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 use crate::settings::{self, Settings};
 use crate::startup::{Application, shutdown_signal};
 use anyhow::Context;
@@ -56,6 +58,12 @@ pub enum Command {
         #[arg(long, default_value = "1h")]
         ttl: settings::HumanDuration,
     },
+    /// Run the MDE simulator alone (for pointing a staging daemon at it).
+    Simulator {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        bind: String,
+    },
     /// Audit trail tools.
     Audit {
         #[command(subcommand)]
@@ -88,6 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("migrations applied to {}", settings.database.url);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Simulator { bind } => run_simulator(&bind).await,
         Command::Token { config, sub, roles, ttl } => {
             let settings = load_settings(&config)?;
             let token = crate::auth::mint_hs256(&settings.auth, &sub, &roles, ttl.get(), SystemClock.now())?;
@@ -123,15 +132,67 @@ async fn serve(mut settings: Settings, dev: bool) -> anyhow::Result<ExitCode> {
     if settings.auth.hs256_secret.as_ref().is_some_and(|s| s.expose() == settings::WELL_KNOWN_DEV_SECRET) {
         tracing::warn!("auth.hs256_secret is the public development secret; anyone can mint tokens. Set your own.");
     }
+    // The simulator lives as long as the daemon: dropping the handle stops it.
+    let simulator = if dev { Some(start_dev_simulator(&mut settings).await?) } else { None };
     let app = Application::build(settings, Arc::new(SystemClock)).await?;
-    if dev {
-        print_dev_banner(&app)?;
+    if let Some(sim) = &simulator {
+        print_dev_banner(&app, sim)?;
     }
     app.run_until_stopped(shutdown_signal()).await?;
+    if let Some(sim) = simulator {
+        sim.shutdown().await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_dev_banner(app: &Application) -> anyhow::Result<()> {
+/// Starts the MDE simulator on a free loopback port and points `[mde]` at it: the one thing
+/// `--dev` must change for releases to go end to end on a laptop.
+async fn start_dev_simulator(settings: &mut Settings) -> anyhow::Result<SimulatorHandle> {
+    let config = SimulatorConfig {
+        pending_for: std::time::Duration::from_secs(2),
+        in_progress_for: std::time::Duration::from_secs(3),
+        ..SimulatorConfig::default()
+    };
+    let sim = Simulator::start(config).await.context("starting the MDE simulator")?;
+    let client = sim.client_config().context("the simulator has no client secret")?;
+    let m = &mut settings.mde;
+    m.cloud = None;
+    m.tenant_id = None;
+    m.api_base = Some(client.api_base);
+    m.token_url = Some(client.token_url);
+    m.scope = Some(client.scope);
+    m.client_id = Some(client.client_id);
+    m.client_secret = match client.credential {
+        MdeCredential::ClientSecret(s) => Some(s),
+        MdeCredential::Certificate { .. } => None,
+    };
+    (m.client_secret_file, m.certificate, m.certificate_file, m.private_key, m.private_key_file) =
+        (None, None, None, None, None);
+    m.worker_enabled = true;
+    m.poll_interval = "1s".parse().map_err(anyhow::Error::msg)?;
+    Ok(sim)
+}
+
+async fn run_simulator(bind: &str) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let config = SimulatorConfig::default();
+    let client = config.client_config(&base).context("the simulator has no client secret")?;
+    println!("MDE simulator on {base}. Point a daemon at it with:");
+    println!("  DUALKEY_MDE__API_BASE={}", client.api_base);
+    println!("  DUALKEY_MDE__TOKEN_URL={}", client.token_url);
+    println!("  DUALKEY_MDE__SCOPE={}", client.scope);
+    println!("  DUALKEY_MDE__CLIENT_ID={}", client.client_id);
+    println!("  DUALKEY_MDE__CLIENT_SECRET={}", crate::mde::simulator::DEV_CLIENT_SECRET);
+    println!("Isolated machines:");
+    for m in &config.machines {
+        println!("  {}  {}", m.id, m.computer_dns_name);
+    }
+    crate::mde::simulator::run(config, listener).await.context("serving the simulator")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_dev_banner(app: &Application, sim: &SimulatorHandle) -> anyhow::Result<()> {
     let s = &app.state().settings;
     let a = &s.auth;
     let ttl = std::time::Duration::from_secs(12 * 3600);
@@ -139,11 +200,14 @@ fn print_dev_banner(app: &Application) -> anyhow::Result<()> {
     let mint = |sub: &str, role: &str| crate::auth::mint_hs256(a, sub, &[role.to_string()], ttl, now);
     let (requester, approver, auditor) =
         (mint("alice", &a.requester_role)?, mint("bob", &a.approver_role)?, mint("audrey", &a.auditor_role)?);
+    let machines: String =
+        sim.config().machines.iter().map(|m| format!("    {}  {}\n", m.id, m.computer_dns_name)).collect();
     let line = "=".repeat(78);
     println!(
-        "{line}\n  DEVELOPMENT SETUP -- NOT FOR PRODUCTION\n  dualkey is running with --dev: the tokens below are valid for 12 hours and\n  anyone holding them can request, approve and read releases.\n{line}\n\n  API:       http://{addr}/api/v1\n  Database:  {db}\n\n  Requester (alice, {rr}):\n    export REQUESTER_TOKEN={requester}\n\n  Approver (bob, {ar}):\n    export APPROVER_TOKEN={approver}\n\n  Auditor (audrey, {au}):\n    export AUDITOR_TOKEN={auditor}\n\n{line}",
+        "{line}\n  DEVELOPMENT SETUP -- NOT FOR PRODUCTION\n  dualkey is running with --dev: the tokens below are valid for 12 hours and\n  anyone holding them can request, approve and read releases.\n{line}\n\n  API:       http://{addr}/api/v1\n  Database:  {db}\n  MDE:       simulator at {mde} (no real tenant is touched)\n\n  Isolated machines in the simulator:\n{machines}\n  Requester (alice, {rr}):\n    export REQUESTER_TOKEN={requester}\n\n  Approver (bob, {ar}):\n    export APPROVER_TOKEN={approver}\n\n  Auditor (audrey, {au}):\n    export AUDITOR_TOKEN={auditor}\n\n{line}",
         addr = app.local_addr(),
         db = s.database.url,
+        mde = sim.base_url(),
         rr = a.requester_role,
         ar = a.approver_role,
         au = a.auditor_role,

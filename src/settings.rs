@@ -2,14 +2,16 @@
 //! environment overrides. Every key is documented in `config/production.example.toml`.
 
 mod load;
+mod mde;
 mod values;
 
 pub use load::{EMBEDDED_DEFAULT, SettingsError, WELL_KNOWN_DEV_SECRET, load, load_from_str};
+pub use mde::MdeSettings;
 pub use values::HumanDuration;
 
 use crate::secret::Secret;
 use serde::Deserialize;
-use values::{lenient_bool, lenient_u32};
+use values::lenient_u32;
 
 /// All of dualkey's settings. Built only through [`load`], which validates it.
 #[derive(Debug, Clone, Deserialize)]
@@ -124,40 +126,6 @@ impl Default for PolicySettings {
             request_ttl: HumanDuration::from_secs(24 * 3600),
             min_comment_len: 10,
             sweep_interval: HumanDuration::from_secs(30),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MdeSettings {
-    pub api_base: Option<String>,
-    pub token_url: Option<String>,
-    pub scope: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<Secret>,
-    #[serde(deserialize_with = "lenient_u32")]
-    pub rate_per_minute: u32,
-    #[serde(deserialize_with = "lenient_u32")]
-    pub rate_per_hour: u32,
-    pub poll_interval: HumanDuration,
-    /// Run the release worker inside `serve` (off for an API-only instance).
-    #[serde(deserialize_with = "lenient_bool")]
-    pub worker_enabled: bool,
-}
-
-impl Default for MdeSettings {
-    fn default() -> Self {
-        Self {
-            api_base: None,
-            token_url: None,
-            scope: None,
-            client_id: None,
-            client_secret: None,
-            rate_per_minute: 100,
-            rate_per_hour: 1500,
-            poll_interval: HumanDuration::from_secs(10),
-            worker_enabled: true,
         }
     }
 }

@@ -4,10 +4,12 @@
 use crate::auth::Verifier;
 use crate::clock::SharedClock;
 use crate::db::Db;
+use crate::mde::MdeClient;
 use crate::routes;
 use crate::service::expiry;
 use crate::settings::Settings;
 use crate::state::AppState;
+use crate::worker::Worker;
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,6 +23,8 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+    /// The background worker, when `mde.worker_enabled`.
+    worker: Option<Worker>,
 }
 
 impl Application {
@@ -42,7 +46,11 @@ impl Application {
             verifier: Arc::new(verifier),
             approved: Arc::new(Notify::new()),
         };
-        Ok(Self { listener, addr, state })
+        let mut app = Self { listener, addr, state, worker: None };
+        if app.state.settings.mde.worker_enabled {
+            app.worker = Some(app.worker()?);
+        }
+        Ok(app)
     }
 
     pub fn port(&self) -> u16 {
@@ -57,8 +65,17 @@ impl Application {
         &self.state
     }
 
-    /// Serves the API and runs the expiry sweeper until `shutdown` completes, then lets
-    /// in-flight requests finish and closes the database.
+    /// A release worker for this daemon's database and `[mde]` settings, whether or not
+    /// `mde.worker_enabled` runs one in the background (tests drive it step by step).
+    pub fn worker(&self) -> anyhow::Result<Worker> {
+        let mde = &self.state.settings.mde;
+        let client = MdeClient::new(mde.client_config()?).context("building the MDE client")?;
+        Ok(Worker::new(self.state.clone(), Arc::new(client), mde.worker_config()))
+    }
+
+    /// Serves the API, runs the expiry sweeper and (when `mde.worker_enabled`) the release
+    /// worker until `shutdown` completes. Then the worker stops claiming, an in-flight MDE call
+    /// gets `mde.shutdown_grace` to finish, in-flight requests finish, and the database closes.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let sweeper = tokio::spawn(expiry::run_sweeper(
@@ -66,6 +83,13 @@ impl Application {
             self.state.settings.policy.sweep_interval.get(),
             stop.clone(),
         ));
+        let worker = match self.worker {
+            Some(w) => Some(tokio::spawn(w.run(stop.clone()))),
+            None => {
+                tracing::warn!("the release worker is off (mde.worker_enabled = false): approved releases wait");
+                None
+            }
+        };
         let app = routes::router(self.state.clone());
         tracing::info!(addr = %self.addr, "dualkey listening");
         let stop_serving = stop.clone();
@@ -75,11 +99,19 @@ impl Application {
                     _ = shutdown => {}
                     _ = stop_serving.cancelled() => {}
                 }
+                // Stop claiming new work as soon as shutdown starts.
+                stop_serving.cancel();
             })
             .await
             .context("serving HTTP")?;
         stop.cancel();
         let _ = sweeper.await;
+        if let Some(worker) = worker {
+            let grace = self.state.settings.mde.shutdown_grace.get();
+            if tokio::time::timeout(grace, worker).await.is_err() {
+                tracing::warn!(?grace, "an MDE call was still in flight; it will be claimed again on the next start");
+            }
+        }
         self.state.db.close().await;
         tracing::info!("dualkey stopped");
         Ok(())

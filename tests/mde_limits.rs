@@ -13,10 +13,7 @@ use dualkey::secret::Secret;
 use mde_support::*;
 
 fn client_limited_to(sim: &dualkey::mde::simulator::SimulatorHandle, per_minute: u32) -> MdeClient {
-    let mut config = config_for(
-        sim,
-        MdeCredential::ClientSecret(Secret::new(DEV_CLIENT_SECRET)),
-    );
+    let mut config = config_for(sim, MdeCredential::ClientSecret(Secret::new(DEV_CLIENT_SECRET)));
     config.rate_per_minute = per_minute;
     MdeClient::new(config).unwrap()
 }
@@ -33,10 +30,7 @@ async fn the_client_waits_for_its_window_instead_of_sending_over_the_limit() {
     assert!(third.is_err(), "the third call was sent within the minute");
     assert_eq!(sim.count(RouteKind::GetMachine), 2);
     // Another API's budget is untouched.
-    client
-        .get_action(&uuid::Uuid::new_v4().to_string())
-        .await
-        .unwrap_err();
+    client.get_action(&uuid::Uuid::new_v4().to_string()).await.unwrap_err();
     assert_eq!(sim.count(RouteKind::GetAction), 1);
 }
 
@@ -49,10 +43,7 @@ async fn after_a_429_the_client_holds_that_api_for_retry_after() {
     assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
 
     let next = tokio::time::timeout(Duration::from_millis(300), client.get_machine(MACHINE)).await;
-    assert!(
-        next.is_err(),
-        "the call was sent before Retry-After ran out"
-    );
+    assert!(next.is_err(), "the call was sent before Retry-After ran out");
     assert_eq!(sim.count(RouteKind::GetMachine), 1);
 }
 

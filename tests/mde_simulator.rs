@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use dualkey::mde::ActionStatus;
 use dualkey::mde::simulator::{
-    DEV_CLIENT_ID, DEV_CLIENT_SECRET, DuplicateBehavior, NotIsolatedBehavior, RouteKind,
-    SeedMachine, SimulatorConfig, SimulatorHandle,
+    DEV_CLIENT_ID, DEV_CLIENT_SECRET, DuplicateBehavior, NotIsolatedBehavior, RouteKind, SeedMachine, SimulatorConfig,
+    SimulatorHandle,
 };
 use mde_support::*;
 use serde_json::{Value, json};
@@ -47,12 +47,8 @@ async fn post(sim: &SimulatorHandle, path: &str, body: Value) -> (u16, String) {
 
 async fn get(sim: &SimulatorHandle, path: &str) -> (u16, Value) {
     let token = token(sim).await;
-    let answer = reqwest::Client::new()
-        .get(format!("{}{path}", sim.base_url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let answer =
+        reqwest::Client::new().get(format!("{}{path}", sim.base_url())).bearer_auth(token).send().await.unwrap();
     (answer.status().as_u16(), answer.json().await.unwrap())
 }
 
@@ -90,28 +86,16 @@ async fn a_created_unisolate_has_the_real_field_set_in_the_real_order() {
         "commands",
         "troubleshootInfo",
     ];
-    let positions: Vec<usize> = order
-        .iter()
-        .map(|f| {
-            text.find(&format!("\"{f}\":"))
-                .unwrap_or_else(|| panic!("{f} missing"))
-        })
-        .collect();
+    let positions: Vec<usize> =
+        order.iter().map(|f| text.find(&format!("\"{f}\":")).unwrap_or_else(|| panic!("{f} missing"))).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["type"], "Unisolate");
     assert_eq!(body["status"], "Pending");
     assert_eq!(body["scope"], Value::Null);
     assert_eq!(body["requestSource"], "PublicApi");
-    assert!(
-        body["@odata.context"]
-            .as_str()
-            .unwrap()
-            .ends_with("/api/$metadata#MachineActions/$entity")
-    );
-    assert!(is_seven_digit_utc(
-        body["creationDateTimeUtc"].as_str().unwrap()
-    ));
+    assert!(body["@odata.context"].as_str().unwrap().ends_with("/api/$metadata#MachineActions/$entity"));
+    assert!(is_seven_digit_utc(body["creationDateTimeUtc"].as_str().unwrap()));
     assert!(uuid::Uuid::parse_str(body["id"].as_str().unwrap()).is_ok());
 }
 
@@ -135,9 +119,7 @@ async fn a_missing_bearer_is_401_and_every_error_has_a_fresh_target() {
     let sim = start(fast_config()).await;
     let mut targets = Vec::new();
     for _ in 0..2 {
-        let answer = reqwest::get(format!("{}/api/machines/{MACHINE}", sim.base_url()))
-            .await
-            .unwrap();
+        let answer = reqwest::get(format!("{}/api/machines/{MACHINE}", sim.base_url())).await.unwrap();
         assert_eq!(answer.status().as_u16(), 401);
         let body: Value = answer.json().await.unwrap();
         assert_eq!(body["error"]["code"], "Unauthorized");
@@ -159,11 +141,7 @@ async fn the_versioned_prefix_serves_the_same_api() {
 async fn a_machine_configured_to_fail_ends_its_action_failed() {
     let mut machine = SeedMachine::isolated(&"ab".repeat(20), "failing.contoso.com");
     machine.final_status = ActionStatus::Failed;
-    let sim = start(SimulatorConfig {
-        machines: vec![machine],
-        ..fast_config()
-    })
-    .await;
+    let sim = start(SimulatorConfig { machines: vec![machine], ..fast_config() }).await;
     let client = client_for(&sim);
     let action = client.unisolate(&"ab".repeat(20), "release").await.unwrap();
     let done = poll_until_final(&client, &action.id).await;
@@ -172,22 +150,13 @@ async fn a_machine_configured_to_fail_ends_its_action_failed() {
 
 #[tokio::test]
 async fn cancel_moves_a_pending_action_to_cancelled_with_its_cancellation_fields() {
-    let config = SimulatorConfig {
-        pending_for: Duration::from_secs(600),
-        ..fast_config()
-    };
+    let config = SimulatorConfig { pending_for: Duration::from_secs(600), ..fast_config() };
     let sim = start(config).await;
     let client = client_for(&sim);
     let action = client.unisolate(MACHINE, "release").await.unwrap();
-    let cancelled = client
-        .cancel_action(&action.id, "changed my mind")
-        .await
-        .unwrap();
+    let cancelled = client.cancel_action(&action.id, "changed my mind").await.unwrap();
     assert_eq!(cancelled.status, Some(ActionStatus::Cancelled));
-    assert_eq!(
-        cancelled.cancellation_comment.as_deref(),
-        Some("changed my mind")
-    );
+    assert_eq!(cancelled.cancellation_comment.as_deref(), Some("changed my mind"));
     assert!(cancelled.cancellation_date_time_utc.is_some());
     // No longer active, so a new unisolate is accepted.
     client.unisolate(MACHINE, "release again").await.unwrap();
@@ -199,22 +168,15 @@ async fn list_actions_pages_with_top_and_skip_newest_first() {
     let sim = start(fast_config()).await;
     let client = client_for(&sim);
     for n in 0..3 {
-        let a = client
-            .unisolate(MACHINE, &format!("release {n}"))
-            .await
-            .unwrap();
+        let a = client.unisolate(MACHINE, &format!("release {n}")).await.unwrap();
         poll_until_final(&client, &a.id).await;
     }
     let filter = format!("machineId eq '{MACHINE}' and type eq 'Unisolate'");
     let path = format!("/api/machineactions?$filter={filter}&$top=2&$skip=1");
     let (status, body) = get(&sim, &path).await;
     assert_eq!(status, 200);
-    let comments: Vec<_> = body["value"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["requestorComment"].as_str().unwrap().to_owned())
-        .collect();
+    let comments: Vec<_> =
+        body["value"].as_array().unwrap().iter().map(|a| a["requestorComment"].as_str().unwrap().to_owned()).collect();
     assert_eq!(comments, ["release 1", "release 0"]);
     let (status, body) = get(&sim, "/api/machineactions?$filter=computerDnsName eq 'x'").await;
     assert_eq!(status, 400);
@@ -223,27 +185,15 @@ async fn list_actions_pages_with_top_and_skip_newest_first() {
 
 #[tokio::test]
 async fn the_rate_limit_is_per_api_and_counted_in_a_rolling_minute() {
-    let sim = start(SimulatorConfig {
-        rate_per_minute: 3,
-        ..fast_config()
-    })
-    .await;
+    let sim = start(SimulatorConfig { rate_per_minute: 3, ..fast_config() }).await;
     let token = token(&sim).await;
     let http = reqwest::Client::new();
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        let answer = http
-            .get(format!("{}/api/machines/{MACHINE}", sim.base_url()))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let answer =
+            http.get(format!("{}/api/machines/{MACHINE}", sim.base_url())).bearer_auth(&token).send().await.unwrap();
         if answer.status().as_u16() == 429 {
-            let retry_after: u64 = answer.headers()["retry-after"]
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap();
+            let retry_after: u64 = answer.headers()["retry-after"].to_str().unwrap().parse().unwrap();
             assert!((1..=60).contains(&retry_after));
         }
         statuses.push(answer.status().as_u16());
@@ -264,10 +214,7 @@ async fn in_return_existing_mode_a_duplicate_unisolate_gets_the_pending_action_b
     let sim = start(config).await;
     let client = client_for(&sim);
     let first = client.unisolate(MACHINE, "release r-5").await.unwrap();
-    let second = client
-        .unisolate(MACHINE, "release r-5 again")
-        .await
-        .unwrap();
+    let second = client.unisolate(MACHINE, "release r-5 again").await.unwrap();
     assert_eq!(second.id, first.id);
     assert_eq!(second.requestor_comment.as_deref(), Some("release r-5"));
     assert_eq!(sim.unisolate_count(MACHINE), 1);
@@ -277,16 +224,9 @@ async fn in_return_existing_mode_a_duplicate_unisolate_gets_the_pending_action_b
 async fn in_reject_mode_unisolating_a_machine_that_is_not_isolated_is_a_400() {
     let mut free = SeedMachine::isolated(&"cd".repeat(20), "free.contoso.com");
     free.isolated = false;
-    let config = SimulatorConfig {
-        machines: vec![free],
-        not_isolated: NotIsolatedBehavior::Reject,
-        ..fast_config()
-    };
+    let config = SimulatorConfig { machines: vec![free], not_isolated: NotIsolatedBehavior::Reject, ..fast_config() };
     let sim = start(config).await;
-    let err = client_for(&sim)
-        .unisolate(&"cd".repeat(20), "release")
-        .await
-        .unwrap_err();
+    let err = client_for(&sim).unisolate(&"cd".repeat(20), "release").await.unwrap_err();
     assert_eq!(err.status(), Some(400));
     assert!(!err.is_retryable());
     assert!(sim.actions_for(&"cd".repeat(20)).is_empty());

@@ -9,19 +9,11 @@ use dualkey::secret::Secret;
 use mde_support::*;
 
 fn certificate_only() -> SimulatorConfig {
-    SimulatorConfig {
-        client_secret: None,
-        certificate_pem: Some(CERT.to_owned()),
-        ..fast_config()
-    }
+    SimulatorConfig { client_secret: None, certificate_pem: Some(CERT.to_owned()), ..fast_config() }
 }
 
 fn certificate(key: &str, alg: AssertionAlg) -> MdeCredential {
-    MdeCredential::Certificate {
-        certificate_pem: CERT.to_owned(),
-        private_key_pem: Secret::new(key),
-        alg,
-    }
+    MdeCredential::Certificate { certificate_pem: CERT.to_owned(), private_key_pem: Secret::new(key), alg }
 }
 
 #[tokio::test]
@@ -45,12 +37,7 @@ async fn an_assertion_signed_with_a_different_key_is_rejected_as_invalid_client(
     let client = client_with(&sim, certificate(OTHER_KEY, AssertionAlg::PS256));
     let err = client.get_machine(MACHINE).await.unwrap_err();
     match &err {
-        MdeError::Token {
-            status,
-            error,
-            description,
-            ..
-        } => {
+        MdeError::Token { status, error, description, .. } => {
             assert_eq!(*status, 401);
             assert_eq!(error.as_deref(), Some("invalid_client"));
             assert!(description.as_deref().unwrap().starts_with("AADSTS700027:"));
@@ -58,11 +45,7 @@ async fn an_assertion_signed_with_a_different_key_is_rejected_as_invalid_client(
         other => panic!("expected a token refusal, got {other:?}"),
     }
     assert!(!err.is_retryable());
-    assert_eq!(
-        sim.count(RouteKind::GetMachine),
-        0,
-        "no API call without a token"
-    );
+    assert_eq!(sim.count(RouteKind::GetMachine), 0, "no API call without a token");
 }
 
 #[tokio::test]
@@ -86,16 +69,10 @@ async fn a_secret_is_refused_when_the_app_only_has_a_certificate() {
 #[tokio::test]
 async fn a_token_for_an_audience_the_api_does_not_accept_gets_403() {
     let sim = start(fast_config()).await;
-    let mut config = config_for(
-        &sim,
-        MdeCredential::ClientSecret(Secret::new(dualkey::mde::simulator::DEV_CLIENT_SECRET)),
-    );
+    let mut config =
+        config_for(&sim, MdeCredential::ClientSecret(Secret::new(dualkey::mde::simulator::DEV_CLIENT_SECRET)));
     config.scope = "https://graph.microsoft.com/.default".into();
-    let err = dualkey::mde::MdeClient::new(config)
-        .unwrap()
-        .get_machine(MACHINE)
-        .await
-        .unwrap_err();
+    let err = dualkey::mde::MdeClient::new(config).unwrap().get_machine(MACHINE).await.unwrap_err();
     assert_eq!(err.status(), Some(403));
     assert_eq!(err.code(), Some("Forbidden"));
 }
@@ -103,17 +80,10 @@ async fn a_token_for_an_audience_the_api_does_not_accept_gets_403() {
 #[tokio::test]
 async fn a_token_endpoint_failure_is_retryable_when_it_is_a_5xx() {
     let sim = start(fast_config()).await;
-    sim.inject(
-        RouteKind::Token,
-        dualkey::mde::simulator::FaultAction::status(503),
-        1,
-    );
+    sim.inject(RouteKind::Token, dualkey::mde::simulator::FaultAction::status(503), 1);
     let client = client_for(&sim);
     let err = client.get_machine(MACHINE).await.unwrap_err();
-    assert!(
-        matches!(err, MdeError::Token { status: 503, .. }),
-        "got {err:?}"
-    );
+    assert!(matches!(err, MdeError::Token { status: 503, .. }), "got {err:?}");
     assert!(err.is_retryable());
     client.get_machine(MACHINE).await.unwrap();
 }

@@ -26,21 +26,58 @@ pub enum RefusalReason {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum AuditEvent {
-    ReleaseRequested { comment: String, ticket: Option<String>, approvals_required: u32, expires_at: String },
-    ApprovalRecorded { comment: Option<String>, approvals: u32, approvals_required: u32 },
-    ReleaseApproved { approvers: Vec<String> },
-    ApprovalRefused { reason: RefusalReason, status: String, roles: Vec<String> },
-    ReleaseRejected { comment: String },
-    RejectionRefused { reason: RefusalReason, status: String },
+    ReleaseRequested {
+        comment: String,
+        ticket: Option<String>,
+        approvals_required: u32,
+        expires_at: String,
+    },
+    ApprovalRecorded {
+        comment: Option<String>,
+        approvals: u32,
+        approvals_required: u32,
+    },
+    ReleaseApproved {
+        approvers: Vec<String>,
+    },
+    ApprovalRefused {
+        reason: RefusalReason,
+        status: String,
+        roles: Vec<String>,
+    },
+    ReleaseRejected {
+        comment: String,
+    },
+    RejectionRefused {
+        reason: RefusalReason,
+        status: String,
+    },
     ReleaseCancelled,
-    CancellationRefused { reason: RefusalReason, status: String },
-    ReleaseExpired { expires_at: String },
+    CancellationRefused {
+        reason: RefusalReason,
+        status: String,
+    },
+    ReleaseExpired {
+        expires_at: String,
+    },
     /// The worker took the release to send it to MDE (attempt N, counting from 1).
-    DispatchClaimed { attempt: u32, worker: String },
+    DispatchClaimed {
+        attempt: u32,
+        worker: String,
+    },
     /// MDE answered 201 to the unisolate call.
-    UnisolateAccepted { attempt: u32, http_status: u16, mde_action_id: String, mde_action_status: Option<String> },
+    UnisolateAccepted {
+        attempt: u32,
+        http_status: u16,
+        mde_action_id: String,
+        mde_action_status: Option<String>,
+    },
     /// An action MDE already had for this release was adopted instead of sending again.
-    MdeActionAdopted { mde_action_id: String, mde_action_status: Option<String>, found_by: String },
+    MdeActionAdopted {
+        mde_action_id: String,
+        mde_action_status: Option<String>,
+        found_by: String,
+    },
     /// A send failed; `retryable` says whether another attempt follows.
     DispatchAttemptFailed {
         attempt: u32,
@@ -52,7 +89,11 @@ pub enum AuditEvent {
         next_attempt_at: Option<String>,
     },
     /// Polling saw the MDE action move to a new status.
-    MdeActionProgressed { mde_action_id: String, from: Option<String>, to: String },
+    MdeActionProgressed {
+        mde_action_id: String,
+        from: Option<String>,
+        to: String,
+    },
     /// Polling the MDE action failed; it is polled again later.
     PollFailed {
         mde_action_id: String,
@@ -62,9 +103,15 @@ pub enum AuditEvent {
         error: String,
     },
     /// The device was released: MDE's action ended `Succeeded`.
-    ReleaseSucceeded { mde_action_id: String },
+    ReleaseSucceeded {
+        mde_action_id: String,
+    },
     /// The release ended without releasing the device.
-    ReleaseFailed { reason: String, mde_action_id: Option<String>, mde_action_status: Option<String> },
+    ReleaseFailed {
+        reason: String,
+        mde_action_id: Option<String>,
+        mde_action_status: Option<String>,
+    },
 }
 
 impl AuditEvent {

@@ -221,10 +221,14 @@ pub async fn mark_polled(
 /// Who requested and who approved a release, for the comment sent to MDE.
 pub async fn parties(conn: &mut SqliteConnection, id: ReleaseId) -> Result<(String, String, Vec<String>), sqlx::Error> {
     let (requester, comment): (String, String) =
-        sqlx::query_as("SELECT requested_by, comment FROM releases WHERE id = ?").bind(id.to_string()).fetch_one(&mut *conn).await?;
-    let approvers: Vec<String> = sqlx::query_scalar("SELECT approver FROM approvals WHERE release_id = ? ORDER BY at, approver")
-        .bind(id.to_string())
-        .fetch_all(conn)
-        .await?;
+        sqlx::query_as("SELECT requested_by, comment FROM releases WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_one(&mut *conn)
+            .await?;
+    let approvers: Vec<String> =
+        sqlx::query_scalar("SELECT approver FROM approvals WHERE release_id = ? ORDER BY at, approver")
+            .bind(id.to_string())
+            .fetch_all(conn)
+            .await?;
     Ok((requester, comment, approvers))
 }

@@ -58,37 +58,21 @@ impl MdeClient {
         let limiters = Api::ALL
             .into_iter()
             .map(|api| {
-                let window = RollingWindow::new(config.rate_per_minute, config.rate_per_hour)
-                    .with_slack(WINDOW_SLACK);
+                let window = RollingWindow::new(config.rate_per_minute, config.rate_per_hour).with_slack(WINDOW_SLACK);
                 (api, RateLimiter::new(window))
             })
             .collect();
-        let tokens = TokenSource::new(
-            http.clone(),
-            config.token_url,
-            config.scope,
-            config.client_id,
-            config.credential,
-        );
-        Ok(Self {
-            http,
-            api_base: config.api_base.trim_end_matches('/').to_owned(),
-            tokens,
-            limiters,
-        })
+        let tokens =
+            TokenSource::new(http.clone(), config.token_url, config.scope, config.client_id, config.credential);
+        Ok(Self { http, api_base: config.api_base.trim_end_matches('/').to_owned(), tokens, limiters })
     }
 
     /// `POST /api/machines/{id}/unisolate` with `{"Comment": comment}`; expects 201.
     #[tracing::instrument(skip_all, fields(machine_id = %machine_id))]
-    pub async fn unisolate(
-        &self,
-        machine_id: &str,
-        comment: &str,
-    ) -> Result<MachineAction, MdeError> {
+    pub async fn unisolate(&self, machine_id: &str, comment: &str) -> Result<MachineAction, MdeError> {
         let url = format!("{}/api/machines/{machine_id}/unisolate", self.api_base);
         let body = json!({ "Comment": comment });
-        self.call(Api::Unisolate, Method::POST, &url, Some(&body))
-            .await
+        self.call(Api::Unisolate, Method::POST, &url, Some(&body)).await
     }
 
     /// `POST /api/machines/{id}/isolate` with `{"Comment", "IsolationType"}`; expects 201.
@@ -101,8 +85,7 @@ impl MdeClient {
     ) -> Result<MachineAction, MdeError> {
         let url = format!("{}/api/machines/{machine_id}/isolate", self.api_base);
         let body = json!({ "Comment": comment, "IsolationType": isolation });
-        self.call(Api::Isolate, Method::POST, &url, Some(&body))
-            .await
+        self.call(Api::Isolate, Method::POST, &url, Some(&body)).await
     }
 
     /// `GET /api/machineactions/{id}`.
@@ -126,14 +109,10 @@ impl MdeClient {
         if machine_id.contains('\'') || action_type.as_str().contains('\'') {
             return Err(MdeError::Config("a quote in a $filter value".into()));
         }
-        let filter = format!(
-            "machineId eq '{machine_id}' and type eq '{}'",
-            action_type.as_str()
-        );
+        let filter = format!("machineId eq '{machine_id}' and type eq '{}'", action_type.as_str());
         // Spaces as %20, not the form encoding's `+`: OData examples are written that way.
         let url = format!("{url}?$filter={}", percent_encode(&filter));
-        let list: ODataList<MachineAction> =
-            self.call(Api::ListActions, Method::GET, &url, None).await?;
+        let list: ODataList<MachineAction> = self.call(Api::ListActions, Method::GET, &url, None).await?;
         Ok(list.value)
     }
 
@@ -146,15 +125,10 @@ impl MdeClient {
 
     /// `POST /api/machineactions/{id}/cancel` with `{"Comment": comment}`; expects 200.
     #[tracing::instrument(skip_all, fields(action_id = %action_id))]
-    pub async fn cancel_action(
-        &self,
-        action_id: &str,
-        comment: &str,
-    ) -> Result<MachineAction, MdeError> {
+    pub async fn cancel_action(&self, action_id: &str, comment: &str) -> Result<MachineAction, MdeError> {
         let url = format!("{}/api/machineactions/{action_id}/cancel", self.api_base);
         let body = json!({ "Comment": comment });
-        self.call(Api::CancelAction, Method::POST, &url, Some(&body))
-            .await
+        self.call(Api::CancelAction, Method::POST, &url, Some(&body)).await
     }
 
     /// Sends one call within its API's rate budget; on 401, once more with a fresh token.
@@ -177,10 +151,7 @@ impl MdeClient {
         };
         let status = answer.status().as_u16();
         let retry_after = parse_retry_after(answer.headers());
-        let bytes = answer
-            .bytes()
-            .await
-            .map_err(|e| MdeError::from_transport(Some(api), &e))?;
+        let bytes = answer.bytes().await.map_err(|e| MdeError::from_transport(Some(api), &e))?;
         if !(200..300).contains(&status) {
             if status == 429 {
                 // At least a minute if MDE gave no usable Retry-After, as XSOAR does.
@@ -191,11 +162,7 @@ impl MdeClient {
             tracing::warn!(?api, status, code = ?err.code(), "MDE refused the call");
             return Err(err);
         }
-        serde_json::from_slice(&bytes).map_err(|e| MdeError::InvalidResponse {
-            api,
-            status,
-            detail: e.to_string(),
-        })
+        serde_json::from_slice(&bytes).map_err(|e| MdeError::InvalidResponse { api, status, detail: e.to_string() })
     }
 
     async fn send(
@@ -207,17 +174,11 @@ impl MdeClient {
         token: &Secret,
     ) -> Result<reqwest::Response, MdeError> {
         self.limiter(api).acquire().await;
-        let mut request = self
-            .http
-            .request(method.clone(), url)
-            .bearer_auth(token.expose());
+        let mut request = self.http.request(method.clone(), url).bearer_auth(token.expose());
         if let Some(body) = body {
             request = request.json(body);
         }
-        request
-            .send()
-            .await
-            .map_err(|e| MdeError::from_transport(Some(api), &e))
+        request.send().await.map_err(|e| MdeError::from_transport(Some(api), &e))
     }
 
     fn limiter(&self, api: Api) -> &RateLimiter {

@@ -71,16 +71,10 @@ mod tests {
     #[test]
     fn gcc_high_and_dod_sign_in_at_the_us_host_and_gcc_does_not() {
         let high = CloudPreset::parse("gcc-high").unwrap().endpoints("t");
-        assert_eq!(
-            high.token_url,
-            "https://login.microsoftonline.us/t/oauth2/v2.0/token"
-        );
+        assert_eq!(high.token_url, "https://login.microsoftonline.us/t/oauth2/v2.0/token");
         assert_eq!(high, CloudPreset::Dod.endpoints("t"));
         let gcc = CloudPreset::Gcc.endpoints("t");
-        assert!(
-            gcc.token_url
-                .starts_with("https://login.microsoftonline.com/")
-        );
+        assert!(gcc.token_url.starts_with("https://login.microsoftonline.com/"));
         assert_eq!(gcc.api_base, "https://api-gcc.securitycenter.microsoft.us");
         assert_eq!(CloudPreset::parse("mars"), None);
     }

@@ -28,12 +28,7 @@ pub enum MdeError {
     ActiveRequestAlreadyExists { api: Api, message: Option<String> },
     /// The token endpoint refused or failed (`error` and `error_description` from Entra).
     #[error("token endpoint answered {status}: {} ({})", .error.as_deref().unwrap_or("no error code"), .description.as_deref().unwrap_or("no description"))]
-    Token {
-        status: u16,
-        error: Option<String>,
-        description: Option<String>,
-        retry_after: Option<Duration>,
-    },
+    Token { status: u16, error: Option<String>, description: Option<String>, retry_after: Option<Duration> },
     /// No HTTP answer: connection refused, reset or dropped, or the request timed out.
     /// The request may or may not have reached MDE.
     #[error("MDE {api:?} request failed ({kind:?}): {detail}")]
@@ -45,11 +40,7 @@ pub enum MdeError {
     },
     /// A success status whose body is not the expected JSON.
     #[error("MDE {api:?} answered {status} with an unreadable body: {detail}")]
-    InvalidResponse {
-        api: Api,
-        status: u16,
-        detail: String,
-    },
+    InvalidResponse { api: Api, status: u16, detail: String },
     /// Local configuration cannot work (unreadable key or certificate, bad URL).
     #[error("MDE client configuration: {0}")]
     Config(String),
@@ -89,9 +80,9 @@ impl MdeError {
     /// The HTTP status, when there was an answer.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Api { status, .. }
-            | Self::Token { status, .. }
-            | Self::InvalidResponse { status, .. } => Some(*status),
+            Self::Api { status, .. } | Self::Token { status, .. } | Self::InvalidResponse { status, .. } => {
+                Some(*status)
+            }
             Self::ActiveRequestAlreadyExists { .. } => Some(400),
             Self::Transport { .. } | Self::Config(_) => None,
         }
@@ -110,35 +101,20 @@ impl MdeError {
     /// MDE's (or Entra's) error message.
     pub fn message(&self) -> Option<&str> {
         match self {
-            Self::Api { message, .. } | Self::ActiveRequestAlreadyExists { message, .. } => {
-                message.as_deref()
-            }
+            Self::Api { message, .. } | Self::ActiveRequestAlreadyExists { message, .. } => message.as_deref(),
             Self::Token { description, .. } => description.as_deref(),
             _ => None,
         }
     }
 
     /// Builds the error for a non-success MDE answer from its status, body and `Retry-After`.
-    pub(crate) fn from_api_answer(
-        api: Api,
-        status: u16,
-        body: &[u8],
-        retry_after: Option<Duration>,
-    ) -> Self {
-        let detail = serde_json::from_slice::<MdeErrorBody>(body)
-            .ok()
-            .map(|b| b.error);
+    pub(crate) fn from_api_answer(api: Api, status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
+        let detail = serde_json::from_slice::<MdeErrorBody>(body).ok().map(|b| b.error);
         let (code, message) = detail.map_or((None, None), |d| (d.code, d.message));
         if status == 400 && code.as_deref() == Some(ACTIVE_REQUEST_ALREADY_EXISTS) {
             return Self::ActiveRequestAlreadyExists { api, message };
         }
-        Self::Api {
-            api,
-            status,
-            code,
-            message,
-            retry_after,
-        }
+        Self::Api { api, status, code, message, retry_after }
     }
 
     /// Builds the error for a request that got no HTTP answer.
@@ -150,11 +126,7 @@ impl MdeError {
         } else {
             TransportKind::Other
         };
-        Self::Transport {
-            api,
-            kind,
-            detail: error_chain(err),
-        }
+        Self::Transport { api, kind, detail: error_chain(err) }
     }
 }
 
@@ -188,12 +160,12 @@ mod tests {
 
     #[test]
     fn classification_follows_the_status() {
-        let body = br#"{"error":{"code":"ResourceNotFound","message":"Machine x was not found. OrgId: t.","target":"g"}}"#;
+        let body =
+            br#"{"error":{"code":"ResourceNotFound","message":"Machine x was not found. OrgId: t.","target":"g"}}"#;
         let not_found = MdeError::from_api_answer(Api::GetMachine, 404, body, None);
         assert!(!not_found.is_retryable());
         assert_eq!(not_found.code(), Some("ResourceNotFound"));
-        let throttled =
-            MdeError::from_api_answer(Api::Unisolate, 429, b"", Some(Duration::from_secs(7)));
+        let throttled = MdeError::from_api_answer(Api::Unisolate, 429, b"", Some(Duration::from_secs(7)));
         assert!(throttled.is_retryable());
         assert_eq!(throttled.retry_after(), Some(Duration::from_secs(7)));
         assert!(MdeError::from_api_answer(Api::Unisolate, 503, b"<html>", None).is_retryable());

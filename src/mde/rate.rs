@@ -21,14 +21,8 @@ pub enum Api {
 
 impl Api {
     /// Every API, for building one limiter each.
-    pub const ALL: [Api; 6] = [
-        Api::Unisolate,
-        Api::Isolate,
-        Api::GetAction,
-        Api::ListActions,
-        Api::GetMachine,
-        Api::CancelAction,
-    ];
+    pub const ALL: [Api; 6] =
+        [Api::Unisolate, Api::Isolate, Api::GetAction, Api::ListActions, Api::GetMachine, Api::CancelAction];
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -119,10 +113,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter enforcing `window`.
     pub fn new(window: RollingWindow) -> Self {
-        Self {
-            turn: tokio::sync::Mutex::new(()),
-            window: std::sync::Mutex::new(window),
-        }
+        Self { turn: tokio::sync::Mutex::new(()), window: std::sync::Mutex::new(window) }
     }
 
     /// Waits until a call is allowed and records it. Returns at once when under the limits.
@@ -167,10 +158,7 @@ mod tests {
         assert_eq!(w.try_acquire(t), Err(t0 + secs(60)));
         assert_eq!(w.try_acquire(t0 + secs(60)), Ok(()));
         // The second call (at 0.1 s) still holds its slot until 60.1 s.
-        assert_eq!(
-            w.try_acquire(t0 + secs(60)),
-            Err(t0 + Duration::from_millis(60_100))
-        );
+        assert_eq!(w.try_acquire(t0 + secs(60)), Err(t0 + Duration::from_millis(60_100)));
     }
 
     #[test]
@@ -187,10 +175,7 @@ mod tests {
             now += Duration::from_millis(700);
         }
         for (i, start) in granted.iter().enumerate() {
-            let in_window = granted[i..]
-                .iter()
-                .filter(|t| **t < *start + secs(60))
-                .count();
+            let in_window = granted[i..].iter().filter(|t| **t < *start + secs(60)).count();
             assert!(in_window <= 5, "{in_window} calls in one minute");
         }
     }

@@ -46,11 +46,7 @@ pub enum MdeCredential {
     ClientSecret(Secret),
     /// A certificate: a JWT signed with `private_key_pem` (PKCS#8 or PKCS#1), whose header
     /// names the certificate by `x5t#S256`.
-    Certificate {
-        certificate_pem: String,
-        private_key_pem: Secret,
-        alg: AssertionAlg,
-    },
+    Certificate { certificate_pem: String, private_key_pem: Secret, alg: AssertionAlg },
 }
 
 /// The claims of a client assertion (Entra `certificate-credentials.md`).
@@ -68,9 +64,7 @@ pub struct AssertionClaims {
 /// The DER bytes of the first `CERTIFICATE` block of a PEM text.
 pub fn certificate_der(certificate_pem: &str) -> Result<Vec<u8>, MdeError> {
     let bad = || MdeError::Config("certificate is not a PEM CERTIFICATE".into());
-    let start = certificate_pem
-        .find("-----BEGIN CERTIFICATE-----")
-        .ok_or_else(bad)?;
+    let start = certificate_pem.find("-----BEGIN CERTIFICATE-----").ok_or_else(bad)?;
     let body = &certificate_pem[start + "-----BEGIN CERTIFICATE-----".len()..];
     let end = body.find("-----END CERTIFICATE-----").ok_or_else(bad)?;
     let b64: String = body[..end].split_whitespace().collect();
@@ -152,14 +146,7 @@ impl TokenSource {
         client_id: String,
         credential: MdeCredential,
     ) -> Self {
-        Self {
-            http,
-            token_url,
-            scope,
-            client_id,
-            credential,
-            cache: tokio::sync::Mutex::new(None),
-        }
+        Self { http, token_url, scope, client_id, credential, cache: tokio::sync::Mutex::new(None) }
     }
 
     /// A token valid for at least about a minute more: the cached one or a fresh one.
@@ -170,10 +157,7 @@ impl TokenSource {
         }
         let (token, lifetime) = self.fetch().await?;
         let refresh_at = Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN);
-        *cache = Some(Cached {
-            token: token.clone(),
-            refresh_at,
-        });
+        *cache = Some(Cached { token: token.clone(), refresh_at });
         Ok(token)
     }
 
@@ -196,48 +180,24 @@ impl TokenSource {
             MdeCredential::ClientSecret(secret) => {
                 form.push(("client_secret", secret.expose().to_owned()));
             }
-            MdeCredential::Certificate {
-                certificate_pem,
-                private_key_pem,
-                alg,
-            } => {
+            MdeCredential::Certificate { certificate_pem, private_key_pem, alg } => {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                let assertion = client_assertion(
-                    &self.client_id,
-                    &self.token_url,
-                    certificate_pem,
-                    private_key_pem,
-                    *alg,
-                    now,
-                )?;
+                let assertion =
+                    client_assertion(&self.client_id, &self.token_url, certificate_pem, private_key_pem, *alg, now)?;
                 form.push(("client_assertion_type", JWT_BEARER.into()));
                 form.push(("client_assertion", assertion));
             }
         }
-        let answer = self
-            .http
-            .post(&self.token_url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| MdeError::from_transport(None, &e))?;
+        let answer =
+            self.http.post(&self.token_url).form(&form).send().await.map_err(|e| MdeError::from_transport(None, &e))?;
         let status = answer.status().as_u16();
         let retry_after = parse_retry_after(answer.headers());
-        let body = answer
-            .bytes()
-            .await
-            .map_err(|e| MdeError::from_transport(None, &e))?;
+        let body = answer.bytes().await.map_err(|e| MdeError::from_transport(None, &e))?;
         if !(200..300).contains(&status) {
             let parsed = serde_json::from_slice::<TokenErrorAnswer>(&body).ok();
-            let (error, description) =
-                parsed.map_or((None, None), |p| (p.error, p.error_description));
+            let (error, description) = parsed.map_or((None, None), |p| (p.error, p.error_description));
             tracing::warn!(status, error = ?error, "token request refused");
-            return Err(MdeError::Token {
-                status,
-                error,
-                description,
-                retry_after,
-            });
+            return Err(MdeError::Token { status, error, description, retry_after });
         }
         let token: TokenAnswer = serde_json::from_slice(&body).map_err(|_| MdeError::Token {
             status,
@@ -251,10 +211,7 @@ impl TokenSource {
             NumberOrString::String(s) => s.trim().parse().unwrap_or(0),
         };
         tracing::debug!(expires_in = seconds, "token acquired");
-        Ok((
-            Secret::new(token.access_token),
-            Duration::from_secs(seconds),
-        ))
+        Ok((Secret::new(token.access_token), Duration::from_secs(seconds)))
     }
 }
 

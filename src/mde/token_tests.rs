@@ -7,15 +7,7 @@ const URL: &str = "https://login.microsoftonline.com/tenant/oauth2/v2.0/token";
 
 #[test]
 fn the_assertion_header_names_the_certificate_by_its_sha256_thumbprint() {
-    let jwt = client_assertion(
-        "app",
-        URL,
-        CERT,
-        &Secret::new(KEY),
-        AssertionAlg::PS256,
-        1000,
-    )
-    .unwrap();
+    let jwt = client_assertion("app", URL, CERT, &Secret::new(KEY), AssertionAlg::PS256, 1000).unwrap();
     let header = decode_header(&jwt).unwrap();
     assert_eq!(header.alg, Algorithm::PS256);
     assert_eq!(header.typ.as_deref(), Some("JWT"));
@@ -28,22 +20,12 @@ fn the_assertion_header_names_the_certificate_by_its_sha256_thumbprint() {
 #[test]
 fn the_assertion_claims_follow_entra_and_verify_against_the_certificate() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let jwt = client_assertion(
-        "app",
-        URL,
-        CERT,
-        &Secret::new(KEY),
-        AssertionAlg::RS256,
-        now,
-    )
-    .unwrap();
+    let jwt = client_assertion("app", URL, CERT, &Secret::new(KEY), AssertionAlg::RS256, now).unwrap();
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_audience(&[URL]);
     validation.set_issuer(&["app"]);
     let key = DecodingKey::from_rsa_pem(CERT.as_bytes()).unwrap();
-    let claims = decode::<AssertionClaims>(&jwt, &key, &validation)
-        .unwrap()
-        .claims;
+    let claims = decode::<AssertionClaims>(&jwt, &key, &validation).unwrap().claims;
     assert_eq!((claims.iss.as_str(), claims.sub.as_str()), ("app", "app"));
     assert_eq!(claims.aud, URL);
     assert_eq!((claims.nbf, claims.iat, claims.exp), (now, now, now + 300));
@@ -52,15 +34,7 @@ fn the_assertion_claims_follow_entra_and_verify_against_the_certificate() {
 
 #[test]
 fn a_key_that_is_not_pem_is_a_configuration_error() {
-    let err = client_assertion(
-        "app",
-        URL,
-        CERT,
-        &Secret::new("nope"),
-        AssertionAlg::PS256,
-        0,
-    )
-    .unwrap_err();
+    let err = client_assertion("app", URL, CERT, &Secret::new("nope"), AssertionAlg::PS256, 0).unwrap_err();
     assert!(matches!(err, MdeError::Config(_)));
     assert!(!err.to_string().contains("nope"));
 }

@@ -24,10 +24,7 @@ pub enum ActionStatus {
 impl ActionStatus {
     /// True for the states MDE never leaves: `Succeeded`, `Failed`, `TimeOut`, `Cancelled`.
     pub fn is_final(&self) -> bool {
-        matches!(
-            self,
-            Self::Succeeded | Self::Failed | Self::TimeOut | Self::Cancelled
-        )
+        matches!(self, Self::Succeeded | Self::Failed | Self::TimeOut | Self::Cancelled)
     }
 
     /// True while MDE still works on the action (`Pending` or `InProgress`).
@@ -250,10 +247,7 @@ mod tests {
         let body = r#"{"id":"b89e","type":"Unisolate","status":"Succeeded",
             "lastUpdateTimeUtc":"2017-12-04T12:12:18.9725659Z"}"#;
         let a: MachineAction = serde_json::from_str(body).unwrap();
-        assert_eq!(
-            a.last_update_date_time_utc.as_deref(),
-            Some("2017-12-04T12:12:18.9725659Z")
-        );
+        assert_eq!(a.last_update_date_time_utc.as_deref(), Some("2017-12-04T12:12:18.9725659Z"));
         assert!(a.status.unwrap().is_final());
     }
 

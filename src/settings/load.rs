@@ -91,23 +91,39 @@ fn normalise(s: &mut Settings) {
     if s.auth.hs256_secret.as_ref().is_some_and(|v| v.is_empty()) {
         s.auth.hs256_secret = None;
     }
-    for opt in [&mut s.auth.jwks_url, &mut s.mde.api_base, &mut s.mde.token_url, &mut s.mde.scope, &mut s.mde.client_id]
-    {
+    if s.auth.jwks_url.as_deref().is_some_and(|v| v.trim().is_empty()) {
+        s.auth.jwks_url = None;
+    }
+    let m = &mut s.mde;
+    for opt in [
+        &mut m.api_base,
+        &mut m.token_url,
+        &mut m.scope,
+        &mut m.client_id,
+        &mut m.cloud,
+        &mut m.tenant_id,
+        &mut m.certificate,
+    ] {
         if opt.as_deref().is_some_and(|v| v.trim().is_empty()) {
             *opt = None;
         }
     }
-    if s.mde.client_secret.as_ref().is_some_and(|v| v.is_empty()) {
-        s.mde.client_secret = None;
+    for secret in [&mut m.client_secret, &mut m.private_key] {
+        if secret.as_ref().is_some_and(|v| v.is_empty()) {
+            *secret = None;
+        }
+    }
+    for path in [&mut m.client_secret_file, &mut m.certificate_file, &mut m.private_key_file] {
+        if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            *path = None;
+        }
     }
 }
 
-fn check_url(key: &str, value: &Option<String>) -> Result<(), SettingsError> {
-    if let Some(v) = value {
-        let url = reqwest::Url::parse(v).map_err(|e| invalid(key, format!("`{v}` is not a URL ({e})")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid(key, format!("`{v}` must be an http or https URL")));
-        }
+pub(super) fn check_url(key: &str, v: &str) -> Result<(), SettingsError> {
+    let url = reqwest::Url::parse(v).map_err(|e| invalid(key, format!("`{v}` is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(key, format!("`{v}` must be an http or https URL")));
     }
     Ok(())
 }
@@ -153,7 +169,9 @@ fn validate(s: &Settings) -> Result<(), SettingsError> {
             ));
         }
     }
-    check_url("auth.jwks_url", &a.jwks_url)?;
+    if let Some(url) = &a.jwks_url {
+        check_url("auth.jwks_url", url)?;
+    }
     for (key, value) in [
         ("auth.issuer", &a.issuer),
         ("auth.audience", &a.audience),
@@ -180,19 +198,7 @@ fn validate(s: &Settings) -> Result<(), SettingsError> {
         return Err(invalid("policy.sweep_interval", "must be greater than zero"));
     }
 
-    let m = &s.mde;
-    check_url("mde.api_base", &m.api_base)?;
-    check_url("mde.token_url", &m.token_url)?;
-    if m.rate_per_minute == 0 {
-        return Err(invalid("mde.rate_per_minute", "must be at least 1"));
-    }
-    if m.rate_per_hour < m.rate_per_minute {
-        return Err(invalid("mde.rate_per_hour", "must be at least mde.rate_per_minute"));
-    }
-    if m.poll_interval.get().is_zero() {
-        return Err(invalid("mde.poll_interval", "must be greater than zero"));
-    }
-    Ok(())
+    s.mde.validate()
 }
 
 #[cfg(test)]

@@ -32,7 +32,13 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
             Ok(Some(action)) => adopt(w, &c, action, AFTER_ACTIVE_REQUEST).await,
             // Someone else's action is running on this device: wait for it to end.
             Ok(None) => {
-                let e = MdeError::Api { api, status: 400, code: Some("ActiveRequestAlreadyExists".into()), message, retry_after: None };
+                let e = MdeError::Api {
+                    api,
+                    status: 400,
+                    code: Some("ActiveRequestAlreadyExists".into()),
+                    message,
+                    retry_after: None,
+                };
                 failed_attempt_as(w, &c, &e, true).await
             }
             Err(e) => failed_attempt(w, &c, e).await,
@@ -72,7 +78,13 @@ async fn adopt(w: &Worker, c: &Claim, action: MachineAction, found_by: &str) -> 
     record_dispatched(w, c, &action.id, status.as_deref(), event).await
 }
 
-async fn record_dispatched(w: &Worker, c: &Claim, action_id: &str, status: Option<&str>, event: AuditEvent) -> anyhow::Result<()> {
+async fn record_dispatched(
+    w: &Worker,
+    c: &Claim,
+    action_id: &str,
+    status: Option<&str>,
+    event: AuditEvent,
+) -> anyhow::Result<()> {
     let now = w.state.clock.now();
     let next_poll = to_ms(now) + w.config.poll_interval.as_millis() as i64;
     let mut tx = w.state.db.begin().await?;
@@ -124,7 +136,8 @@ async fn failed_attempt_as(w: &Worker, c: &Claim, e: &MdeError, retryable: bool)
         } else {
             format!("MDE refused the release: {error}")
         };
-        w.audit(&mut tx, c, &AuditEvent::ReleaseFailed { reason, mde_action_id: None, mde_action_status: None }).await?;
+        w.audit(&mut tx, c, &AuditEvent::ReleaseFailed { reason, mde_action_id: None, mde_action_status: None })
+            .await?;
     }
     tx.commit().await?;
     Ok(())

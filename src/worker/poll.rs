@@ -54,7 +54,9 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
             let wait = e.retry_after().unwrap_or_default().max(w.config.poll_interval);
             let error = e.to_string();
             tracing::warn!(error = %error, "polling the MDE action failed; will poll again");
-            if !db::worker::mark_polled(&mut tx, &c, None, Some(&error), now_ms, now_ms + wait.as_millis() as i64).await? {
+            if !db::worker::mark_polled(&mut tx, &c, None, Some(&error), now_ms, now_ms + wait.as_millis() as i64)
+                .await?
+            {
                 return Ok(());
             }
             let event = AuditEvent::PollFailed {

@@ -33,8 +33,7 @@ impl RetryPolicy {
 mod tests {
     use super::*;
 
-    const P: RetryPolicy =
-        RetryPolicy { base: Duration::from_secs(2), max: Duration::from_secs(60), max_attempts: 5 };
+    const P: RetryPolicy = RetryPolicy { base: Duration::from_secs(2), max: Duration::from_secs(60), max_attempts: 5 };
 
     #[test]
     fn delays_grow_exponentially_within_the_jitter_band() {

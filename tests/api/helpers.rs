@@ -58,7 +58,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     std::fs::write(
         &config_path,
         format!(
-            "[database]\nurl = \"{db_url}\"\n[auth]\nhs256_secret = \"{secret}\"\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n"
+            "[database]\nurl = \"{db_url}\"\n[auth]\nhs256_secret = \"{secret}\"\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n[mde]\nworker_enabled = false\n"
         ),
     )
     .unwrap();

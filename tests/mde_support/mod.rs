@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use dualkey::mde::simulator::{
-    DEV_CLIENT_ID, DEV_CLIENT_SECRET, Simulator, SimulatorConfig, SimulatorHandle,
-};
+use dualkey::mde::simulator::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, Simulator, SimulatorConfig, SimulatorHandle};
 use dualkey::mde::{ActionStatus, MachineAction, MdeClient, MdeClientConfig, MdeCredential};
 use dualkey::secret::Secret;
 
@@ -36,10 +34,7 @@ pub async fn start(config: SimulatorConfig) -> SimulatorHandle {
 
 /// A client with the dev client secret and MDE's real limits.
 pub fn client_for(sim: &SimulatorHandle) -> MdeClient {
-    client_with(
-        sim,
-        MdeCredential::ClientSecret(Secret::new(DEV_CLIENT_SECRET)),
-    )
+    client_with(sim, MdeCredential::ClientSecret(Secret::new(DEV_CLIENT_SECRET)))
 }
 
 pub fn client_with(sim: &SimulatorHandle, credential: MdeCredential) -> MdeClient {

@@ -57,26 +57,11 @@ impl SeedMachine {
 /// The five isolated machines of `serve --dev`, with fixed ids the README can show.
 pub fn default_seed() -> Vec<SeedMachine> {
     [
-        (
-            "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
-            "desktop-fin-01.contoso.com",
-        ),
-        (
-            "7b1f4967d9728e5aa3c06a9e617a22a4a5a17378",
-            "laptop-hr-07.contoso.com",
-        ),
-        (
-            "f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f",
-            "srv-build-02.contoso.com",
-        ),
-        (
-            "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
-            "desktop-eng-11.contoso.com",
-        ),
-        (
-            "0c0ffee0c0ffee0c0ffee0c0ffee0c0ffee0c0ff",
-            "kiosk-lobby-01.contoso.com",
-        ),
+        ("1e5bc9d7e413ddd7902c2932e418702b84d0cc07", "desktop-fin-01.contoso.com"),
+        ("7b1f4967d9728e5aa3c06a9e617a22a4a5a17378", "laptop-hr-07.contoso.com"),
+        ("f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f", "srv-build-02.contoso.com"),
+        ("a1b2c3d4e5f60718293a4b5c6d7e8f9012345678", "desktop-eng-11.contoso.com"),
+        ("0c0ffee0c0ffee0c0ffee0c0ffee0c0ffee0c0ff", "kiosk-lobby-01.contoso.com"),
     ]
     .into_iter()
     .map(|(id, dns)| SeedMachine::isolated(id, dns))

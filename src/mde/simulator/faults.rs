@@ -64,12 +64,7 @@ impl RouteKind {
 pub enum FaultAction {
     /// Answer at once with `status` and an error body with `code`/`message` (MDE's shape, or
     /// Entra's on the token route), plus `Retry-After` when given. Nothing is processed.
-    Respond {
-        status: u16,
-        code: String,
-        message: String,
-        retry_after: Option<u64>,
-    },
+    Respond { status: u16, code: String, message: String, retry_after: Option<u64> },
     /// Wait this long, then process and answer normally.
     Delay(Duration),
     /// Close the connection without answering; nothing is processed.
@@ -90,12 +85,7 @@ impl FaultAction {
             500 => "InternalServerError",
             _ => "ServiceUnavailable",
         };
-        Self::Respond {
-            status,
-            code: code.into(),
-            message: format!("Injected {status}"),
-            retry_after: None,
-        }
+        Self::Respond { status, code: code.into(), message: format!("Injected {status}"), retry_after: None }
     }
 
     /// A 429 `TooManyRequests` with `Retry-After: seconds`.
@@ -109,13 +99,7 @@ impl FaultAction {
     }
 
     pub(crate) fn response(&self, kind: RouteKind) -> Option<Response> {
-        let Self::Respond {
-            status,
-            code,
-            message,
-            retry_after,
-        } = self
-        else {
+        let Self::Respond { status, code, message, retry_after } = self else {
             return None;
         };
         let status = axum::http::StatusCode::from_u16(*status).ok()?;
@@ -156,11 +140,7 @@ pub struct SeenRequest {
 
 /// The most requests of one kind whose receipt times fit in any half-open 60 s window.
 pub fn max_in_rolling_minute(requests: &[SeenRequest], kind: RouteKind) -> usize {
-    let mut times: Vec<Instant> = requests
-        .iter()
-        .filter(|r| r.kind == kind)
-        .map(|r| r.instant)
-        .collect();
+    let mut times: Vec<Instant> = requests.iter().filter(|r| r.kind == kind).map(|r| r.instant).collect();
     times.sort();
     let mut best = 0;
     let mut start = 0;

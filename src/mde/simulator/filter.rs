@@ -33,22 +33,18 @@ impl ActionFilter {
         let odata_error = |m: &str| reject(StatusCode::BAD_REQUEST, "ODataError", m);
         let number = |key: &str, default: usize| match query.get(key) {
             None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| odata_error(&format!("Invalid value for {key}: '{v}'."))),
+            Some(v) => v.trim().parse::<usize>().map_err(|_| odata_error(&format!("Invalid value for {key}: '{v}'."))),
         };
         let top = number("$top", MAX_TOP)?;
         if top > MAX_TOP {
-            return Err(odata_error(
-                "The limit of '10000' for Top query has been exceeded.",
-            ));
+            return Err(odata_error("The limit of '10000' for Top query has been exceeded."));
         }
         let skip = number("$skip", 0)?;
         let clauses = match query.get("$filter") {
             None => vec![],
-            Some(text) => parse_filter(text)
-                .ok_or_else(|| odata_error(&format!("Invalid filter clause: '{text}'.")))?,
+            Some(text) => {
+                parse_filter(text).ok_or_else(|| odata_error(&format!("Invalid filter clause: '{text}'.")))?
+            }
         };
         Ok(Self { clauses, top, skip })
     }

@@ -19,8 +19,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TENANT_ID, DuplicateBehavior, NotIsolatedBehavior,
-    SeedMachine, SimulatorConfig, default_seed,
+    DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TENANT_ID, DuplicateBehavior, NotIsolatedBehavior, SeedMachine,
+    SimulatorConfig, default_seed,
 };
 pub use faults::{Fault, FaultAction, RouteKind, SeenRequest};
 
@@ -41,11 +41,7 @@ impl Simulator {
         let task = tokio::spawn(server::serve(listener, app, async {
             let _ = stopped.await;
         }));
-        Ok(SimulatorHandle {
-            shared,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        Ok(SimulatorHandle { shared, stop: Some(stop), task: Some(task) })
     }
 }
 
@@ -106,11 +102,7 @@ impl SimulatorHandle {
 
     /// Applies `action` to the next `times` requests of `kind`, after earlier faults for it.
     pub fn inject(&self, kind: RouteKind, action: FaultAction, times: u32) {
-        self.shared.lock().faults.push_back(Fault {
-            kind,
-            action,
-            times,
-        });
+        self.shared.lock().faults.push_back(Fault { kind, action, times });
     }
 
     /// Makes every token issued so far expired; the API answers 401 to them from now on.
@@ -128,12 +120,7 @@ impl SimulatorHandle {
 
     /// How many requests of `kind` arrived.
     pub fn count(&self, kind: RouteKind) -> usize {
-        self.shared
-            .lock()
-            .requests
-            .iter()
-            .filter(|r| r.kind == kind)
-            .count()
+        self.shared.lock().requests.iter().filter(|r| r.kind == kind).count()
     }
 
     /// The machine's actions (seeded ones included) as the API would show them now, oldest
@@ -156,11 +143,7 @@ impl SimulatorHandle {
     /// How many Unisolate actions were created for the machine.
     pub fn unisolate_count(&self, machine_id: &str) -> usize {
         let state = self.shared.lock();
-        state
-            .actions
-            .iter()
-            .filter(|a| a.machine_id == machine_id && a.action_type == ActionType::Unisolate)
-            .count()
+        state.actions.iter().filter(|a| a.machine_id == machine_id && a.action_type == ActionType::Unisolate).count()
     }
 
     /// The most requests of `kind` received within any rolling 60 s.

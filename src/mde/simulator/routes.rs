@@ -39,13 +39,8 @@ const READ_ROLES: &[&str] = &["Machine.Read.All", "Machine.ReadWrite.All"];
 
 /// Checks the bearer token, its audience and roles, then spends one call of `api`'s budget.
 fn admit(sh: &Shared, headers: &HeaderMap, api: Api, roles: &[&str]) -> Result<(), Reject> {
-    let unauthorized = || {
-        reject(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "Unauthorized (invalid or expired authorization header).",
-        )
-    };
+    let unauthorized =
+        || reject(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized (invalid or expired authorization header).");
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -53,11 +48,7 @@ fn admit(sh: &Shared, headers: &HeaderMap, api: Api, roles: &[&str]) -> Result<(
         .ok_or_else(unauthorized)?;
     let mut state = sh.lock();
     let now = Instant::now();
-    let token = state
-        .tokens
-        .get(bearer)
-        .filter(|t| now < t.expires_at)
-        .ok_or_else(unauthorized)?;
+    let token = state.tokens.get(bearer).filter(|t| now < t.expires_at).ok_or_else(unauthorized)?;
     if !sh.config.accepted_audiences.contains(&token.audience) {
         return Err(forbidden("The token audience is not accepted by this API."));
     }
@@ -77,9 +68,7 @@ fn admit(sh: &Shared, headers: &HeaderMap, api: Api, roles: &[&str]) -> Result<(
             "TooManyRequests",
             &format!("Rate limit is exceeded. Try again in {seconds} seconds."),
         );
-        answer
-            .headers_mut()
-            .insert(header::RETRY_AFTER, seconds.into());
+        answer.headers_mut().insert(header::RETRY_AFTER, seconds.into());
         return Err(answer.into());
     }
     Ok(())
@@ -95,17 +84,8 @@ fn not_found(what: &str, id: &str, tenant: &str) -> Reject {
 }
 
 /// Parses `{"Comment": "...", ...}` case-sensitively, as MDE does.
-fn comment_body(
-    body: &[u8],
-    allow_isolation_type: bool,
-) -> Result<(String, Option<String>), Reject> {
-    let invalid = || {
-        reject(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestBody",
-            "Request body is incorrect",
-        )
-    };
+fn comment_body(body: &[u8], allow_isolation_type: bool) -> Result<(String, Option<String>), Reject> {
+    let invalid = || reject(StatusCode::BAD_REQUEST, "InvalidRequestBody", "Request body is incorrect");
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
         return Err(invalid());
     };
@@ -116,94 +96,51 @@ fn comment_body(
     let comment = match fields.get("Comment") {
         None => {
             let message = "Parameter Comment is missing.";
-            return Err(reject(
-                StatusCode::BAD_REQUEST,
-                "MissingRequiredParameter",
-                message,
-            ));
+            return Err(reject(StatusCode::BAD_REQUEST, "MissingRequiredParameter", message));
         }
         Some(Value::String(c)) => c.clone(),
         Some(_) => return Err(invalid()),
     };
     let scope = match fields.get("IsolationType") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s))
-            if ["Full", "Selective", "UnManagedDevice"].contains(&s.as_str()) =>
-        {
-            Some(s.clone())
-        }
+        Some(Value::String(s)) if ["Full", "Selective", "UnManagedDevice"].contains(&s.as_str()) => Some(s.clone()),
         Some(_) => return Err(invalid()),
     };
     Ok((comment, scope))
 }
 
-async fn unisolate(
-    State(sh): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Answer {
+async fn unisolate(State(sh): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Answer {
     create_action(&sh, &headers, &id, &body, ActionType::Unisolate)
 }
 
-async fn isolate(
-    State(sh): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Answer {
+async fn isolate(State(sh): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Answer {
     create_action(&sh, &headers, &id, &body, ActionType::Isolate)
 }
 
-fn create_action(
-    sh: &Shared,
-    headers: &HeaderMap,
-    id: &str,
-    body: &[u8],
-    kind: ActionType,
-) -> Answer {
-    let api = if kind == ActionType::Isolate {
-        Api::Isolate
-    } else {
-        Api::Unisolate
-    };
+fn create_action(sh: &Shared, headers: &HeaderMap, id: &str, body: &[u8], kind: ActionType) -> Answer {
+    let api = if kind == ActionType::Isolate { Api::Isolate } else { Api::Unisolate };
     admit(sh, headers, api, ISOLATE_ROLES)?;
     let (comment, scope) = comment_body(body, kind == ActionType::Isolate)?;
     let now = OffsetDateTime::now_utc();
     let mut state = sh.lock();
-    let machine = state
-        .machine(id)
-        .cloned()
-        .ok_or_else(|| not_found("Machine", id, &sh.config.tenant_id))?;
+    let machine = state.machine(id).cloned().ok_or_else(|| not_found("Machine", id, &sh.config.tenant_id))?;
     if let Some(active) = state.active_action(&sh.config, &machine.id, now) {
         if sh.config.duplicate == DuplicateBehavior::ReturnExisting {
             let existing = sh.render(active, now, true);
             return Ok((StatusCode::CREATED, Json(existing)).into_response());
         }
         let message = "Action is already in progress";
-        return Err(reject(
-            StatusCode::BAD_REQUEST,
-            "ActiveRequestAlreadyExists",
-            message,
-        ));
+        return Err(reject(StatusCode::BAD_REQUEST, "ActiveRequestAlreadyExists", message));
     }
     if kind == ActionType::Unisolate
         && sh.config.not_isolated == NotIsolatedBehavior::Reject
         && !state.is_isolated(&sh.config, &machine.id, now)
     {
-        return Err(reject(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "Machine is not isolated.",
-        ));
+        return Err(reject(StatusCode::BAD_REQUEST, "BadRequest", "Machine is not isolated."));
     }
     let action = ActionRecord {
         id: uuid::Uuid::new_v4().to_string(),
-        scope: if kind == ActionType::Isolate {
-            scope
-        } else {
-            None
-        },
+        scope: if kind == ActionType::Isolate { scope } else { None },
         action_type: kind,
         requestor: sh.config.app_display_name.clone(),
         comment,
@@ -218,11 +155,7 @@ fn create_action(
     Ok((StatusCode::CREATED, Json(wire)).into_response())
 }
 
-async fn get_action(
-    State(sh): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Answer {
+async fn get_action(State(sh): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap) -> Answer {
     admit(&sh, &headers, Api::GetAction, READ_ROLES)?;
     let state = sh.lock();
     let action = state
@@ -276,24 +209,14 @@ async fn cancel_action(
         let message = "Action is already in a final state.";
         return Err(reject(StatusCode::BAD_REQUEST, "BadRequest", message));
     }
-    action.cancelled = Some(Cancellation {
-        requestor: sh.config.app_display_name.clone(),
-        comment,
-        at: now,
-    });
+    action.cancelled = Some(Cancellation { requestor: sh.config.app_display_name.clone(), comment, at: now });
     Ok(Json(sh.render(action, now, true)).into_response())
 }
 
-async fn get_machine(
-    State(sh): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Answer {
+async fn get_machine(State(sh): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap) -> Answer {
     admit(&sh, &headers, Api::GetMachine, READ_ROLES)?;
     let state = sh.lock();
-    let m = state
-        .machine(&id)
-        .ok_or_else(|| not_found("Machine", &id, &sh.config.tenant_id))?;
+    let m = state.machine(&id).ok_or_else(|| not_found("Machine", &id, &sh.config.tenant_id))?;
     let body = machine_body(m, &sh.base_url, OffsetDateTime::now_utc());
     Ok(Json(body).into_response())
 }

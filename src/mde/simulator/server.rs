@@ -34,17 +34,8 @@ pub(crate) fn app(shared: Arc<Shared>) -> Router {
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .nest("/api", api_router())
         .nest("/api/v1.0", api_router())
-        .fallback(|| async {
-            mde_error(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                "The requested resource was not found.",
-            )
-        })
-        .layer(middleware::from_fn_with_state(
-            shared.clone(),
-            record_and_fault,
-        ))
+        .fallback(|| async { mde_error(StatusCode::NOT_FOUND, "NotFound", "The requested resource was not found.") })
+        .layer(middleware::from_fn_with_state(shared.clone(), record_and_fault))
         .with_state(shared)
 }
 

@@ -24,11 +24,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn new(config: SimulatorConfig, base_url: String) -> Self {
         let state = State::seeded(&config);
-        Self {
-            config,
-            base_url,
-            state: Mutex::new(state),
-        }
+        Self { config, base_url, state: Mutex::new(state) }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
@@ -37,10 +33,7 @@ impl Shared {
     }
 
     pub fn token_url(&self) -> String {
-        format!(
-            "{}/{}/oauth2/v2.0/token",
-            self.base_url, self.config.tenant_id
-        )
+        format!("{}/{}/oauth2/v2.0/token", self.base_url, self.config.tenant_id)
     }
 
     /// An action as JSON, its status derived for `now`.
@@ -86,11 +79,7 @@ pub(crate) struct ActionRecord {
 
 impl ActionRecord {
     /// The status at `now` and when it last changed.
-    pub fn status_at(
-        &self,
-        config: &SimulatorConfig,
-        now: OffsetDateTime,
-    ) -> (ActionStatus, OffsetDateTime) {
+    pub fn status_at(&self, config: &SimulatorConfig, now: OffsetDateTime) -> (ActionStatus, OffsetDateTime) {
         if let Some(c) = &self.cancelled {
             return (ActionStatus::Cancelled, c.at);
         }
@@ -105,12 +94,7 @@ impl ActionRecord {
         }
     }
 
-    fn render(
-        &self,
-        config: &SimulatorConfig,
-        now: OffsetDateTime,
-        odata_context: Option<String>,
-    ) -> WireAction {
+    fn render(&self, config: &SimulatorConfig, now: OffsetDateTime, odata_context: Option<String>) -> WireAction {
         let (status, updated) = self.status_at(config, now);
         let c = self.cancelled.as_ref();
         WireAction {
@@ -190,9 +174,7 @@ impl State {
     /// A machine by device id or computer DNS name (as `GET /machines/{id}` accepts both).
     pub fn machine(&self, id_or_name: &str) -> Option<&SeedMachine> {
         let wanted = id_or_name.to_ascii_lowercase();
-        self.machines
-            .iter()
-            .find(|m| m.id == wanted || m.computer_dns_name.eq_ignore_ascii_case(id_or_name))
+        self.machines.iter().find(|m| m.id == wanted || m.computer_dns_name.eq_ignore_ascii_case(id_or_name))
     }
 
     /// Takes one use of the first queued fault for `kind`.
@@ -222,12 +204,7 @@ impl State {
     }
 
     /// Whether the newest Succeeded Isolate/Unisolate action of the machine is an Isolate.
-    pub fn is_isolated(
-        &self,
-        config: &SimulatorConfig,
-        machine_id: &str,
-        now: OffsetDateTime,
-    ) -> bool {
+    pub fn is_isolated(&self, config: &SimulatorConfig, machine_id: &str, now: OffsetDateTime) -> bool {
         self.actions
             .iter()
             .rev()

@@ -56,9 +56,7 @@ fn issue(
     }
     let client_id = form.get("client_id").map(String::as_str).unwrap_or("");
     if client_id != sh.config.client_id {
-        let d = format!(
-            "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
-        );
+        let d = format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'.");
         return Err(refuse(bad, "unauthorized_client", 700016, &d));
     }
     let audience = match form.get("scope").and_then(|s| s.strip_suffix("/.default")) {
@@ -75,11 +73,7 @@ fn issue(
     let lifetime = sh.config.token_lifetime;
     sh.lock().tokens.insert(
         access_token.clone(),
-        IssuedToken {
-            audience,
-            roles: sh.config.app_roles.clone(),
-            expires_at: Instant::now() + lifetime,
-        },
+        IssuedToken { audience, roles: sh.config.app_roles.clone(), expires_at: Instant::now() + lifetime },
     );
     let seconds = lifetime.as_secs();
     let body = json!({
@@ -96,8 +90,7 @@ fn authenticate(sh: &Shared, tenant: &str, form: &HashMap<String, String>) -> Re
     let unauthorized = StatusCode::UNAUTHORIZED;
     if let Some(assertion) = form.get("client_assertion") {
         if form.get("client_assertion_type").map(String::as_str) != Some(JWT_BEARER) {
-            let d =
-                "The provided value for the input parameter 'client_assertion_type' is not valid.";
+            let d = "The provided value for the input parameter 'client_assertion_type' is not valid.";
             return Err(refuse(StatusCode::BAD_REQUEST, "invalid_request", 50027, d));
         }
         return verify_assertion(sh, tenant, assertion);
@@ -110,12 +103,7 @@ fn authenticate(sh: &Shared, tenant: &str, form: &HashMap<String, String>) -> Re
         }
         (None, _) => {
             let d = "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.";
-            Err(refuse(
-                StatusCode::BAD_REQUEST,
-                "invalid_client",
-                7000218,
-                d,
-            ))
+            Err(refuse(StatusCode::BAD_REQUEST, "invalid_client", 7000218, d))
         }
     }
 }
@@ -124,21 +112,14 @@ fn authenticate(sh: &Shared, tenant: &str, form: &HashMap<String, String>) -> Re
 /// (this endpoint, or the public Entra URL of the tenant), `iss` = `sub` = client id, and the
 /// `exp`/`nbf` window.
 fn verify_assertion(sh: &Shared, tenant: &str, assertion: &str) -> Result<(), Refusal> {
-    let invalid =
-        |aadsts: u32, d: &str| refuse(StatusCode::UNAUTHORIZED, "invalid_client", aadsts, d);
+    let invalid = |aadsts: u32, d: &str| refuse(StatusCode::UNAUTHORIZED, "invalid_client", aadsts, d);
     let Some(certificate) = &sh.config.certificate_pem else {
-        return Err(invalid(
-            700027,
-            "No certificate is registered on the application.",
-        ));
+        return Err(invalid(700027, "No certificate is registered on the application."));
     };
-    let header = jsonwebtoken::decode_header(assertion)
-        .map_err(|_| invalid(50027, "JWT token is invalid or malformed."))?;
+    let header =
+        jsonwebtoken::decode_header(assertion).map_err(|_| invalid(50027, "JWT token is invalid or malformed."))?;
     if !matches!(header.alg, Algorithm::PS256 | Algorithm::RS256) {
-        return Err(invalid(
-            5002738,
-            "The JWT signature algorithm is not supported.",
-        ));
+        return Err(invalid(5002738, "The JWT signature algorithm is not supported."));
     }
     let thumbprint = certificate_der(certificate)
         .map(|der| x5t_s256(&der))
@@ -162,13 +143,10 @@ fn verify_assertion(sh: &Shared, tenant: &str, assertion: &str) -> Result<(), Re
     match jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation) {
         Ok(_) => Ok(()),
         Err(e) => Err(match e.kind() {
-            ErrorKind::InvalidSignature => {
-                invalid(700027, "Client assertion failed signature validation.")
+            ErrorKind::InvalidSignature => invalid(700027, "Client assertion failed signature validation."),
+            ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => {
+                invalid(700024, "Client assertion is not within its valid time range.")
             }
-            ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => invalid(
-                700024,
-                "Client assertion is not within its valid time range.",
-            ),
             _ => invalid(50027, "JWT token is invalid or malformed."),
         }),
     }

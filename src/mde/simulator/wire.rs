@@ -14,11 +14,8 @@ use crate::mde::types::{ActionStatus, ActionType, MdeErrorBody, MdeErrorDetail};
 
 /// `2024-10-21T11:25:48.3308187Z`: UTC, 7 fraction digits, `Z`, as MDE writes them.
 pub fn timestamp(t: OffsetDateTime) -> String {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z");
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&format)
-        .unwrap_or_default()
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z");
+    t.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
 }
 
 /// `{"error":{"code","message","target"}}` with a fresh GUID as `target`.
@@ -62,9 +59,7 @@ pub fn entra_error(status: StatusCode, error: &str, aadsts: u32, description: &s
     let description = if aadsts == 0 {
         description.to_owned()
     } else {
-        format!(
-            "AADSTS{aadsts}: {description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {now}"
-        )
+        format!("AADSTS{aadsts}: {description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {now}")
     };
     let body = json!({
         "error": error,

@@ -1,0 +1,234 @@
+//! `[mde]`: the Defender API, the app's credentials, and how the release worker paces itself.
+
+use super::HumanDuration;
+use super::load::SettingsError;
+use super::values::{lenient_bool, lenient_u32};
+use crate::mde::{AssertionAlg, CloudPreset, MdeClientConfig, MdeCredential};
+use crate::secret::Secret;
+use crate::worker::{RetryPolicy, WorkerConfig};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MdeSettings {
+    /// `commercial`, `gcc`, `gcc-high` or `dod`: fills `api_base`, `token_url` and `scope`
+    /// (explicit keys win). Needs `tenant_id` for the token URL.
+    pub cloud: Option<String>,
+    pub tenant_id: Option<String>,
+    pub api_base: Option<String>,
+    pub token_url: Option<String>,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub client_secret_file: Option<PathBuf>,
+    /// The app's certificate (PEM) for a signed client assertion instead of a secret.
+    pub certificate: Option<String>,
+    pub certificate_file: Option<PathBuf>,
+    pub private_key: Option<Secret>,
+    pub private_key_file: Option<PathBuf>,
+    /// `PS256` (Entra's recommendation) or `RS256`.
+    pub assertion_alg: String,
+    #[serde(deserialize_with = "lenient_u32")]
+    pub rate_per_minute: u32,
+    #[serde(deserialize_with = "lenient_u32")]
+    pub rate_per_hour: u32,
+    pub poll_interval: HumanDuration,
+    pub request_timeout: HumanDuration,
+    /// Run the release worker inside `serve` (off for an API-only instance).
+    #[serde(deserialize_with = "lenient_bool")]
+    pub worker_enabled: bool,
+    /// Attempts to send a release before it is `failed`.
+    #[serde(deserialize_with = "lenient_u32")]
+    pub max_attempts: u32,
+    pub backoff_base: HumanDuration,
+    pub backoff_max: HumanDuration,
+    /// How long a claim is held before another worker may take the job over.
+    pub lease: HumanDuration,
+    /// Longest time between looks for approvals written by another process.
+    pub scan_interval: HumanDuration,
+    /// On shutdown, how long an in-flight MDE call may take before the daemon exits anyway.
+    pub shutdown_grace: HumanDuration,
+}
+
+impl Default for MdeSettings {
+    fn default() -> Self {
+        Self {
+            cloud: None,
+            tenant_id: None,
+            api_base: None,
+            token_url: None,
+            scope: None,
+            client_id: None,
+            client_secret: None,
+            client_secret_file: None,
+            certificate: None,
+            certificate_file: None,
+            private_key: None,
+            private_key_file: None,
+            assertion_alg: "PS256".into(),
+            rate_per_minute: 100,
+            rate_per_hour: 1500,
+            poll_interval: HumanDuration::from_secs(10),
+            request_timeout: HumanDuration::from_secs(30),
+            worker_enabled: true,
+            max_attempts: 8,
+            backoff_base: HumanDuration::from_secs(2),
+            backoff_max: HumanDuration::from_secs(300),
+            lease: HumanDuration::from_secs(300),
+            scan_interval: HumanDuration::from_secs(5),
+            shutdown_grace: HumanDuration::from_secs(30),
+        }
+    }
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid { key: key.to_string(), message: message.into() }
+}
+
+fn read_file(key: &str, path: &PathBuf) -> Result<String, SettingsError> {
+    std::fs::read_to_string(path).map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+}
+
+/// Where the API and token endpoint are, after applying the cloud preset.
+struct Endpoints {
+    api_base: Option<String>,
+    token_url: Option<String>,
+    scope: Option<String>,
+}
+
+impl MdeSettings {
+    fn endpoints(&self) -> Result<Endpoints, SettingsError> {
+        let preset = match &self.cloud {
+            None => None,
+            Some(name) => {
+                let preset = CloudPreset::parse(name).ok_or_else(|| {
+                    invalid("mde.cloud", format!("`{name}` is not one of commercial, gcc, gcc-high, dod"))
+                })?;
+                let tenant = self.tenant_id.as_deref().filter(|t| !t.trim().is_empty());
+                let tenant = tenant.ok_or_else(|| invalid("mde.tenant_id", "needed with mde.cloud"))?;
+                Some(preset.endpoints(tenant))
+            }
+        };
+        Ok(Endpoints {
+            api_base: self.api_base.clone().or_else(|| preset.as_ref().map(|p| p.api_base.clone())),
+            token_url: self.token_url.clone().or_else(|| preset.as_ref().map(|p| p.token_url.clone())),
+            scope: self.scope.clone().or_else(|| preset.as_ref().map(|p| p.scope.clone())),
+        })
+    }
+
+    fn alg(&self) -> Result<AssertionAlg, SettingsError> {
+        match self.assertion_alg.as_str() {
+            "PS256" => Ok(AssertionAlg::PS256),
+            "RS256" => Ok(AssertionAlg::RS256),
+            other => Err(invalid("mde.assertion_alg", format!("`{other}` is not PS256 or RS256"))),
+        }
+    }
+
+    /// Checks what can be checked without reading files; with the worker on, the API, the app
+    /// and exactly one kind of credential must be configured.
+    pub(super) fn validate(&self) -> Result<(), SettingsError> {
+        let endpoints = self.endpoints()?;
+        self.alg()?;
+        for (key, value) in [("mde.api_base", &endpoints.api_base), ("mde.token_url", &endpoints.token_url)] {
+            if let Some(v) = value {
+                super::load::check_url(key, v)?;
+            }
+        }
+        if self.rate_per_minute == 0 {
+            return Err(invalid("mde.rate_per_minute", "must be at least 1"));
+        }
+        if self.rate_per_hour < self.rate_per_minute {
+            return Err(invalid("mde.rate_per_hour", "must be at least mde.rate_per_minute"));
+        }
+        for (key, d) in [
+            ("mde.poll_interval", self.poll_interval),
+            ("mde.request_timeout", self.request_timeout),
+            ("mde.backoff_base", self.backoff_base),
+            ("mde.lease", self.lease),
+            ("mde.scan_interval", self.scan_interval),
+        ] {
+            if d.get().is_zero() {
+                return Err(invalid(key, "must be greater than zero"));
+            }
+        }
+        if self.backoff_max < self.backoff_base {
+            return Err(invalid("mde.backoff_max", "must be at least mde.backoff_base"));
+        }
+        if self.max_attempts == 0 {
+            return Err(invalid("mde.max_attempts", "must be at least 1"));
+        }
+        if self.lease.get() <= self.request_timeout.get() {
+            return Err(invalid("mde.lease", "must be longer than mde.request_timeout"));
+        }
+        if !self.worker_enabled {
+            return Ok(());
+        }
+        let missing =
+            |key: &str| invalid(key, "required while mde.worker_enabled is true (or set mde.cloud and mde.tenant_id)");
+        endpoints.api_base.as_ref().ok_or_else(|| missing("mde.api_base"))?;
+        endpoints.token_url.as_ref().ok_or_else(|| missing("mde.token_url"))?;
+        endpoints.scope.as_ref().ok_or_else(|| missing("mde.scope"))?;
+        self.client_id.as_ref().ok_or_else(|| invalid("mde.client_id", "required while mde.worker_enabled is true"))?;
+        let secrets = [self.client_secret.is_some(), self.client_secret_file.is_some()].iter().filter(|b| **b).count();
+        let cert = self.certificate.is_some() || self.certificate_file.is_some();
+        let key = self.private_key.is_some() || self.private_key_file.is_some();
+        match (secrets, cert, key) {
+            (1, false, false) | (0, true, true) => Ok(()),
+            (0, false, false) => Err(invalid(
+                "mde.client_secret",
+                "set one credential: client_secret, client_secret_file, or certificate(_file) with private_key(_file)",
+            )),
+            (0, true, false) => Err(invalid("mde.private_key_file", "a certificate needs its private key")),
+            (0, false, true) => Err(invalid("mde.certificate_file", "a private key needs its certificate")),
+            _ => Err(invalid("mde.client_secret", "set only one kind of credential (secret or certificate)")),
+        }
+    }
+
+    /// The client's configuration, reading secret and key files now. Errors name the key.
+    pub fn client_config(&self) -> Result<MdeClientConfig, SettingsError> {
+        let e = self.endpoints()?;
+        let need = |key: &str, v: Option<String>| v.ok_or_else(|| invalid(key, "not configured"));
+        let credential = if let Some(s) = &self.client_secret {
+            MdeCredential::ClientSecret(s.clone())
+        } else if let Some(path) = &self.client_secret_file {
+            MdeCredential::ClientSecret(Secret::new(read_file("mde.client_secret_file", path)?.trim()))
+        } else {
+            let certificate_pem = match (&self.certificate, &self.certificate_file) {
+                (Some(pem), _) => pem.clone(),
+                (None, Some(path)) => read_file("mde.certificate_file", path)?,
+                (None, None) => return Err(invalid("mde.client_secret", "no credential configured")),
+            };
+            let private_key_pem = match (&self.private_key, &self.private_key_file) {
+                (Some(k), _) => k.clone(),
+                (None, Some(path)) => Secret::new(read_file("mde.private_key_file", path)?),
+                (None, None) => return Err(invalid("mde.private_key_file", "a certificate needs its private key")),
+            };
+            MdeCredential::Certificate { certificate_pem, private_key_pem, alg: self.alg()? }
+        };
+        Ok(MdeClientConfig {
+            api_base: need("mde.api_base", e.api_base)?,
+            token_url: need("mde.token_url", e.token_url)?,
+            scope: need("mde.scope", e.scope)?,
+            client_id: need("mde.client_id", self.client_id.clone())?,
+            credential,
+            rate_per_minute: self.rate_per_minute,
+            rate_per_hour: self.rate_per_hour,
+            request_timeout: self.request_timeout.get(),
+        })
+    }
+
+    /// How the worker paces itself.
+    pub fn worker_config(&self) -> WorkerConfig {
+        WorkerConfig {
+            retry: RetryPolicy {
+                base: self.backoff_base.get(),
+                max: self.backoff_max.get(),
+                max_attempts: self.max_attempts,
+            },
+            lease: self.lease.get(),
+            poll_interval: self.poll_interval.get(),
+            scan_interval: self.scan_interval.get(),
+        }
+    }
+}
