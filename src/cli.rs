@@ -7,6 +7,7 @@ use crate::settings::{self, Settings};
 use crate::startup::{Application, shutdown_signal};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -203,7 +204,9 @@ fn print_dev_banner(app: &Application, sim: &SimulatorHandle) -> anyhow::Result<
     let machines: String =
         sim.config().machines.iter().map(|m| format!("    {}  {}\n", m.id, m.computer_dns_name)).collect();
     let line = "=".repeat(78);
-    println!(
+    // One locked write; a closed stdout (the reader went away) must not take the daemon down.
+    let _ = writeln!(
+        std::io::stdout().lock(),
         "{line}\n  DEVELOPMENT SETUP -- NOT FOR PRODUCTION\n  dualkey is running with --dev: the tokens below are valid for 12 hours and\n  anyone holding them can request, approve and read releases.\n{line}\n\n  API:       http://{addr}/api/v1\n  Database:  {db}\n  MDE:       simulator at {mde} (no real tenant is touched)\n\n  Isolated machines in the simulator:\n{machines}\n  Requester (alice, {rr}):\n    export REQUESTER_TOKEN={requester}\n\n  Approver (bob, {ar}):\n    export APPROVER_TOKEN={approver}\n\n  Auditor (audrey, {au}):\n    export AUDITOR_TOKEN={auditor}\n\n{line}",
         addr = app.local_addr(),
         db = s.database.url,

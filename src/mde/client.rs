@@ -67,6 +67,11 @@ impl MdeClient {
         Ok(Self { http, api_base: config.api_base.trim_end_matches('/').to_owned(), tokens, limiters })
     }
 
+    /// When `api`'s rate budget next allows a call (now or later), without taking it.
+    pub fn ready_at(&self, api: Api) -> std::time::Instant {
+        self.limiters[&api].ready_at()
+    }
+
     /// `POST /api/machines/{id}/unisolate` with `{"Comment": comment}`; expects 201.
     #[tracing::instrument(skip_all, fields(machine_id = %machine_id))]
     pub async fn unisolate(&self, machine_id: &str, comment: &str) -> Result<MachineAction, MdeError> {

@@ -128,6 +128,12 @@ impl RateLimiter {
         }
     }
 
+    /// When the next call would be allowed, without taking it. The worker waits for this
+    /// before a call, renewing its claim meanwhile, so a long wait never outlives a lease.
+    pub fn ready_at(&self) -> Instant {
+        self.lock().next_allowed(Instant::now())
+    }
+
     /// Blocks this API until `now + wait`, e.g. after MDE answered 429 with `Retry-After`.
     pub fn block_for(&self, wait: Duration) {
         self.lock().block_until(Instant::now() + wait);

@@ -4,7 +4,7 @@ use super::{Worker, comment};
 use crate::audit::AuditEvent;
 use crate::clock::{rfc3339_ms, to_ms};
 use crate::db::{self, worker::Claim};
-use crate::mde::{ActionType, MachineAction, MdeError};
+use crate::mde::{ActionType, Api, MachineAction, MdeError};
 
 /// Why an action was adopted rather than created.
 const AFTER_UNRECORDED_ATTEMPT: &str = "list_before_resend";
@@ -15,6 +15,9 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
     // An earlier claim may have reached MDE without recording the answer (the daemon died, or
     // the connection dropped after MDE acted): look before sending again.
     if c.attempts > 1 {
+        if !hold_until_budget(w, &c, Api::ListActions).await? {
+            return Ok(());
+        }
         match find_ours(w, &c).await {
             Ok(Some(action)) => return adopt(w, &c, action, AFTER_UNRECORDED_ATTEMPT).await,
             Ok(None) => {}
@@ -26,6 +29,9 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
         db::worker::parties(&mut conn, c.id).await?
     };
     let text = comment::build(c.id, &requester, &approvers, &reason);
+    if !hold_until_budget(w, &c, Api::Unisolate).await? {
+        return Ok(());
+    }
     match w.mde.unisolate(c.machine_id.as_str(), &text).await {
         Ok(action) => accepted(w, &c, action).await,
         Err(MdeError::ActiveRequestAlreadyExists { api, message }) => match find_ours(w, &c).await {
@@ -44,6 +50,29 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
             Err(e) => failed_attempt(w, &c, e).await,
         },
         Err(e) => failed_attempt(w, &c, e).await,
+    }
+}
+
+/// Waits until `api` has rate budget, renewing the claim meanwhile so a long wait (an hour
+/// when the hourly budget is spent) never lets the lease lapse while this worker still means to
+/// send. False when the claim was lost: another worker owns the job and this one must not send.
+async fn hold_until_budget(w: &Worker, c: &Claim, api: Api) -> anyhow::Result<bool> {
+    loop {
+        let ready = w.mde.ready_at(api);
+        let now = std::time::Instant::now();
+        if ready <= now {
+            return Ok(true);
+        }
+        tokio::time::sleep((ready - now).min(w.config.lease / 3)).await;
+        let now = w.state.clock.now();
+        let lease_until = to_ms(now) + w.config.lease.as_millis() as i64;
+        let mut tx = w.state.db.begin().await?;
+        let renewed = db::worker::renew(&mut tx, c, to_ms(now), lease_until).await?;
+        tx.commit().await?;
+        if !renewed {
+            tracing::warn!(?api, "lost the claim while waiting for MDE rate budget; not sending");
+            return Ok(false);
+        }
     }
 }
 

@@ -91,22 +91,24 @@ async fn serve_dev_prints_tokens_that_work_and_keeps_the_configured_database() {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
+        .map(Daemon)
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let banner = tokio::task::spawn_blocking(move || {
+    let stdout = child.0.stdout.take().unwrap();
+    // Read the banner, then keep draining stdout so the daemon never writes to a closed pipe.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
         let mut lines = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            let done = line.contains("AUDITOR_TOKEN");
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             lines.push(line);
-            if done {
-                break;
+            if lines.last().is_some_and(|l| l.contains("AUDITOR_TOKEN"))
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(lines.join("\n"));
             }
         }
-        lines.join("\n")
-    })
-    .await
-    .unwrap();
+    });
+    let banner = rx.await.expect("the daemon printed its banner");
     assert!(banner.contains("DEVELOPMENT SETUP"), "{banner}");
     let find = |prefix: &str| {
         banner
@@ -139,7 +141,6 @@ async fn serve_dev_prints_tokens_that_work_and_keeps_the_configured_database() {
         .await
         .unwrap();
     assert_eq!(approved["status"], "approved");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     assert!(db.exists(), "DUALKEY_DATABASE__URL still applies under --dev");
 }

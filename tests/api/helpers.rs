@@ -34,6 +34,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub secret: String,
     pub config_path: PathBuf,
+    /// A worker for this daemon, when its `[mde]` is configured.
+    pub worker: Option<dualkey::worker::Worker>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -67,6 +69,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     tweak(&mut settings);
     let clock = ManualClock::new();
     let app = Application::build(settings, Arc::new(clock.clone())).await.expect("app builds");
+    let worker = app.worker().ok();
     let base = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async move {
@@ -79,6 +82,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         clock,
         secret,
         config_path,
+        worker,
         shutdown: Some(tx),
         handle: Some(handle),
         _dir: dir,
@@ -213,4 +217,99 @@ pub async fn error_code(r: Response) -> (StatusCode, String) {
     let status = r.status();
     let body: Value = r.json().await.unwrap_or(Value::Null);
     (status, body["error"]["code"].as_str().unwrap_or("<no code>").to_string())
+}
+
+/// A daemon whose `[mde]` points at a simulator on another loopback port, and a worker to
+/// drive step by step. The background worker stays off unless `tweak` turns it on.
+pub struct MdeApp {
+    pub app: TestApp,
+    pub sim: dualkey::mde::simulator::SimulatorHandle,
+    pub worker: dualkey::worker::Worker,
+}
+
+/// The simulator's config for tests: quick action lifecycle.
+pub fn quick_simulator() -> dualkey::mde::simulator::SimulatorConfig {
+    dualkey::mde::simulator::SimulatorConfig {
+        pending_for: std::time::Duration::from_millis(50),
+        in_progress_for: std::time::Duration::from_millis(50),
+        ..Default::default()
+    }
+}
+
+/// A seeded (isolated) machine id in the default simulator.
+pub const SEEDED: &str = "1e5bc9d7e413ddd7902c2932e418702b84d0cc07";
+pub const SEEDED_2: &str = "7b1f4967d9728e5aa3c06a9e617a22a4a5a17378";
+
+pub async fn spawn_with_mde(
+    sim_config: dualkey::mde::simulator::SimulatorConfig,
+    tweak: impl FnOnce(&mut Settings),
+) -> MdeApp {
+    let sim = dualkey::mde::simulator::Simulator::start(sim_config).await.unwrap();
+    let client = sim.client_config().unwrap();
+    let secret = match client.credential {
+        dualkey::mde::MdeCredential::ClientSecret(s) => s,
+        _ => unreachable!("the test simulator uses a client secret"),
+    };
+    let app = spawn_app_with(move |s| {
+        s.mde.api_base = Some(client.api_base);
+        s.mde.token_url = Some(client.token_url);
+        s.mde.scope = Some(client.scope);
+        s.mde.client_id = Some(client.client_id);
+        s.mde.client_secret = Some(secret);
+        s.mde.worker_enabled = false;
+        s.mde.poll_interval = "20ms".parse().unwrap();
+        s.mde.backoff_base = "10ms".parse().unwrap();
+        s.mde.backoff_max = "40ms".parse().unwrap();
+        tweak(s);
+    })
+    .await;
+    let worker = app.worker.clone().expect("the daemon's [mde] points at the simulator");
+    MdeApp { app, sim, worker }
+}
+
+impl MdeApp {
+    /// Requests a release for `machine_id` as alice and has bob approve it; returns its id.
+    pub async fn approved(&self, machine_id: &str) -> String {
+        let r = self
+            .app
+            .post(
+                "/api/v1/releases",
+                &self.app.requester(),
+                json!({"machine_id": machine_id, "comment": "reimaged and scanned clean"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+        assert_eq!(self.app.approve(&id, &self.app.approver("bob")).await.status(), StatusCode::OK);
+        id
+    }
+
+    /// Drives the worker until the release reaches `status` (bounded: panics after ~20 s).
+    pub async fn drive_until(&self, id: &str, status: &str) -> Value {
+        for _ in 0..1000 {
+            self.worker.run_until_idle().await.unwrap();
+            let r = self.app.release(id).await;
+            if r["status"] == status {
+                return r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("release {id} never reached {status}: {}", self.app.release(id).await);
+    }
+}
+
+/// A child process that is killed when the test ends, even by a failed assertion.
+pub struct Daemon(pub std::process::Child);
+
+impl Daemon {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

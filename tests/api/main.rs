@@ -6,5 +6,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod concurrency;
+mod crash;
 mod helpers;
 mod releases;
+mod worker;

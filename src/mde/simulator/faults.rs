@@ -71,6 +71,9 @@ pub enum FaultAction {
     Drop,
     /// Process the request (an action IS created), then close the connection unanswered.
     ProcessThenDrop,
+    /// Process the request (an action IS created), then hold the answer this long: the window
+    /// in which a test kills the caller between MDE acting and the caller recording it.
+    ProcessThenDelay(Duration),
 }
 
 impl FaultAction {

@@ -95,6 +95,11 @@ async fn record_and_fault(State(sh): State<Arc<Shared>>, request: Request, next:
             next.run(request).await
         }
         Some(FaultAction::Drop) => drop_connection(control).await,
+        Some(FaultAction::ProcessThenDelay(d)) => {
+            let processed = next.run(request).await;
+            tokio::time::sleep(d).await;
+            processed
+        }
         Some(FaultAction::ProcessThenDrop) => {
             let _processed = next.run(request).await;
             drop_connection(control).await

@@ -1,0 +1,89 @@
+//! Killing the daemon (SIGKILL) in the middle of a release and starting it again: exactly one
+//! MDE action, however the crash fell.
+
+use crate::helpers::*;
+use dualkey::mde::simulator::{DEV_CLIENT_SECRET, FaultAction, RouteKind};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The real `dualkey serve` as a worker-only second process on the test app's database.
+fn start_worker_process(m: &MdeApp) -> Daemon {
+    let client = m.sim.client_config().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dualkey"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DUALKEY_")) {
+        cmd.env_remove(k);
+    }
+    cmd.args(["serve", "--config"])
+        .arg(&m.app.config_path)
+        .env("DUALKEY_SERVER__BIND", "127.0.0.1:0")
+        .env("DUALKEY_MDE__WORKER_ENABLED", "true")
+        .env("DUALKEY_MDE__API_BASE", &client.api_base)
+        .env("DUALKEY_MDE__TOKEN_URL", &client.token_url)
+        .env("DUALKEY_MDE__SCOPE", &client.scope)
+        .env("DUALKEY_MDE__CLIENT_ID", &client.client_id)
+        .env("DUALKEY_MDE__CLIENT_SECRET", DEV_CLIENT_SECRET)
+        .env("DUALKEY_MDE__REQUEST_TIMEOUT", "5s")
+        .env("DUALKEY_MDE__LEASE", "6s")
+        .env("DUALKEY_MDE__SCAN_INTERVAL", "100ms")
+        .env("DUALKEY_MDE__POLL_INTERVAL", "100ms")
+        .env("DUALKEY_MDE__BACKOFF_BASE", "50ms")
+        .env("DUALKEY_MDE__BACKOFF_MAX", "200ms")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Daemon)
+        .unwrap()
+}
+
+async fn status(m: &MdeApp, id: &str) -> String {
+    m.app.release(id).await["status"].as_str().unwrap().to_string()
+}
+
+async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..600 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Kills the worker process once MDE has the request (`fault` decides whether MDE acted on it
+/// before the kill), restarts it, and checks the release ends with exactly one action.
+async fn crash_and_recover(fault: FaultAction) -> MdeApp {
+    let m = spawn_with_mde(quick_simulator(), |_| {}).await;
+    m.sim.inject(RouteKind::Unisolate, fault, 1);
+    let mut first = start_worker_process(&m);
+    let id = m.approved(SEEDED).await;
+    wait_for("the unisolate call to reach MDE", async || m.sim.count(RouteKind::Unisolate) == 1).await;
+    first.kill();
+    assert_eq!(status(&m, &id).await, "dispatching", "the crash left the send unrecorded");
+
+    let mut second = start_worker_process(&m);
+    wait_for("the release to succeed after the restart", async || status(&m, &id).await == "succeeded").await;
+    second.kill();
+
+    assert_eq!(m.sim.unisolate_count(SEEDED), 1, "exactly one MDE action for the release");
+    let report: serde_json::Value = m.app.get("/api/v1/audit/verify", &m.app.auditor()).await.json().await.unwrap();
+    assert_eq!(report["ok"], true);
+    let claims = m.app.audit_actions("dispatch_claimed").await;
+    assert_eq!(claims.len(), 2, "claimed again after the lease of the dead process expired");
+    m
+}
+
+#[tokio::test]
+async fn a_daemon_killed_after_mde_acted_but_before_recording_adopts_the_action_on_restart() {
+    let m = crash_and_recover(FaultAction::ProcessThenDelay(Duration::from_secs(30))).await;
+    assert_eq!(m.sim.count(RouteKind::Unisolate), 1, "the restart listed and adopted instead of sending again");
+    let adopted = m.app.audit_actions("mde_action_adopted").await;
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(adopted[0]["details"]["found_by"], "list_before_resend");
+}
+
+#[tokio::test]
+async fn a_daemon_killed_while_mde_was_still_receiving_the_call_sends_exactly_once_after_restart() {
+    // MDE holds the call before acting on it; the kill drops the connection first.
+    let m = crash_and_recover(FaultAction::Delay(Duration::from_secs(30))).await;
+    assert!(m.sim.count(RouteKind::ListActions) >= 1, "the restart looked before sending");
+}

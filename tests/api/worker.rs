@@ -1,0 +1,229 @@
+//! The release worker against the MDE simulator over real HTTP.
+
+use crate::helpers::*;
+use dualkey::mde::simulator::{FaultAction, RouteKind, SeedMachine, SimulatorConfig};
+use serde_json::Value;
+use std::time::Duration;
+
+fn actions_named(entries: &[Value], action: &str) -> Vec<Value> {
+    entries.iter().filter(|e| e["action"] == action).cloned().collect()
+}
+
+#[tokio::test]
+async fn an_approved_release_is_sent_once_and_followed_to_succeeded() {
+    let m = spawn_with_mde(quick_simulator(), |_| {}).await;
+    let id = m.approved(SEEDED).await;
+    let done = m.drive_until(&id, "succeeded").await;
+    assert_eq!(done["mde_action_status"], "Succeeded");
+    assert_eq!(done["attempts"], 1);
+    let actions = m.sim.actions_for(SEEDED);
+    let unisolates: Vec<_> =
+        actions.iter().filter(|a| a.action_type.as_ref().is_some_and(|t| t.as_str() == "Unisolate")).collect();
+    assert_eq!(unisolates.len(), 1);
+    assert_eq!(done["mde_action_id"], unisolates[0].id.as_str());
+    let comment = unisolates[0].requestor_comment.clone().unwrap();
+    for part in [
+        format!("[dualkey:{id}]"),
+        "Requested by alice".into(),
+        "approved by bob".into(),
+        "reimaged and scanned clean".into(),
+    ] {
+        assert!(comment.contains(&part), "{part} missing from {comment}");
+    }
+    let audit = m.app.audit().await;
+    let names: Vec<&str> =
+        audit.iter().filter(|e| e["release_id"] == id.as_str()).map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        names[..5],
+        ["release_requested", "approval_recorded", "release_approved", "dispatch_claimed", "unisolate_accepted"]
+    );
+    assert_eq!(names.last(), Some(&"release_succeeded"));
+    assert!(names[5..names.len() - 1].iter().all(|n| *n == "mde_action_progressed"), "{names:?}");
+    let accepted = actions_named(&audit, "unisolate_accepted");
+    assert_eq!(accepted[0]["details"]["http_status"], 201);
+    assert_eq!(accepted[0]["details"]["mde_action_id"], done["mde_action_id"]);
+    assert_eq!(actions_named(&audit, "release_succeeded").len(), 1);
+}
+
+#[tokio::test]
+async fn the_background_worker_wakes_on_approval_without_waiting_for_a_scan() {
+    let m = spawn_with_mde(quick_simulator(), |s| {
+        s.mde.worker_enabled = true;
+        s.mde.scan_interval = "1h".parse().unwrap();
+    })
+    .await;
+    let id = m.approved(SEEDED).await;
+    for _ in 0..500 {
+        if m.app.release(&id).await["status"] == "succeeded" {
+            assert_eq!(m.sim.unisolate_count(SEEDED), 1);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the background worker did not release the device: {}", m.app.release(&id).await);
+}
+
+#[tokio::test]
+async fn a_429_is_retried_no_sooner_than_its_retry_after() {
+    let m = spawn_with_mde(quick_simulator(), |_| {}).await;
+    m.sim.inject(RouteKind::Unisolate, FaultAction::too_many_requests(1), 1);
+    let id = m.approved(SEEDED).await;
+    m.worker.run_until_idle().await.unwrap();
+    let r = m.app.release(&id).await;
+    assert_eq!(r["status"], "approved", "back in the queue after a 429");
+    assert!(r["last_error"].as_str().unwrap().contains("TooManyRequests"));
+    let failed = m.app.audit_actions("dispatch_attempt_failed").await;
+    assert_eq!(failed[0]["details"]["http_status"], 429);
+    assert_eq!(failed[0]["details"]["mde_error_code"], "TooManyRequests");
+    assert_eq!(failed[0]["details"]["retryable"], true);
+    m.drive_until(&id, "dispatched").await;
+    let sends: Vec<_> = m.sim.requests().into_iter().filter(|r| r.kind == RouteKind::Unisolate).collect();
+    assert_eq!(sends.len(), 2);
+    assert!(sends[1].instant - sends[0].instant >= Duration::from_secs(1), "Retry-After: 1 was not honoured");
+    assert_eq!(m.sim.unisolate_count(SEEDED), 1);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff_until_mde_accepts() {
+    let m = spawn_with_mde(quick_simulator(), |_| {}).await;
+    m.sim.inject(RouteKind::Unisolate, FaultAction::status(503), 2);
+    let id = m.approved(SEEDED).await;
+    let r = m.drive_until(&id, "succeeded").await;
+    assert_eq!(r["attempts"], 3);
+    assert_eq!(m.sim.count(RouteKind::Unisolate), 3);
+    assert_eq!(m.sim.unisolate_count(SEEDED), 1);
+    let failed = m.app.audit_actions("dispatch_attempt_failed").await;
+    assert_eq!(failed.len(), 2);
+    assert!(failed.iter().all(|e| e["details"]["http_status"] == 503));
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried() {
+    let m = spawn_with_mde(quick_simulator(), |_| {}).await;
+    m.sim.inject(RouteKind::Unisolate, FaultAction::Drop, 1);
+    let id = m.approved(SEEDED).await;
+    let r = m.drive_until(&id, "succeeded").await;
+    assert_eq!(r["attempts"], 2);
+    assert_eq!(m.sim.unisolate_count(SEEDED), 1);
+    let failed = m.app.audit_actions("dispatch_attempt_failed").await;
+    assert!(failed[0]["details"]["http_status"].is_null(), "no HTTP answer: {}", failed[0]);
+}
+
+#[tokio::test]
+async fn an_answer_lost_after_mde_acted_is_adopted_not_sent_again() {
+    let m = spawn_with_mde(quick_simulator(), |_| {}).await;
+    m.sim.inject(RouteKind::Unisolate, FaultAction::ProcessThenDrop, 1);
+    let id = m.approved(SEEDED).await;
+    let r = m.drive_until(&id, "succeeded").await;
+    assert_eq!(m.sim.unisolate_count(SEEDED), 1, "exactly one MDE action");
+    assert_eq!(m.sim.count(RouteKind::Unisolate), 1, "the second attempt listed instead of sending");
+    let adopted = m.app.audit_actions("mde_action_adopted").await;
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(adopted[0]["details"]["found_by"], "list_before_resend");
+    assert_eq!(adopted[0]["details"]["mde_action_id"], r["mde_action_id"]);
+}
+
+#[tokio::test]
+async fn an_expired_mde_token_is_refreshed_once_and_the_call_retried() {
+    let m = spawn_with_mde(quick_simulator(), |_| {}).await;
+    let first = m.approved(SEEDED).await;
+    m.drive_until(&first, "dispatched").await;
+    assert_eq!(m.sim.count(RouteKind::Token), 1);
+    m.sim.expire_all_tokens();
+    let second = m.approved(SEEDED_2).await;
+    let r = m.drive_until(&second, "dispatched").await;
+    assert_eq!(r["attempts"], 1, "the refresh happened inside one attempt");
+    assert_eq!(m.sim.count(RouteKind::Token), 2);
+    let answered_401 = m.sim.requests().iter().filter(|r| r.status == Some(401)).count();
+    assert!(answered_401 >= 1);
+}
+
+#[tokio::test]
+async fn an_unknown_machine_fails_at_once_with_mdes_reason() {
+    let m = spawn_with_mde(quick_simulator(), |_| {}).await;
+    let id = m.approved(&machine(1)).await;
+    m.worker.run_until_idle().await.unwrap();
+    let r = m.app.release(&id).await;
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["attempts"], 1);
+    assert!(r["last_error"].as_str().unwrap().contains("ResourceNotFound"), "{r}");
+    let failed = m.app.audit_actions("release_failed").await;
+    assert_eq!(failed.len(), 1);
+    let attempt = &m.app.audit_actions("dispatch_attempt_failed").await[0];
+    assert_eq!(attempt["details"]["http_status"], 404);
+    assert_eq!(attempt["details"]["mde_error_code"], "ResourceNotFound");
+    assert!(attempt["details"]["mde_error_message"].as_str().unwrap().contains("was not found"));
+    assert_eq!(attempt["details"]["retryable"], false);
+}
+
+#[tokio::test]
+async fn a_403_fails_at_once() {
+    let m = spawn_with_mde(quick_simulator(), |_| {}).await;
+    m.sim.inject(RouteKind::Unisolate, FaultAction::status(403), 1);
+    let id = m.approved(SEEDED).await;
+    m.worker.run_until_idle().await.unwrap();
+    let r = m.app.release(&id).await;
+    assert_eq!(r["status"], "failed");
+    assert!(r["last_error"].as_str().unwrap().contains("403"));
+    assert_eq!(m.sim.count(RouteKind::Unisolate), 1);
+}
+
+#[tokio::test]
+async fn retries_stop_at_max_attempts_and_the_release_fails() {
+    let m = spawn_with_mde(quick_simulator(), |s| s.mde.max_attempts = 3).await;
+    m.sim.inject(RouteKind::Unisolate, FaultAction::status(500), 10);
+    let id = m.approved(SEEDED).await;
+    let r = m.drive_until(&id, "failed").await;
+    assert_eq!(r["attempts"], 3);
+    assert_eq!(m.sim.count(RouteKind::Unisolate), 3);
+    let failed = m.app.audit_actions("release_failed").await;
+    assert!(failed[0]["details"]["reason"].as_str().unwrap().contains("gave up after 3 attempts"));
+}
+
+#[tokio::test]
+async fn an_mde_action_that_ends_failed_fails_the_release() {
+    let mut sim = quick_simulator();
+    sim.machines[0].final_status = dualkey::mde::ActionStatus::TimeOut;
+    let m = spawn_with_mde(sim, |_| {}).await;
+    let id = m.approved(SEEDED).await;
+    let r = m.drive_until(&id, "failed").await;
+    assert_eq!(r["mde_action_status"], "TimeOut");
+    assert_eq!(actions_named(&m.app.audit().await, "release_failed")[0]["details"]["mde_action_status"], "TimeOut");
+}
+
+#[tokio::test]
+async fn a_backlog_larger_than_the_minute_limit_drains_oldest_first_without_a_single_429() {
+    // Both sides count 3 calls a minute, so 5 releases need a second window (about a minute).
+    let ids: Vec<String> = (0..5).map(|n| machine(100 + n)).collect();
+    let sim = SimulatorConfig {
+        machines: ids.iter().map(|id| SeedMachine::isolated(id, "host.contoso.com")).collect(),
+        rate_per_minute: 3,
+        rate_per_hour: 100,
+        ..quick_simulator()
+    };
+    let m = spawn_with_mde(sim, |s| {
+        s.mde.rate_per_minute = 3;
+        s.mde.rate_per_hour = 100;
+        s.mde.poll_interval = "1h".parse().unwrap();
+    })
+    .await;
+    let mut releases = Vec::new();
+    for id in &ids {
+        releases.push(m.approved(id).await);
+    }
+    let started = std::time::Instant::now();
+    while m.sim.count(RouteKind::Unisolate) < 5 {
+        assert!(started.elapsed() < Duration::from_secs(150), "backlog did not drain");
+        m.worker.run_until_idle().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sends: Vec<_> = m.sim.requests().into_iter().filter(|r| r.kind == RouteKind::Unisolate).collect();
+    assert!(sends.iter().all(|r| r.status == Some(201)), "{sends:?}");
+    assert_eq!(m.sim.requests().iter().filter(|r| r.status == Some(429)).count(), 0);
+    assert!(m.sim.max_calls_in_rolling_minute(RouteKind::Unisolate) <= 3);
+    let order: Vec<String> = sends.iter().map(|r| r.path.split('/').nth(3).unwrap().to_string()).collect();
+    assert_eq!(order, ids, "oldest approval first");
+    for id in &releases {
+        assert_eq!(m.app.release(id).await["status"], "dispatched");
+    }
+}
