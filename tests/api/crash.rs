@@ -87,3 +87,19 @@ async fn a_daemon_killed_while_mde_was_still_receiving_the_call_sends_exactly_on
     let m = crash_and_recover(FaultAction::Delay(Duration::from_secs(30))).await;
     assert!(m.sim.count(RouteKind::ListActions) >= 1, "the restart looked before sending");
 }
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_call_finish_and_record_before_exiting() {
+    let m = spawn_with_mde(quick_simulator(), |_| {}).await;
+    m.sim.inject(RouteKind::Unisolate, FaultAction::Delay(Duration::from_millis(1500)), 1);
+    let mut daemon = start_worker_process(&m);
+    let id = m.approved(SEEDED).await;
+    wait_for("the unisolate call to reach MDE", async || m.sim.count(RouteKind::Unisolate) == 1).await;
+    let term = Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let exit = tokio::task::spawn_blocking(move || daemon.0.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+    let r = m.app.release(&id).await;
+    assert_eq!(r["status"], "dispatched", "the in-flight call finished and was recorded: {r}");
+    assert_eq!(m.sim.unisolate_count(SEEDED), 1);
+}

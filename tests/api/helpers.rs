@@ -245,17 +245,14 @@ pub async fn spawn_with_mde(
     tweak: impl FnOnce(&mut Settings),
 ) -> MdeApp {
     let sim = dualkey::mde::simulator::Simulator::start(sim_config).await.unwrap();
-    let client = sim.client_config().unwrap();
-    let secret = match client.credential {
-        dualkey::mde::MdeCredential::ClientSecret(s) => s,
-        _ => unreachable!("the test simulator uses a client secret"),
-    };
+    let (api_base, token_url) = (sim.base_url().to_string(), sim.token_url());
+    let (client_id, secret) = (sim.config().client_id.clone(), sim.config().client_secret.clone());
     let app = spawn_app_with(move |s| {
-        s.mde.api_base = Some(client.api_base);
-        s.mde.token_url = Some(client.token_url);
-        s.mde.scope = Some(client.scope);
-        s.mde.client_id = Some(client.client_id);
-        s.mde.client_secret = Some(secret);
+        s.mde.api_base = Some(api_base);
+        s.mde.token_url = Some(token_url);
+        s.mde.scope = Some("https://api.securitycenter.microsoft.com/.default".into());
+        s.mde.client_id = Some(client_id);
+        s.mde.client_secret = secret;
         s.mde.worker_enabled = false;
         s.mde.poll_interval = "20ms".parse().unwrap();
         s.mde.backoff_base = "10ms".parse().unwrap();

@@ -227,3 +227,46 @@ async fn a_backlog_larger_than_the_minute_limit_drains_oldest_first_without_a_si
         assert_eq!(m.app.release(id).await["status"], "dispatched");
     }
 }
+
+#[tokio::test]
+async fn the_daemon_authenticates_to_mde_with_a_certificate_from_files() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mde");
+    let sim = SimulatorConfig {
+        client_secret: None,
+        certificate_pem: Some(std::fs::read_to_string(fixtures.join("client.crt")).unwrap()),
+        ..quick_simulator()
+    };
+    let m = spawn_with_mde(sim, |s| {
+        s.mde.client_secret = None;
+        s.mde.certificate_file = Some(fixtures.join("client.crt"));
+        s.mde.private_key_file = Some(fixtures.join("client.key"));
+    })
+    .await;
+    let id = m.approved(SEEDED).await;
+    m.drive_until(&id, "succeeded").await;
+    let token_calls: Vec<_> = m.sim.requests().into_iter().filter(|r| r.kind == RouteKind::Token).collect();
+    assert_eq!(token_calls.len(), 1);
+    assert_eq!(token_calls[0].status, Some(200), "the endpoint verified the signed assertion");
+}
+
+#[tokio::test]
+async fn a_certificate_signed_assertion_with_the_wrong_key_never_releases_anything() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mde");
+    let sim = SimulatorConfig {
+        client_secret: None,
+        certificate_pem: Some(std::fs::read_to_string(fixtures.join("client.crt")).unwrap()),
+        ..quick_simulator()
+    };
+    let m = spawn_with_mde(sim, |s| {
+        s.mde.client_secret = None;
+        s.mde.certificate_file = Some(fixtures.join("client.crt"));
+        s.mde.private_key_file = Some(fixtures.join("other.key"));
+    })
+    .await;
+    let id = m.approved(SEEDED).await;
+    m.worker.run_until_idle().await.unwrap();
+    let r = m.app.release(&id).await;
+    assert_eq!(r["status"], "failed", "invalid_client is permanent: {r}");
+    assert!(r["last_error"].as_str().unwrap().contains("invalid_client"), "{r}");
+    assert_eq!(m.sim.count(RouteKind::Unisolate), 0);
+}
