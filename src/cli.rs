@@ -59,6 +59,18 @@ pub enum Command {
         #[arg(long, default_value = "1h")]
         ttl: settings::HumanDuration,
     },
+    /// Measure commit throughput and approval-to-MDE latency on this machine (prints figures).
+    Bench {
+        /// Releases created and approved through the API.
+        #[arg(long, default_value_t = 2000)]
+        releases: usize,
+        /// Concurrent API clients.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Releases whose approval-to-MDE latency is measured (at most 100: MDE's minute limit).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=100))]
+        latency_samples: u16,
+    },
     /// Run the MDE simulator alone (for pointing a staging daemon at it).
     Simulator {
         /// Address to listen on.
@@ -98,6 +110,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulator { bind } => run_simulator(&bind).await,
+        Command::Bench { releases, concurrency, latency_samples } => {
+            let opts = crate::bench::BenchOptions {
+                releases: releases.max(1),
+                concurrency: concurrency.max(1),
+                latency_samples: latency_samples as usize,
+            };
+            crate::bench::run(opts).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Token { config, sub, roles, ttl } => {
             let settings = load_settings(&config)?;
             let token = crate::auth::mint_hs256(&settings.auth, &sub, &roles, ttl.get(), SystemClock.now())?;

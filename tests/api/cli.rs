@@ -144,3 +144,14 @@ async fn serve_dev_prints_tokens_that_work_and_keeps_the_configured_database() {
     child.kill();
     assert!(db.exists(), "DUALKEY_DATABASE__URL still applies under --dev");
 }
+
+#[test]
+fn the_benchmark_runs_and_prints_its_figures() {
+    let out =
+        dualkey().args(["bench", "--releases", "20", "--concurrency", "2", "--latency-samples", "5"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for figure in ["raw SQLite commits:", "API create+approve:", "ratio API commits / raw:", "p50", "p99"] {
+        assert!(stdout.contains(figure), "{figure} missing from {stdout}");
+    }
+}

@@ -1,0 +1,215 @@
+//! `dualkey bench`: figures from one run on one machine.
+//!
+//! 1. The raw SQLite commit rate with dualkey's durability settings (WAL, synchronous=FULL,
+//!    one writer, `BEGIN IMMEDIATE`, one small insert per transaction).
+//! 2. Create+approve throughput through the real HTTP API (two commits per release, each with
+//!    its audit entry), and its ratio to (1).
+//! 3. The latency from an approval to the unisolate call arriving at the MDE simulator.
+
+use crate::auth::mint_hs256;
+use crate::clock::{Clock, SystemClock};
+use crate::mde::simulator::{RouteKind, SeedMachine, Simulator, SimulatorConfig};
+use crate::settings::{EMBEDDED_DEFAULT, Settings, load_from_str};
+use crate::startup::Application;
+use anyhow::Context;
+use serde_json::{Value, json};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How much work the benchmark does.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchOptions {
+    /// Releases created and approved through the API (and raw commits: twice this).
+    pub releases: usize,
+    /// Concurrent API clients.
+    pub concurrency: usize,
+    /// Releases whose approval-to-MDE latency is measured (MDE allows 100 unisolates a minute).
+    pub latency_samples: usize,
+}
+
+fn machine(n: usize) -> String {
+    format!("{n:08x}{}", "cd".repeat(16))
+}
+
+fn settings(dir: &std::path::Path, name: &str) -> anyhow::Result<Settings> {
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let env = [
+        ("DUALKEY_SERVER__BIND", "127.0.0.1:0".to_string()),
+        ("DUALKEY_DATABASE__URL", format!("sqlite://{}?mode=rwc", dir.join(name).display())),
+        ("DUALKEY_AUTH__HS256_SECRET", secret),
+    ];
+    Ok(load_from_str(EMBEDDED_DEFAULT, "bench", env.into_iter().map(|(k, v)| (k.to_string(), v)))?)
+}
+
+/// Runs the three measurements and prints them.
+pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    println!(
+        "dualkey bench: {} releases, {} clients, {} latency samples",
+        opts.releases, opts.concurrency, opts.latency_samples
+    );
+    println!("durability: WAL, synchronous=FULL, one write connection, BEGIN IMMEDIATE");
+    let raw = raw_commits(&dir.path().join("raw.db"), opts.releases * 2).await?;
+    println!("raw SQLite commits:           {raw:>9.0} commits/s");
+    let (api_releases, api_commits) = api_throughput(&settings(dir.path(), "api.db")?, opts).await?;
+    println!(
+        "API create+approve:           {api_releases:>9.0} releases/s ({api_commits:.0} commits/s, each with its audit entry)"
+    );
+    println!("ratio API commits / raw:      {:>9.2}", api_commits / raw);
+    let mut lat = approval_to_mde(&settings(dir.path(), "latency.db")?, opts.latency_samples).await?;
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
+    println!(
+        "approval -> unisolate at MDE: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (from the approval's HTTP answer; n={})",
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(*lat.last().unwrap_or(&Duration::ZERO)),
+        lat.len()
+    );
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Sequential single-insert transactions with the daemon's connection settings.
+async fn raw_commits(path: &std::path::Path, n: usize) -> anyhow::Result<f64> {
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}?mode=rwc", path.display()))?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)").execute(&pool).await?;
+    let started = Instant::now();
+    for i in 0..n {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("INSERT INTO t (body) VALUES (?)")
+            .bind(format!("row {i} of the raw commit benchmark"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    pool.close().await;
+    Ok(rate)
+}
+
+/// `concurrency` clients each creating and approving releases over HTTP.
+async fn api_throughput(settings: &Settings, opts: BenchOptions) -> anyhow::Result<(f64, f64)> {
+    let mut settings = settings.clone();
+    settings.mde.worker_enabled = false;
+    let app = Application::build(settings.clone(), Arc::new(SystemClock)).await?;
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let now = SystemClock.now();
+    let ttl = Duration::from_secs(3600);
+    let requester = mint_hs256(&settings.auth, "bench-requester", &[settings.auth.requester_role.clone()], ttl, now)?;
+    let approver = mint_hs256(&settings.auth, "bench-approver", &[settings.auth.approver_role.clone()], ttl, now)?;
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..opts.concurrency {
+        let (http, base, requester, approver) = (http.clone(), base.clone(), requester.clone(), approver.clone());
+        let mine: Vec<usize> = (0..opts.releases).filter(|n| n % opts.concurrency == c).collect();
+        clients.spawn(async move {
+            for n in mine {
+                create_and_approve(&http, &base, &requester, &approver, &machine(n)).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = clients.join_next().await {
+        r??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    server.await??;
+    Ok((opts.releases as f64 / secs, 2.0 * opts.releases as f64 / secs))
+}
+
+async fn create_and_approve(
+    http: &reqwest::Client,
+    base: &str,
+    requester: &str,
+    approver: &str,
+    machine_id: &str,
+) -> anyhow::Result<()> {
+    let created: Value = http
+        .post(format!("{base}/api/v1/releases"))
+        .bearer_auth(requester)
+        .json(&json!({"machine_id": machine_id, "comment": "benchmark release request"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let id = created["id"].as_str().context("release without id")?;
+    http.post(format!("{base}/api/v1/releases/{id}/approve")).bearer_auth(approver).send().await?.error_for_status()?;
+    Ok(())
+}
+
+/// For each sample: request, approve, and time until the simulator sees the unisolate call.
+async fn approval_to_mde(settings: &Settings, samples: usize) -> anyhow::Result<Vec<Duration>> {
+    let sim_config = SimulatorConfig {
+        machines: (0..samples).map(|n| SeedMachine::isolated(&machine(n), "bench.contoso.com")).collect(),
+        ..SimulatorConfig::default()
+    };
+    let sim = Simulator::start(sim_config).await?;
+    let client = sim.client_config().context("simulator without a client secret")?;
+    let mut settings = settings.clone();
+    let m = &mut settings.mde;
+    (m.api_base, m.token_url, m.scope, m.client_id) =
+        (Some(client.api_base), Some(client.token_url), Some(client.scope), Some(client.client_id));
+    m.client_secret = sim.config().client_secret.clone();
+    m.worker_enabled = true;
+    m.poll_interval = "1h".parse().map_err(anyhow::Error::msg)?;
+    let app = Application::build(settings.clone(), Arc::new(SystemClock)).await?;
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let now = SystemClock.now();
+    let ttl = Duration::from_secs(3600);
+    let requester = mint_hs256(&settings.auth, "bench-requester", &[settings.auth.requester_role.clone()], ttl, now)?;
+    let approver = mint_hs256(&settings.auth, "bench-approver", &[settings.auth.approver_role.clone()], ttl, now)?;
+    let http = reqwest::Client::new();
+    let mut latencies = Vec::with_capacity(samples);
+    for n in 0..samples {
+        let created: Value = http
+            .post(format!("{base}/api/v1/releases"))
+            .bearer_auth(&requester)
+            .json(&json!({"machine_id": machine(n), "comment": "benchmark release request"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = created["id"].as_str().context("release without id")?;
+        http.post(format!("{base}/api/v1/releases/{id}/approve"))
+            .bearer_auth(&approver)
+            .send()
+            .await?
+            .error_for_status()?;
+        let answered = Instant::now();
+        let deadline = answered + Duration::from_secs(10);
+        let arrived = loop {
+            if let Some(r) = sim.requests().into_iter().filter(|r| r.kind == RouteKind::Unisolate).nth(n) {
+                break r.instant;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the unisolate call for sample {n} never arrived");
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        latencies.push(arrived.saturating_duration_since(answered));
+    }
+    let _ = stop.send(());
+    server.await??;
+    sim.shutdown().await;
+    Ok(latencies)
+}
