@@ -232,3 +232,67 @@ impl MdeSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::{EMBEDDED_DEFAULT, load_from_str};
+
+    fn load(pairs: &[(&str, &str)]) -> Result<crate::settings::Settings, crate::settings::SettingsError> {
+        let env = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        load_from_str(EMBEDDED_DEFAULT, "test", env)
+    }
+
+    const WORKER: [(&str, &str); 3] = [
+        ("DUALKEY_MDE__WORKER_ENABLED", "true"),
+        ("DUALKEY_MDE__CLIENT_ID", "app"),
+        ("DUALKEY_MDE__CLIENT_SECRET", "s3cret"),
+    ];
+
+    #[test]
+    fn a_cloud_preset_fills_the_endpoints_and_explicit_keys_win() {
+        let mut env = WORKER.to_vec();
+        env.extend([("DUALKEY_MDE__CLOUD", "gcc-high"), ("DUALKEY_MDE__TENANT_ID", "tenant-1")]);
+        let c = load(&env).unwrap().mde.client_config().unwrap();
+        assert_eq!(c.api_base, "https://api-gov.securitycenter.microsoft.us");
+        assert!(c.token_url.starts_with("https://login.microsoftonline.us/tenant-1/"), "{}", c.token_url);
+        env.push(("DUALKEY_MDE__API_BASE", "https://eu.api.security.microsoft.com"));
+        let c = load(&env).unwrap().mde.client_config().unwrap();
+        assert_eq!(c.api_base, "https://eu.api.security.microsoft.com");
+    }
+
+    #[test]
+    fn the_worker_needs_an_api_and_exactly_one_credential() {
+        let err = load(&WORKER).unwrap_err().to_string();
+        assert!(err.contains("mde.api_base"), "{err}");
+        let mut env = WORKER.to_vec();
+        env.extend([("DUALKEY_MDE__CLOUD", "commercial"), ("DUALKEY_MDE__TENANT_ID", "t")]);
+        assert!(load(&env).is_ok());
+        env.push(("DUALKEY_MDE__CERTIFICATE_FILE", "/etc/dualkey/app.crt"));
+        let err = load(&env).unwrap_err().to_string();
+        assert!(err.contains("mde.client_secret") || err.contains("mde.private_key_file"), "{err}");
+        let err = load(&[("DUALKEY_MDE__CLOUD", "moon")]).unwrap_err().to_string();
+        assert!(err.contains("mde.cloud"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_secret_file_is_reported_by_its_key_and_the_secret_never_printed() {
+        let mut env = vec![("DUALKEY_MDE__CLOUD", "commercial"), ("DUALKEY_MDE__TENANT_ID", "t")];
+        env.extend([("DUALKEY_MDE__WORKER_ENABLED", "true"), ("DUALKEY_MDE__CLIENT_ID", "app")]);
+        env.push(("DUALKEY_MDE__CLIENT_SECRET_FILE", "/nonexistent/secret"));
+        let s = load(&env).unwrap();
+        let err = s.mde.client_config().unwrap_err().to_string();
+        assert!(err.contains("mde.client_secret_file"), "{err}");
+        let shown = format!(
+            "{:?}",
+            load(
+                &WORKER
+                    .iter()
+                    .copied()
+                    .chain([("DUALKEY_MDE__CLOUD", "commercial"), ("DUALKEY_MDE__TENANT_ID", "t")])
+                    .collect::<Vec<_>>()
+            )
+            .unwrap()
+        );
+        assert!(!shown.contains("s3cret"), "Debug of the settings shows a secret");
+    }
+}

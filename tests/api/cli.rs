@@ -155,3 +155,28 @@ fn the_benchmark_runs_and_prints_its_figures() {
         assert!(stdout.contains(figure), "{figure} missing from {stdout}");
     }
 }
+
+#[tokio::test]
+async fn the_standalone_simulator_serves_mde_and_prints_how_to_reach_it() {
+    let mut sim = dualkey()
+        .args(["simulator", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Daemon)
+        .unwrap();
+    let stdout = sim.0.stdout.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let _ = tx.send(lines.next().unwrap_or_default());
+        lines.for_each(drop);
+    });
+    let first = rx.await.unwrap();
+    let base = first.split_whitespace().find(|w| w.starts_with("http://")).unwrap().trim_end_matches('.').to_string();
+    let r = reqwest::get(format!("{base}/api/machines/{SEEDED}")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "Unauthorized");
+    assert!(body["error"]["target"].is_string());
+}

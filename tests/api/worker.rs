@@ -270,3 +270,48 @@ async fn a_certificate_signed_assertion_with_the_wrong_key_never_releases_anythi
     assert!(r["last_error"].as_str().unwrap().contains("invalid_client"), "{r}");
     assert_eq!(m.sim.count(RouteKind::Unisolate), 0);
 }
+
+/// A simulator whose actions stay Pending long enough to collide with.
+fn slow_simulator() -> SimulatorConfig {
+    SimulatorConfig { pending_for: Duration::from_secs(30), ..quick_simulator() }
+}
+
+/// Sends an unisolate for `machine_id` straight to the simulator, as someone outside dualkey
+/// (or a lost earlier attempt of dualkey's) would.
+async fn unisolate_directly(m: &MdeApp, machine_id: &str, comment: &str) -> String {
+    let client = dualkey::mde::MdeClient::new(m.sim.client_config().unwrap()).unwrap();
+    client.unisolate(machine_id, comment).await.unwrap().id
+}
+
+#[tokio::test]
+async fn active_request_already_exists_with_our_marker_adopts_that_action() {
+    let m = spawn_with_mde(slow_simulator(), |_| {}).await;
+    let id = m.approved(SEEDED).await;
+    let ours = format!(
+        "{} Released by dualkey two-person rule (earlier attempt)",
+        dualkey::worker::comment_marker(dualkey::domain::ReleaseId::parse(&id).unwrap(),)
+    );
+    let existing = unisolate_directly(&m, SEEDED, &ours).await;
+    m.worker.run_until_idle().await.unwrap();
+    let r = m.app.release(&id).await;
+    assert_eq!(r["status"], "dispatched");
+    assert_eq!(r["mde_action_id"], existing.as_str());
+    assert_eq!(m.sim.unisolate_count(SEEDED), 1, "no second action");
+    let adopted = m.app.audit_actions("mde_action_adopted").await;
+    assert_eq!(adopted[0]["details"]["found_by"], "active_request_already_exists");
+}
+
+#[tokio::test]
+async fn active_request_already_exists_from_someone_else_waits_and_retries() {
+    let m = spawn_with_mde(slow_simulator(), |_| {}).await;
+    unisolate_directly(&m, SEEDED, "released by hand in the portal").await;
+    let id = m.approved(SEEDED).await;
+    m.worker.run_until_idle().await.unwrap();
+    let r = m.app.release(&id).await;
+    assert_eq!(r["status"], "approved", "not ours: wait for it to end, then try again: {r}");
+    assert!(r["last_error"].as_str().unwrap().contains("ActiveRequestAlreadyExists"));
+    let failed = m.app.audit_actions("dispatch_attempt_failed").await;
+    assert_eq!(failed[0]["details"]["mde_error_code"], "ActiveRequestAlreadyExists");
+    assert_eq!(failed[0]["details"]["retryable"], true);
+    assert!(m.app.audit_actions("mde_action_adopted").await.is_empty());
+}
