@@ -75,6 +75,54 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// A daemon running in this process, with tokens for a requester and an approver.
+struct Daemon {
+    base: String,
+    requester: String,
+    approver: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Daemon {
+    async fn start(settings: Settings) -> anyhow::Result<Self> {
+        let now = SystemClock.now();
+        let ttl = Duration::from_secs(3600);
+        let a = &settings.auth;
+        let requester = mint_hs256(a, "bench-requester", std::slice::from_ref(&a.requester_role), ttl, now)?;
+        let approver = mint_hs256(a, "bench-approver", std::slice::from_ref(&a.approver_role), ttl, now)?;
+        let app = Application::build(settings, Arc::new(SystemClock)).await?;
+        let base = format!("http://{}", app.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { base, requester, approver, stop, server })
+    }
+
+    /// Requests a release for `machine_id` and approves it: two commits, each with its audit entry.
+    async fn request_and_approve(&self, http: &reqwest::Client, machine_id: &str) -> anyhow::Result<()> {
+        let created: Value = http
+            .post(format!("{}/api/v1/releases", self.base))
+            .bearer_auth(&self.requester)
+            .json(&json!({"machine_id": machine_id, "comment": "benchmark release request"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = created["id"].as_str().context("release without id")?;
+        let approve = format!("{}/api/v1/releases/{id}/approve", self.base);
+        http.post(approve).bearer_auth(&self.approver).send().await?.error_for_status()?;
+        Ok(())
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await?
+    }
+}
+
 /// Sequential single-insert transactions with the daemon's connection settings.
 async fn raw_commits(path: &std::path::Path, n: usize) -> anyhow::Result<f64> {
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}?mode=rwc", path.display()))?
@@ -101,25 +149,16 @@ async fn raw_commits(path: &std::path::Path, n: usize) -> anyhow::Result<f64> {
 async fn api_throughput(settings: &Settings, opts: BenchOptions) -> anyhow::Result<(f64, f64)> {
     let mut settings = settings.clone();
     settings.mde.worker_enabled = false;
-    let app = Application::build(settings.clone(), Arc::new(SystemClock)).await?;
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let now = SystemClock.now();
-    let ttl = Duration::from_secs(3600);
-    let requester = mint_hs256(&settings.auth, "bench-requester", &[settings.auth.requester_role.clone()], ttl, now)?;
-    let approver = mint_hs256(&settings.auth, "bench-approver", &[settings.auth.approver_role.clone()], ttl, now)?;
+    let daemon = Arc::new(Daemon::start(settings).await?);
     let http = reqwest::Client::new();
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for c in 0..opts.concurrency {
-        let (http, base, requester, approver) = (http.clone(), base.clone(), requester.clone(), approver.clone());
+        let (http, daemon) = (http.clone(), daemon.clone());
         let mine: Vec<usize> = (0..opts.releases).filter(|n| n % opts.concurrency == c).collect();
         clients.spawn(async move {
             for n in mine {
-                create_and_approve(&http, &base, &requester, &approver, &machine(n)).await?;
+                daemon.request_and_approve(&http, &machine(n)).await?;
             }
             anyhow::Ok(())
         });
@@ -128,30 +167,8 @@ async fn api_throughput(settings: &Settings, opts: BenchOptions) -> anyhow::Resu
         r??;
     }
     let secs = started.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    server.await??;
+    Arc::into_inner(daemon).context("clients still hold the daemon")?.stop().await?;
     Ok((opts.releases as f64 / secs, 2.0 * opts.releases as f64 / secs))
-}
-
-async fn create_and_approve(
-    http: &reqwest::Client,
-    base: &str,
-    requester: &str,
-    approver: &str,
-    machine_id: &str,
-) -> anyhow::Result<()> {
-    let created: Value = http
-        .post(format!("{base}/api/v1/releases"))
-        .bearer_auth(requester)
-        .json(&json!({"machine_id": machine_id, "comment": "benchmark release request"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let id = created["id"].as_str().context("release without id")?;
-    http.post(format!("{base}/api/v1/releases/{id}/approve")).bearer_auth(approver).send().await?.error_for_status()?;
-    Ok(())
 }
 
 /// For each sample: request, approve, and time until the simulator sees the unisolate call.
@@ -169,34 +186,11 @@ async fn approval_to_mde(settings: &Settings, samples: usize) -> anyhow::Result<
     m.client_secret = sim.config().client_secret.clone();
     m.worker_enabled = true;
     m.poll_interval = "1h".parse().map_err(anyhow::Error::msg)?;
-    let app = Application::build(settings.clone(), Arc::new(SystemClock)).await?;
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let now = SystemClock.now();
-    let ttl = Duration::from_secs(3600);
-    let requester = mint_hs256(&settings.auth, "bench-requester", &[settings.auth.requester_role.clone()], ttl, now)?;
-    let approver = mint_hs256(&settings.auth, "bench-approver", &[settings.auth.approver_role.clone()], ttl, now)?;
+    let daemon = Daemon::start(settings).await?;
     let http = reqwest::Client::new();
     let mut latencies = Vec::with_capacity(samples);
     for n in 0..samples {
-        let created: Value = http
-            .post(format!("{base}/api/v1/releases"))
-            .bearer_auth(&requester)
-            .json(&json!({"machine_id": machine(n), "comment": "benchmark release request"}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let id = created["id"].as_str().context("release without id")?;
-        http.post(format!("{base}/api/v1/releases/{id}/approve"))
-            .bearer_auth(&approver)
-            .send()
-            .await?
-            .error_for_status()?;
+        daemon.request_and_approve(&http, &machine(n)).await?;
         let answered = Instant::now();
         let deadline = answered + Duration::from_secs(10);
         let arrived = loop {
@@ -208,8 +202,7 @@ async fn approval_to_mde(settings: &Settings, samples: usize) -> anyhow::Result<
         };
         latencies.push(arrived.saturating_duration_since(answered));
     }
-    let _ = stop.send(());
-    server.await??;
+    daemon.stop().await?;
     sim.shutdown().await;
     Ok(latencies)
 }

@@ -50,6 +50,20 @@ fn refusal_error(decision: Decision, reason: RefusalReason, r: &Release, state: 
     }
 }
 
+/// Records `event` about release `id` on `machine`, by `p`, in the caller's transaction.
+async fn record(
+    tx: &mut sqlx::SqliteConnection,
+    now: time::OffsetDateTime,
+    p: &Principal,
+    id: ReleaseId,
+    machine: &MachineId,
+    event: &AuditEvent,
+) -> Result<(), sqlx::Error> {
+    let rid = id.to_string();
+    let subject = Subject { release_id: Some(&rid), machine_id: Some(machine.as_str()) };
+    audit::record(tx, now, Actor::Principal(&p.id), subject, event).await.map(|_| ())
+}
+
 async fn load(tx: &mut sqlx::SqliteConnection, id: ReleaseId) -> Result<Release, ApiError> {
     db::releases::get(tx, id)
         .await?
@@ -119,20 +133,13 @@ pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result
         }
         Err(InsertError::Db(e)) => return Err(e.into()),
     }
-    let rid = id.to_string();
-    audit::record(
-        &mut tx,
-        now,
-        Actor::Principal(&p.id),
-        Subject { release_id: Some(&rid), machine_id: Some(req.machine_id.as_str()) },
-        &AuditEvent::ReleaseRequested {
-            comment: req.comment.as_str().to_string(),
-            ticket: req.ticket.as_ref().map(|t| t.as_str().to_string()),
-            approvals_required: policy.approvals_required,
-            expires_at: rfc3339_ms(expires_at),
-        },
-    )
-    .await?;
+    let event = AuditEvent::ReleaseRequested {
+        comment: req.comment.as_str().to_string(),
+        ticket: req.ticket.as_ref().map(|t| t.as_str().to_string()),
+        approvals_required: policy.approvals_required,
+        expires_at: rfc3339_ms(expires_at),
+    };
+    record(&mut tx, now, p, id, &req.machine_id, &event).await?;
     let release = load(&mut tx, id).await?;
     tx.commit().await?;
     tracing::info!(release_id = %id, "release requested");
@@ -149,7 +156,6 @@ async fn refuse(
     reason: RefusalReason,
 ) -> ApiError {
     let now = state.clock.now();
-    let rid = r.id.to_string();
     let result: Result<(), sqlx::Error> = async {
         if reason == RefusalReason::Expired && r.status == ReleaseStatus::Pending {
             expire_in_tx(&mut tx, now, r.id, &r.machine_id, r.expires_at).await?;
@@ -160,14 +166,7 @@ async fn refuse(
             Decision::Reject => AuditEvent::RejectionRefused { reason, status },
             Decision::Cancel => AuditEvent::CancellationRefused { reason, status },
         };
-        audit::record(
-            &mut tx,
-            now,
-            Actor::Principal(&p.id),
-            Subject { release_id: Some(&rid), machine_id: Some(r.machine_id.as_str()) },
-            &event,
-        )
-        .await?;
+        record(&mut tx, now, p, r.id, &r.machine_id, &event).await?;
         tx.commit().await
     }
     .await;
@@ -199,29 +198,21 @@ pub async fn approve(
         Ok(effect) => effect,
         Err(reason) => return Err(refuse(state, tx, p, &r, Decision::Approve, reason).await),
     };
-    let rid = id.to_string();
-    let subj = Subject { release_id: Some(&rid), machine_id: Some(r.machine_id.as_str()) };
     let comment = comment.as_ref().map(Comment::as_str);
     db::releases::insert_approval(&mut tx, id, &p.id, comment, now_ms).await?;
-    audit::record(
-        &mut tx,
-        now,
-        Actor::Principal(&p.id),
-        subj,
-        &AuditEvent::ApprovalRecorded {
-            comment: comment.map(str::to_string),
-            approvals: effect.approvals,
-            approvals_required: r.approvals_required,
-        },
-    )
-    .await?;
+    let event = AuditEvent::ApprovalRecorded {
+        comment: comment.map(str::to_string),
+        approvals: effect.approvals,
+        approvals_required: r.approvals_required,
+    };
+    record(&mut tx, now, p, id, &r.machine_id, &event).await?;
     if effect.reaches_quorum {
         if !db::releases::mark_approved(&mut tx, id, now_ms).await? {
             return Err(ApiError::internal(anyhow::anyhow!("pending release {id} could not be marked approved")));
         }
         let mut approvers: Vec<String> = r.approvals.iter().map(|a| a.approver.clone()).collect();
         approvers.push(p.id.clone());
-        audit::record(&mut tx, now, Actor::Principal(&p.id), subj, &AuditEvent::ReleaseApproved { approvers }).await?;
+        record(&mut tx, now, p, id, &r.machine_id, &AuditEvent::ReleaseApproved { approvers }).await?;
     }
     let release = load(&mut tx, id).await?;
     tx.commit().await?;
@@ -271,19 +262,11 @@ async fn decide_final(
     if !db::releases::mark_decided(&mut tx, r.id, status, &p.id, comment, to_ms(now)).await? {
         return Err(ApiError::internal(anyhow::anyhow!("pending release {} could not be marked {status}", r.id)));
     }
-    let rid = r.id.to_string();
     let event = match status {
         ReleaseStatus::Rejected => AuditEvent::ReleaseRejected { comment: comment.unwrap_or_default().to_string() },
         _ => AuditEvent::ReleaseCancelled,
     };
-    audit::record(
-        &mut tx,
-        now,
-        Actor::Principal(&p.id),
-        Subject { release_id: Some(&rid), machine_id: Some(r.machine_id.as_str()) },
-        &event,
-    )
-    .await?;
+    record(&mut tx, now, p, r.id, &r.machine_id, &event).await?;
     let release = load(&mut tx, r.id).await?;
     tx.commit().await?;
     tracing::info!(%status, "release decided");
