@@ -178,12 +178,27 @@ pub async fn list(conn: &mut SqliteConnection, f: &ListFilter) -> Result<Vec<(i6
         .bind(f.limit)
         .fetch_all(&mut *conn)
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let approvals = approvals_of(conn, &row.id).await?;
-        out.push(row.into_release(approvals)?);
+    // One query for the approvals of the whole page, not one per release.
+    let ids = serde_json::to_string(&rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let approvals: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT release_id, approver, comment, at FROM approvals
+         WHERE release_id IN (SELECT value FROM json_each(?))
+         ORDER BY at, approver",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_release: std::collections::HashMap<String, Vec<Approval>> = std::collections::HashMap::new();
+    for (release_id, approver, comment, at) in approvals {
+        by_release.entry(release_id).or_default().push(Approval { approver, comment, at });
     }
-    Ok(out)
+    rows.into_iter()
+        .map(|row| {
+            let approvals = by_release.remove(&row.id).unwrap_or_default();
+            row.into_release(approvals)
+        })
+        .collect()
 }
 
 /// Records an approval. The primary key refuses a second approval by the same person and a

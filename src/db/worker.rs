@@ -16,12 +16,14 @@ pub struct Claim {
     /// Set for poll jobs: the MDE action being followed.
     pub mde_action_id: Option<String>,
     pub mde_action_status: Option<String>,
+    /// The last failure recorded for this release, if any.
+    pub last_error: Option<String>,
 }
 
-type ClaimRow = (String, String, String, i64, Option<String>, Option<String>);
+type ClaimRow = (String, String, String, i64, Option<String>, Option<String>, Option<String>);
 
 fn into_claim(row: ClaimRow) -> Result<Claim, sqlx::Error> {
-    let (id, machine, claim, attempts, action, action_status) = row;
+    let (id, machine, claim, attempts, action, action_status, last_error) = row;
     let bad = |what: &str, e: crate::domain::ParseError| sqlx::Error::Decode(format!("stored {what}: {e}").into());
     Ok(Claim {
         id: ReleaseId::parse(&id).map_err(|e| bad("release id", e))?,
@@ -30,6 +32,7 @@ fn into_claim(row: ClaimRow) -> Result<Claim, sqlx::Error> {
         attempts: attempts.max(0) as u32,
         mde_action_id: action,
         mde_action_status: action_status,
+        last_error,
     })
 }
 
@@ -51,7 +54,7 @@ pub async fn claim_dispatch(
                 OR (status = 'dispatching' AND lease_expires_at <= ?2)
              ORDER BY approved_at, seq
              LIMIT 1)
-         RETURNING id, machine_id, lease_owner, attempts, mde_action_id, mde_action_status",
+         RETURNING id, machine_id, lease_owner, attempts, mde_action_id, mde_action_status, last_error",
     )
     .bind(claim)
     .bind(now)
@@ -77,7 +80,7 @@ pub async fn claim_poll(
                AND (lease_expires_at IS NULL OR lease_expires_at <= ?2)
              ORDER BY next_attempt_at, seq
              LIMIT 1)
-         RETURNING id, machine_id, lease_owner, attempts, mde_action_id, mde_action_status",
+         RETURNING id, machine_id, lease_owner, attempts, mde_action_id, mde_action_status, last_error",
     )
     .bind(claim)
     .bind(now)

@@ -23,6 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Pause after a step failed outright (e.g. the database is unavailable).
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -62,12 +65,15 @@ impl Worker {
     pub async fn run(self, stop: CancellationToken) {
         tracing::info!(worker = %self.name, "release worker started");
         while !stop.is_cancelled() {
-            match self.step().await {
+            let wait = match self.step().await {
                 Ok(Step::Worked) => continue,
-                Ok(Step::Idle) => {}
-                Err(e) => tracing::error!(error = format!("{e:#}"), "worker step failed; will retry"),
-            }
-            let wait = self.idle_wait().await;
+                Ok(Step::Idle) => self.idle_wait().await,
+                Err(e) => {
+                    // The database or MDE is failing outright: do not spin on it.
+                    tracing::error!(error = format!("{e:#}"), "worker step failed; will retry");
+                    ERROR_PAUSE
+                }
+            };
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = self.state.approved.notified() => {}

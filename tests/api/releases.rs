@@ -130,6 +130,7 @@ async fn releases_list_newest_first_with_filters_and_cursor_pagination() {
     let approved: Value = app.get("/api/v1/releases?status=approved", &app.requester()).await.json().await.unwrap();
     assert_eq!(approved["items"].as_array().unwrap().len(), 1);
     assert_eq!(approved["items"][0]["id"], ids[1].as_str());
+    assert_eq!(approved["items"][0]["approvals"][0]["approver"], "bob", "listed releases carry their approvals");
     let by_machine: Value = app
         .get(&format!("/api/v1/releases?machine_id={}", machine(99)), &app.approver("bob"))
         .await
