@@ -39,7 +39,14 @@ impl Application {
             .await
             .with_context(|| format!("binding server.bind = {}", settings.server.bind))?;
         let addr = listener.local_addr()?;
+        let mde = if settings.mde.is_configured() {
+            let client = MdeClient::new(settings.mde.client_config()?).context("building the MDE client")?;
+            Some(Arc::new(client))
+        } else {
+            None
+        };
         let state = AppState {
+            mde,
             db,
             settings: Arc::new(settings),
             clock,
@@ -68,9 +75,8 @@ impl Application {
     /// A release worker for this daemon's database and `[mde]` settings, whether or not
     /// `mde.worker_enabled` runs one in the background (tests drive it step by step).
     pub fn worker(&self) -> anyhow::Result<Worker> {
-        let mde = &self.state.settings.mde;
-        let client = MdeClient::new(mde.client_config()?).context("building the MDE client")?;
-        Ok(Worker::new(self.state.clone(), Arc::new(client), mde.worker_config()))
+        let client = self.state.mde.clone().context("[mde] is not configured (set mde.api_base or mde.cloud)")?;
+        Ok(Worker::new(self.state.clone(), client, self.state.settings.mde.worker_config()))
     }
 
     /// Serves the API, runs the expiry sweeper and (when `mde.worker_enabled`) the release

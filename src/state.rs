@@ -3,6 +3,7 @@
 use crate::auth::Verifier;
 use crate::clock::SharedClock;
 use crate::db::Db;
+use crate::mde::MdeClient;
 use crate::settings::Settings;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -14,6 +15,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub clock: SharedClock,
     pub verifier: Arc<Verifier>,
+    /// The one MDE client of this process (one rate budget per API), when `[mde]` is configured.
+    pub mde: Option<Arc<MdeClient>>,
     /// Signalled when a release becomes approved, so the worker wakes at once.
     pub approved: Arc<Notify>,
 }

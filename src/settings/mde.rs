@@ -185,6 +185,12 @@ impl MdeSettings {
         }
     }
 
+    /// True when an MDE API is configured (directly or through a cloud preset), so the daemon
+    /// builds a client for it even if the worker is off.
+    pub fn is_configured(&self) -> bool {
+        self.endpoints().is_ok_and(|e| e.api_base.is_some())
+    }
+
     /// The client's configuration, reading secret and key files now. Errors name the key.
     pub fn client_config(&self) -> Result<MdeClientConfig, SettingsError> {
         let e = self.endpoints()?;
