@@ -34,6 +34,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub secret: String,
     pub config_path: PathBuf,
+    /// The MDE simulator this daemon's `[mde]` points at.
+    pub sim: Arc<dualkey::mde::simulator::SimulatorHandle>,
     /// A worker for this daemon, when its `[mde]` is configured.
     pub worker: Option<dualkey::worker::Worker>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -41,9 +43,31 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-/// Settings for a test app: port 0, a fresh SQLite file in a temporary directory, a random
-/// HS256 secret, and whatever `tweak` changes.
+/// The simulator every test app talks to unless a test brings its own: the default seed plus
+/// `machine(0)` to `machine(255)`, all isolated, with a quick action lifecycle.
+pub fn test_simulator() -> dualkey::mde::simulator::SimulatorConfig {
+    let mut config = quick_simulator();
+    config
+        .machines
+        .extend((0..=255).map(|n| dualkey::mde::simulator::SeedMachine::isolated(&machine(n), "host.contoso.com")));
+    config
+}
+
+/// A test app: port 0, a fresh SQLite file in a temporary directory, a random HS256 secret,
+/// `[mde]` pointing at the test simulator with the background worker off, and whatever `tweak`
+/// changes.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_with_simulator(test_simulator(), tweak).await
+}
+
+/// Like [`spawn_app_with`], against a simulator started from `sim_config`.
+pub async fn spawn_with_simulator(
+    sim_config: dualkey::mde::simulator::SimulatorConfig,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let sim = Arc::new(dualkey::mde::simulator::Simulator::start(sim_config).await.unwrap());
+    let (api_base, token_url) = (sim.base_url().to_string(), sim.token_url());
+    let (client_id, mde_secret) = (sim.config().client_id.clone(), sim.config().client_secret.clone());
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("dualkey.db");
     let db_url = format!("sqlite://{}?mode=rwc", db_path.display());
@@ -66,6 +90,14 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     .unwrap();
     let mut settings =
         load_from_str(EMBEDDED_DEFAULT, "test", env.iter().map(|(k, v)| (k.to_string(), v.clone()))).unwrap();
+    let m = &mut settings.mde;
+    (m.api_base, m.token_url, m.client_id, m.client_secret) =
+        (Some(api_base), Some(token_url), Some(client_id), mde_secret);
+    m.scope = Some("https://api.securitycenter.microsoft.com/.default".into());
+    m.worker_enabled = false;
+    m.poll_interval = "20ms".parse().unwrap();
+    m.backoff_base = "10ms".parse().unwrap();
+    m.backoff_max = "40ms".parse().unwrap();
     tweak(&mut settings);
     let clock = ManualClock::new();
     let app = Application::build(settings, Arc::new(clock.clone())).await.expect("app builds");
@@ -82,6 +114,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         clock,
         secret,
         config_path,
+        sim,
         worker,
         shutdown: Some(tx),
         handle: Some(handle),
@@ -223,7 +256,7 @@ pub async fn error_code(r: Response) -> (StatusCode, String) {
 /// drive step by step. The background worker stays off unless `tweak` turns it on.
 pub struct MdeApp {
     pub app: TestApp,
-    pub sim: dualkey::mde::simulator::SimulatorHandle,
+    pub sim: Arc<dualkey::mde::simulator::SimulatorHandle>,
     pub worker: dualkey::worker::Worker,
 }
 
@@ -244,24 +277,9 @@ pub async fn spawn_with_mde(
     sim_config: dualkey::mde::simulator::SimulatorConfig,
     tweak: impl FnOnce(&mut Settings),
 ) -> MdeApp {
-    let sim = dualkey::mde::simulator::Simulator::start(sim_config).await.unwrap();
-    let (api_base, token_url) = (sim.base_url().to_string(), sim.token_url());
-    let (client_id, secret) = (sim.config().client_id.clone(), sim.config().client_secret.clone());
-    let app = spawn_app_with(move |s| {
-        s.mde.api_base = Some(api_base);
-        s.mde.token_url = Some(token_url);
-        s.mde.scope = Some("https://api.securitycenter.microsoft.com/.default".into());
-        s.mde.client_id = Some(client_id);
-        s.mde.client_secret = secret;
-        s.mde.worker_enabled = false;
-        s.mde.poll_interval = "20ms".parse().unwrap();
-        s.mde.backoff_base = "10ms".parse().unwrap();
-        s.mde.backoff_max = "40ms".parse().unwrap();
-        tweak(s);
-    })
-    .await;
+    let app = spawn_with_simulator(sim_config, tweak).await;
     let worker = app.worker.clone().expect("the daemon's [mde] points at the simulator");
-    MdeApp { app, sim, worker }
+    MdeApp { sim: app.sim.clone(), app, worker }
 }
 
 impl MdeApp {
