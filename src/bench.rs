@@ -8,7 +8,7 @@
 
 use crate::auth::mint_hs256;
 use crate::clock::{Clock, SystemClock};
-use crate::mde::simulator::{RouteKind, SeedMachine, Simulator, SimulatorConfig};
+use crate::mde::simulator::{RouteKind, SeedMachine, Simulator, SimulatorConfig, SimulatorHandle};
 use crate::settings::{EMBEDDED_DEFAULT, Settings, load_from_str};
 use crate::startup::Application;
 use anyhow::Context;
@@ -145,9 +145,30 @@ async fn raw_commits(path: &std::path::Path, n: usize) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
+/// Starts a simulator with `machines` isolated devices and points `settings` at it. `unlimited`
+/// lifts MDE's rate limits on both sides, so the figure is dualkey's own cost, not MDE's budget.
+async fn simulator_for(settings: &mut Settings, machines: usize, unlimited: bool) -> anyhow::Result<SimulatorHandle> {
+    let limit = if unlimited { 1_000_000 } else { 100 };
+    let sim_config = SimulatorConfig {
+        machines: (0..machines).map(|n| SeedMachine::isolated(&machine(n), "bench.contoso.com")).collect(),
+        rate_per_minute: limit,
+        rate_per_hour: limit * 15,
+        ..SimulatorConfig::default()
+    };
+    let sim = Simulator::start(sim_config).await?;
+    let client = sim.client_config().context("simulator without a client secret")?;
+    let m = &mut settings.mde;
+    (m.api_base, m.token_url, m.scope, m.client_id) =
+        (Some(client.api_base), Some(client.token_url), Some(client.scope), Some(client.client_id));
+    m.client_secret = sim.config().client_secret.clone();
+    (m.rate_per_minute, m.rate_per_hour) = (limit, limit * 15);
+    Ok(sim)
+}
+
 /// `concurrency` clients each creating and approving releases over HTTP.
 async fn api_throughput(settings: &Settings, opts: BenchOptions) -> anyhow::Result<(f64, f64)> {
     let mut settings = settings.clone();
+    let sim = simulator_for(&mut settings, opts.releases, true).await?;
     settings.mde.worker_enabled = false;
     let daemon = Arc::new(Daemon::start(settings).await?);
     let http = reqwest::Client::new();
@@ -168,22 +189,15 @@ async fn api_throughput(settings: &Settings, opts: BenchOptions) -> anyhow::Resu
     }
     let secs = started.elapsed().as_secs_f64();
     Arc::into_inner(daemon).context("clients still hold the daemon")?.stop().await?;
+    sim.shutdown().await;
     Ok((opts.releases as f64 / secs, 2.0 * opts.releases as f64 / secs))
 }
 
 /// For each sample: request, approve, and time until the simulator sees the unisolate call.
 async fn approval_to_mde(settings: &Settings, samples: usize) -> anyhow::Result<Vec<Duration>> {
-    let sim_config = SimulatorConfig {
-        machines: (0..samples).map(|n| SeedMachine::isolated(&machine(n), "bench.contoso.com")).collect(),
-        ..SimulatorConfig::default()
-    };
-    let sim = Simulator::start(sim_config).await?;
-    let client = sim.client_config().context("simulator without a client secret")?;
     let mut settings = settings.clone();
+    let sim = simulator_for(&mut settings, samples, false).await?;
     let m = &mut settings.mde;
-    (m.api_base, m.token_url, m.scope, m.client_id) =
-        (Some(client.api_base), Some(client.token_url), Some(client.scope), Some(client.client_id));
-    m.client_secret = sim.config().client_secret.clone();
     m.worker_enabled = true;
     m.poll_interval = "1h".parse().map_err(anyhow::Error::msg)?;
     let daemon = Daemon::start(settings).await?;

@@ -77,10 +77,24 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8089")]
         bind: String,
     },
+    /// Release policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Audit trail tools.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Validate `[policy]` and print its rules in plain words and its hash; exit 1 if invalid.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
     },
 }
 
@@ -110,6 +124,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulator { bind } => run_simulator(&bind).await,
+        Command::Policy { command: PolicyCommand::Check { config } } => {
+            let settings = load_settings(&config)?;
+            let policy = settings.policy.validate(&settings.auth.approver_role)?;
+            println!("{}", policy.describe());
+            println!("policy hash: {}", policy.hash());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench { releases, concurrency, latency_samples } => {
             let opts = crate::bench::BenchOptions {
                 releases: releases.max(1),

@@ -12,6 +12,7 @@ pub mod error;
 pub mod mde;
 pub mod policy;
 pub mod routes;
+pub mod rules;
 pub mod secret;
 pub mod service;
 pub mod settings;

@@ -3,21 +3,24 @@
 
 use crate::audit::RefusalReason;
 use crate::domain::{Release, ReleaseStatus};
+use crate::rules::{Approver, Quorum, Slot};
+use std::collections::BTreeSet;
 
 /// The caller as the policy sees them.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller<'a> {
     pub id: &'a str,
-    /// Holds the approver role.
-    pub is_approver: bool,
+    pub roles: &'a BTreeSet<String>,
+    /// The identity compared with the device's isolator (`upn` or `preferred_username`).
+    pub upn: Option<&'a str>,
 }
 
 /// What an approval does when it is allowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalEffect {
-    /// Distinct approvals after this one.
-    pub approvals: u32,
-    /// This approval completes the quorum: the release becomes `approved`.
+    /// Seats filled after this approval.
+    pub filled: u32,
+    /// This approval completes every slot: the release becomes `approved`.
     pub reaches_quorum: bool,
 }
 
@@ -25,15 +28,52 @@ fn expired(r: &Release, now_ms: i64) -> bool {
     r.status == ReleaseStatus::Expired || r.is_past_expiry(now_ms)
 }
 
-/// May `caller` approve `r` at `now_ms`? Checked in this order: the requester never approves
-/// their own release (whatever roles they hold), the approver role, expiry, pending, and one
-/// approval per person.
-pub fn decide_approval(r: &Release, caller: Caller<'_>, now_ms: i64) -> Result<ApprovalEffect, RefusalReason> {
+/// The slots a release must fill: its rule's, or for a release stored before policies existed,
+/// `approvals_required` approvers with the approver role.
+pub fn slots_of(r: &Release, approver_role: &str) -> Vec<Slot> {
+    match &r.policy {
+        Some(p) => p.rule.slots.clone(),
+        None => vec![Slot { role: approver_role.to_string(), count: r.approvals_required }],
+    }
+}
+
+/// The current state of a release's slots.
+pub fn quorum_of(r: &Release, approver_role: &str) -> Quorum {
+    let approvers: Vec<Approver> =
+        r.approvals.iter().map(|a| Approver::new(a.approver.clone(), a.roles.clone())).collect();
+    Quorum::compute(&slots_of(r, approver_role), &r.requested_by, &approvers)
+}
+
+fn holds_a_slot_role(slots: &[Slot], caller: Caller<'_>) -> bool {
+    slots.iter().any(|s| caller.roles.contains(&s.role))
+}
+
+fn is_isolator(r: &Release, caller: Caller<'_>) -> bool {
+    let Some(p) = &r.policy else { return false };
+    let Some(isolator) = p.isolated_by.as_deref() else { return false };
+    p.rule.exclude_isolator
+        && [Some(caller.id), caller.upn].into_iter().flatten().any(|me| me.eq_ignore_ascii_case(isolator))
+}
+
+/// May `caller` approve `r` at `now_ms`? In this order: the requester never approves their own
+/// release (whatever roles they hold); the caller must hold a role one of the release's slots
+/// needs; whoever isolated the device is refused when the rule excludes the isolator; then
+/// expiry, pending, one approval per person, and the approval must fill an open seat.
+pub fn decide_approval(
+    r: &Release,
+    caller: Caller<'_>,
+    approver_role: &str,
+    now_ms: i64,
+) -> Result<ApprovalEffect, RefusalReason> {
     if caller.id == r.requested_by {
         return Err(RefusalReason::SelfDecision);
     }
-    if !caller.is_approver {
+    let slots = slots_of(r, approver_role);
+    if !holds_a_slot_role(&slots, caller) {
         return Err(RefusalReason::MissingRole);
+    }
+    if is_isolator(r, caller) {
+        return Err(RefusalReason::IsolatorExcluded);
     }
     if expired(r, now_ms) {
         return Err(RefusalReason::Expired);
@@ -44,16 +84,29 @@ pub fn decide_approval(r: &Release, caller: Caller<'_>, now_ms: i64) -> Result<A
     if r.approved_by(caller.id) {
         return Err(RefusalReason::AlreadyApproved);
     }
-    let approvals = r.approvals.len() as u32 + 1;
-    Ok(ApprovalEffect { approvals, reaches_quorum: approvals >= r.approvals_required })
+    let mut approvers: Vec<Approver> =
+        r.approvals.iter().map(|a| Approver::new(a.approver.clone(), a.roles.clone())).collect();
+    let before = Quorum::compute(&slots, &r.requested_by, &approvers).filled();
+    approvers.push(Approver::new(caller.id, caller.roles.iter().cloned()));
+    let after = Quorum::compute(&slots, &r.requested_by, &approvers);
+    if after.filled() <= before {
+        return Err(RefusalReason::NoOpenSlot);
+    }
+    Ok(ApprovalEffect { filled: after.filled(), reaches_quorum: after.is_complete() })
 }
 
-/// May `caller` reject `r`? Only an approver who is not the requester, only while pending.
-pub fn decide_rejection(r: &Release, caller: Caller<'_>, now_ms: i64) -> Result<(), RefusalReason> {
+/// May `caller` reject `r`? Only someone holding a role the release's slots need (or the
+/// approver role), who is not the requester, only while pending.
+pub fn decide_rejection(
+    r: &Release,
+    caller: Caller<'_>,
+    approver_role: &str,
+    now_ms: i64,
+) -> Result<(), RefusalReason> {
     if caller.id == r.requested_by {
         return Err(RefusalReason::SelfDecision);
     }
-    if !caller.is_approver {
+    if !caller.roles.contains(approver_role) && !holds_a_slot_role(&slots_of(r, approver_role), caller) {
         return Err(RefusalReason::MissingRole);
     }
     if expired(r, now_ms) {
@@ -66,8 +119,8 @@ pub fn decide_rejection(r: &Release, caller: Caller<'_>, now_ms: i64) -> Result<
 }
 
 /// May `caller` cancel `r`? Only its requester, only while pending.
-pub fn decide_cancel(r: &Release, caller: Caller<'_>, now_ms: i64) -> Result<(), RefusalReason> {
-    if caller.id != r.requested_by {
+pub fn decide_cancel(r: &Release, caller_id: &str, now_ms: i64) -> Result<(), RefusalReason> {
+    if caller_id != r.requested_by {
         return Err(RefusalReason::NotRequester);
     }
     if expired(r, now_ms) {
@@ -82,12 +135,28 @@ pub fn decide_cancel(r: &Release, caller: Caller<'_>, now_ms: i64) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Approval, MachineId, ReleaseId};
+    use crate::domain::{Approval, MachineId, ReleaseId, ReleasePolicy};
+    use crate::rules::{AppliedRule, DeviceSnapshot};
     use RefusalReason::*;
+    use std::time::Duration;
 
     const NOW: i64 = 1_000_000;
+    const APPROVE: &str = "Release.Approve";
+    const OWNER: &str = "Tier0.Owner";
 
-    fn release(status: ReleaseStatus, required: u32, approvers: &[&str]) -> Release {
+    fn roles(rs: &[&str]) -> BTreeSet<String> {
+        rs.iter().map(|r| r.to_string()).collect()
+    }
+
+    fn release(status: ReleaseStatus, slots: &[(&str, u32)], approvals: &[(&str, &[&str])]) -> Release {
+        let rule = AppliedRule {
+            name: "test".into(),
+            deny: None,
+            slots: slots.iter().map(|(role, count)| Slot { role: role.to_string(), count: *count }).collect(),
+            request_ttl: Duration::from_secs(3600),
+            approval_ttl: Duration::from_secs(3600),
+            exclude_isolator: true,
+        };
         Release {
             id: ReleaseId::new(),
             machine_id: MachineId::parse(&"a".repeat(40)).unwrap(),
@@ -97,7 +166,7 @@ mod tests {
             requested_by: "alice".into(),
             requested_at: NOW - 1000,
             expires_at: NOW + 1000,
-            approvals_required: required,
+            approvals_required: slots.iter().map(|s| s.1).sum(),
             approved_at: None,
             decided_by: None,
             decided_at: None,
@@ -106,87 +175,146 @@ mod tests {
             mde_action_status: None,
             attempts: 0,
             last_error: None,
-            approvals: approvers
+            approvals: approvals
                 .iter()
-                .map(|a| Approval { approver: a.to_string(), comment: None, at: NOW - 10 })
+                .map(|(who, rs)| Approval {
+                    approver: who.to_string(),
+                    comment: None,
+                    at: NOW - 10,
+                    roles: rs.iter().map(|r| r.to_string()).collect(),
+                })
                 .collect(),
+            policy: Some(ReleasePolicy {
+                rule,
+                hash: "h".into(),
+                device: DeviceSnapshot::default(),
+                isolated_by: Some("Isolator@Contoso.com".into()),
+            }),
         }
     }
 
-    fn approver(id: &str) -> Caller<'_> {
-        Caller { id, is_approver: true }
+    fn decide(
+        r: &Release,
+        id: &str,
+        rs: &[&str],
+        upn: Option<&str>,
+        now: i64,
+    ) -> Result<ApprovalEffect, RefusalReason> {
+        let held = roles(rs);
+        decide_approval(r, Caller { id, roles: &held, upn }, APPROVE, now)
+    }
+
+    fn ok(filled: u32, reaches_quorum: bool) -> Result<ApprovalEffect, RefusalReason> {
+        Ok(ApprovalEffect { filled, reaches_quorum })
     }
 
     #[test]
     fn approval_table() {
         use ReleaseStatus::*;
-        type Case<'a> = (&'a str, Release, Caller<'a>, i64, Result<ApprovalEffect, RefusalReason>);
+        let one = [(APPROVE, 1)];
+        let two = [(APPROVE, 2)];
+        let tier0 = [(APPROVE, 1), (OWNER, 1)];
+        type Case<'a> = (&'a str, Release, &'a str, &'a [&'a str], i64, Result<ApprovalEffect, RefusalReason>);
         let cases: Vec<Case> = vec![
             (
-                "second person completes a quorum of one",
-                release(Pending, 1, &[]),
-                approver("bob"),
+                "a second person completes a quorum of one",
+                release(Pending, &one, &[]),
+                "bob",
+                &[APPROVE],
                 NOW,
-                Ok(ApprovalEffect { approvals: 1, reaches_quorum: true }),
+                ok(1, true),
             ),
+            ("first of two", release(Pending, &two, &[]), "bob", &[APPROVE], NOW, ok(1, false)),
+            ("second of two", release(Pending, &two, &[("carol", &[APPROVE])]), "bob", &[APPROVE], NOW, ok(2, true)),
+            ("requester with the role", release(Pending, &one, &[]), "alice", &[APPROVE], NOW, Err(SelfDecision)),
+            ("requester without the role", release(Pending, &one, &[]), "alice", &[], NOW, Err(SelfDecision)),
+            ("no slot role", release(Pending, &one, &[]), "bob", &["Audit.Read"], NOW, Err(MissingRole)),
             (
-                "first of two approvals",
-                release(Pending, 2, &[]),
-                approver("bob"),
+                "same person twice",
+                release(Pending, &two, &[("bob", &[APPROVE])]),
+                "bob",
+                &[APPROVE],
                 NOW,
-                Ok(ApprovalEffect { approvals: 1, reaches_quorum: false }),
+                Err(AlreadyApproved),
             ),
-            (
-                "second of two approvals",
-                release(Pending, 2, &["carol"]),
-                approver("bob"),
-                NOW,
-                Ok(ApprovalEffect { approvals: 2, reaches_quorum: true }),
-            ),
-            ("requester with the approver role", release(Pending, 1, &[]), approver("alice"), NOW, Err(SelfDecision)),
-            (
-                "requester without the role is still self-approval",
-                release(Pending, 1, &[]),
-                Caller { id: "alice", is_approver: false },
-                NOW,
-                Err(SelfDecision),
-            ),
-            (
-                "no approver role",
-                release(Pending, 1, &[]),
-                Caller { id: "bob", is_approver: false },
-                NOW,
-                Err(MissingRole),
-            ),
-            ("same person twice", release(Pending, 2, &["bob"]), approver("bob"), NOW, Err(AlreadyApproved)),
-            ("already approved", release(Approved, 1, &["carol"]), approver("bob"), NOW, Err(NotPending)),
-            ("rejected", release(Rejected, 1, &[]), approver("bob"), NOW, Err(NotPending)),
+            ("not pending", release(Approved, &one, &[("carol", &[APPROVE])]), "bob", &[APPROVE], NOW, Err(NotPending)),
             (
                 "at the expiry instant",
-                release(Pending, 1, &[]),
-                approver("bob"),
+                release(Pending, &one, &[]),
+                "bob",
+                &[APPROVE],
                 NOW + 1000,
                 Err(RefusalReason::Expired),
             ),
-            ("marked expired", release(Expired, 1, &[]), approver("bob"), NOW, Err(RefusalReason::Expired)),
+            (
+                "tier0: an approver fills the approver slot",
+                release(Pending, &tier0, &[]),
+                "bob",
+                &[APPROVE],
+                NOW,
+                ok(1, false),
+            ),
+            (
+                "tier0: a second approver has no open slot",
+                release(Pending, &tier0, &[("carol", &[APPROVE])]),
+                "bob",
+                &[APPROVE],
+                NOW,
+                Err(NoOpenSlot),
+            ),
+            (
+                "tier0: an owner completes it",
+                release(Pending, &tier0, &[("carol", &[APPROVE])]),
+                "dave",
+                &[OWNER],
+                NOW,
+                ok(2, true),
+            ),
+            (
+                "tier0: someone with both roles fills the slot the other cannot",
+                release(Pending, &tier0, &[("carol", &[OWNER])]),
+                "bob",
+                &[APPROVE, OWNER],
+                NOW,
+                ok(2, true),
+            ),
+            (
+                "tier0: one person with both roles fills only one slot",
+                release(Pending, &tier0, &[]),
+                "bob",
+                &[APPROVE, OWNER],
+                NOW,
+                ok(1, false),
+            ),
+            ("someone other than the isolator", release(Pending, &one, &[]), "bob-oid", &[APPROVE], NOW, ok(1, true)),
         ];
-        for (name, r, caller, now, want) in cases {
-            assert_eq!(decide_approval(&r, caller, now), want, "{name}");
+        for (name, r, id, rs, now, want) in cases {
+            assert_eq!(decide(&r, id, rs, None, now), want, "{name}");
         }
+        let r = release(Pending, &one, &[]);
+        assert_eq!(
+            decide(&r, "bob-oid", &[APPROVE], Some("isolator@contoso.com"), NOW),
+            Err(IsolatorExcluded),
+            "by upn, without case"
+        );
+        assert_eq!(decide(&r, "ISOLATOR@contoso.com", &[APPROVE], None, NOW), Err(IsolatorExcluded), "by principal id");
     }
 
     #[test]
     fn rejection_table() {
         use ReleaseStatus::*;
-        assert_eq!(decide_rejection(&release(Pending, 1, &[]), approver("bob"), NOW), Ok(()));
-        assert_eq!(decide_rejection(&release(Pending, 1, &[]), approver("alice"), NOW), Err(SelfDecision));
+        let one = [(APPROVE, 1)];
+        let held = roles(&[APPROVE]);
+        let bob = Caller { id: "bob", roles: &held, upn: None };
+        let alice = Caller { id: "alice", roles: &held, upn: None };
+        let none = roles(&[]);
+        assert_eq!(decide_rejection(&release(Pending, &one, &[]), bob, APPROVE, NOW), Ok(()));
+        assert_eq!(decide_rejection(&release(Pending, &one, &[]), alice, APPROVE, NOW), Err(SelfDecision));
+        let eve = Caller { id: "eve", roles: &none, upn: None };
+        assert_eq!(decide_rejection(&release(Pending, &one, &[]), eve, APPROVE, NOW), Err(MissingRole));
+        assert_eq!(decide_rejection(&release(Approved, &one, &[]), bob, APPROVE, NOW), Err(NotPending));
         assert_eq!(
-            decide_rejection(&release(Pending, 1, &[]), Caller { id: "bob", is_approver: false }, NOW),
-            Err(MissingRole)
-        );
-        assert_eq!(decide_rejection(&release(Approved, 1, &["c"]), approver("bob"), NOW), Err(NotPending));
-        assert_eq!(
-            decide_rejection(&release(Pending, 1, &[]), approver("bob"), NOW + 5000),
+            decide_rejection(&release(Pending, &one, &[]), bob, APPROVE, NOW + 5000),
             Err(RefusalReason::Expired)
         );
     }
@@ -194,10 +322,10 @@ mod tests {
     #[test]
     fn cancellation_table() {
         use ReleaseStatus::*;
-        let requester = Caller { id: "alice", is_approver: false };
-        assert_eq!(decide_cancel(&release(Pending, 1, &[]), requester, NOW), Ok(()));
-        assert_eq!(decide_cancel(&release(Pending, 1, &[]), approver("bob"), NOW), Err(NotRequester));
-        assert_eq!(decide_cancel(&release(Approved, 1, &["bob"]), requester, NOW), Err(NotPending));
-        assert_eq!(decide_cancel(&release(Pending, 1, &[]), requester, NOW + 1000), Err(RefusalReason::Expired));
+        let one = [(APPROVE, 1)];
+        assert_eq!(decide_cancel(&release(Pending, &one, &[]), "alice", NOW), Ok(()));
+        assert_eq!(decide_cancel(&release(Pending, &one, &[]), "bob", NOW), Err(NotRequester));
+        assert_eq!(decide_cancel(&release(Approved, &one, &[]), "alice", NOW), Err(NotPending));
+        assert_eq!(decide_cancel(&release(Pending, &one, &[]), "alice", NOW + 1000), Err(RefusalReason::Expired));
     }
 }

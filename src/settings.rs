@@ -24,7 +24,7 @@ pub struct Settings {
     #[serde(default)]
     pub auth: AuthSettings,
     #[serde(default)]
-    pub policy: PolicySettings,
+    pub policy: crate::rules::PolicyDocument,
     #[serde(default)]
     pub mde: MdeSettings,
 }
@@ -101,31 +101,6 @@ impl Default for AuthSettings {
             leeway: HumanDuration::from_secs(60),
             jwks_min_refresh: HumanDuration::from_secs(5),
             jwks_max_age: HumanDuration::from_secs(24 * 3600),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PolicySettings {
-    /// Distinct approvers needed besides the requester.
-    #[serde(deserialize_with = "lenient_u32")]
-    pub approvals_required: u32,
-    /// A pending release expires this long after it was requested.
-    pub request_ttl: HumanDuration,
-    #[serde(deserialize_with = "lenient_u32")]
-    pub min_comment_len: u32,
-    /// How often the daemon expires pending releases past their `request_ttl`.
-    pub sweep_interval: HumanDuration,
-}
-
-impl Default for PolicySettings {
-    fn default() -> Self {
-        Self {
-            approvals_required: 1,
-            request_ttl: HumanDuration::from_secs(24 * 3600),
-            min_comment_len: 10,
-            sweep_interval: HumanDuration::from_secs(30),
         }
     }
 }

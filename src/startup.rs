@@ -45,7 +45,9 @@ impl Application {
         } else {
             None
         };
+        let policy = settings.policy.validate(&settings.auth.approver_role).context("validating [policy]")?;
         let state = AppState {
+            policy: Arc::new(policy),
             mde,
             db,
             settings: Arc::new(settings),
@@ -53,6 +55,7 @@ impl Application {
             verifier: Arc::new(verifier),
             approved: Arc::new(Notify::new()),
         };
+        record_policy(&state).await.context("recording the policy in the audit chain")?;
         let mut app = Self { listener, addr, state, worker: None };
         if app.state.settings.mde.worker_enabled {
             app.worker = Some(app.worker()?);
@@ -145,4 +148,26 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutdown requested");
+}
+
+/// Records the policy in force in the audit chain when its hash differs from the last one
+/// recorded, so the chain shows which policy every later decision was made under.
+async fn record_policy(state: &AppState) -> Result<(), sqlx::Error> {
+    let hash = state.policy.hash();
+    let mut tx = state.db.begin().await?;
+    let last = crate::db::audit::last_details(&mut tx, "policy_loaded").await?;
+    let last_hash = last
+        .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+        .and_then(|d| d["policy_hash"].as_str().map(str::to_string));
+    if last_hash.as_deref() == Some(hash.as_str()) {
+        return Ok(());
+    }
+    let mut rules: Vec<String> = state.policy.rules().iter().map(|r| r.applied.name.clone()).collect();
+    rules.push(state.policy.default_rule().name.clone());
+    let event = crate::audit::AuditEvent::PolicyLoaded { policy_hash: hash.clone(), rules };
+    let subject = crate::audit::Subject::default();
+    crate::audit::record(&mut tx, state.clock.now(), crate::audit::Actor::System, subject, &event).await?;
+    tx.commit().await?;
+    tracing::info!(policy_hash = %hash, "policy recorded in the audit chain");
+    Ok(())
 }

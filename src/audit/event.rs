@@ -19,6 +19,12 @@ pub enum RefusalReason {
     AlreadyApproved,
     /// Only the requester may cancel.
     NotRequester,
+    /// The rule excludes whoever isolated the device, and the caller did.
+    IsolatorExcluded,
+    /// The approval would fill no open slot (the slots for the caller's roles are full).
+    NoOpenSlot,
+    /// The caller reached a velocity guard of the policy.
+    RateExceeded,
 }
 
 /// Everything dualkey records. New variants may be added; existing ones never change shape,
@@ -31,10 +37,20 @@ pub enum AuditEvent {
         ticket: Option<String>,
         approvals_required: u32,
         expires_at: String,
+        rule: String,
+        policy_hash: String,
+        isolated_by: Option<String>,
+    },
+    /// A request refused by policy (a deny rule, a velocity guard); nothing was stored.
+    RequestRefused {
+        reason: String,
+        rule: Option<String>,
+        message: String,
     },
     ApprovalRecorded {
         comment: Option<String>,
-        approvals: u32,
+        roles: Vec<String>,
+        slots_filled: u32,
         approvals_required: u32,
     },
     ReleaseApproved {
@@ -59,6 +75,11 @@ pub enum AuditEvent {
     },
     ReleaseExpired {
         expires_at: String,
+    },
+    /// The policy in force, recorded at start-up whenever its hash differs from the last one.
+    PolicyLoaded {
+        policy_hash: String,
+        rules: Vec<String>,
     },
     /// The worker took the release to send it to MDE (attempt N, counting from 1).
     DispatchClaimed {

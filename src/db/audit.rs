@@ -78,3 +78,11 @@ pub async fn list(
     .await?;
     Ok(rows.into_iter().map(AuditEntry::from).collect())
 }
+
+/// The details of the newest entry with this action, if any.
+pub async fn last_details(conn: &mut SqliteConnection, action: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT details FROM audit_log WHERE action = ? ORDER BY seq DESC LIMIT 1")
+        .bind(action)
+        .fetch_optional(conn)
+        .await
+}

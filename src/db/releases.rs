@@ -1,6 +1,6 @@
 //! SQL for releases and approvals.
 
-use crate::domain::{Approval, MachineId, Release, ReleaseId, ReleaseStatus};
+use crate::domain::{Approval, MachineId, Release, ReleaseId, ReleasePolicy, ReleaseStatus};
 use sqlx::{FromRow, SqliteConnection};
 
 /// A new release as the request handler built it.
@@ -14,6 +14,7 @@ pub struct NewRelease<'a> {
     pub requested_at: i64,
     pub expires_at: i64,
     pub approvals_required: u32,
+    pub policy: &'a ReleasePolicy,
 }
 
 /// Why an insert was refused by the database's own rules.
@@ -27,7 +28,7 @@ pub enum InsertError {
 
 const COLUMNS: &str = "seq, id, machine_id, comment, ticket, status, requested_by, requested_at, expires_at,
     approvals_required, approved_at, decided_by, decided_at, decision_comment, mde_action_id,
-    mde_action_status, attempts, last_error";
+    mde_action_status, attempts, last_error, policy_rule, policy_hash, policy_applied, device, isolated_by";
 
 #[derive(FromRow)]
 struct Row {
@@ -49,6 +50,12 @@ struct Row {
     mde_action_status: Option<String>,
     attempts: i64,
     last_error: Option<String>,
+    #[allow(dead_code)]
+    policy_rule: Option<String>,
+    policy_hash: Option<String>,
+    policy_applied: Option<String>,
+    device: Option<String>,
+    isolated_by: Option<String>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> sqlx::Error {
@@ -56,7 +63,20 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> sqlx::Error {
 }
 
 impl Row {
+    fn policy(&self) -> Result<Option<ReleasePolicy>, sqlx::Error> {
+        let (Some(hash), Some(applied), Some(device)) = (&self.policy_hash, &self.policy_applied, &self.device) else {
+            return Ok(None);
+        };
+        Ok(Some(ReleasePolicy {
+            rule: serde_json::from_str(applied).map_err(|e| corrupt("policy rule", e))?,
+            hash: hash.clone(),
+            device: serde_json::from_str(device).map_err(|e| corrupt("device snapshot", e))?,
+            isolated_by: self.isolated_by.clone(),
+        }))
+    }
+
     fn into_release(self, approvals: Vec<Approval>) -> Result<(i64, Release), sqlx::Error> {
+        let policy = self.policy()?;
         Ok((
             self.seq,
             Release {
@@ -79,6 +99,7 @@ impl Row {
                 attempts: u32::try_from(self.attempts).map_err(|e| corrupt("attempts", e))?,
                 last_error: self.last_error,
                 approvals,
+                policy,
             },
         ))
     }
@@ -93,8 +114,9 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 pub async fn insert(conn: &mut SqliteConnection, r: &NewRelease<'_>) -> Result<(), InsertError> {
     sqlx::query(
         "INSERT INTO releases (id, machine_id, comment, ticket, status, requested_by, requested_at,
-                               expires_at, approvals_required, updated_at)
-         VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+                               expires_at, approvals_required, updated_at, policy_rule, policy_hash,
+                               policy_applied, device, isolated_by)
+         VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(r.id.to_string())
     .bind(r.machine_id.as_str())
@@ -105,6 +127,11 @@ pub async fn insert(conn: &mut SqliteConnection, r: &NewRelease<'_>) -> Result<(
     .bind(r.expires_at)
     .bind(r.approvals_required as i64)
     .bind(r.requested_at)
+    .bind(&r.policy.rule.name)
+    .bind(&r.policy.hash)
+    .bind(serde_json::to_string(&r.policy.rule).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+    .bind(serde_json::to_string(&r.policy.device).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+    .bind(&r.policy.isolated_by)
     .execute(conn)
     .await
     .map_err(|e| if is_unique_violation(&e) { InsertError::AlreadyOpen } else { InsertError::Db(e) })?;
@@ -126,13 +153,18 @@ pub async fn open_for_machine(
     id.map(|s| ReleaseId::parse(&s).map_err(|e| corrupt("release id", e))).transpose()
 }
 
+fn approval(approver: String, comment: Option<String>, at: i64, roles: String) -> Result<Approval, sqlx::Error> {
+    let roles = serde_json::from_str(&roles).map_err(|e| corrupt("approver roles", e))?;
+    Ok(Approval { approver, comment, at, roles })
+}
+
 async fn approvals_of(conn: &mut SqliteConnection, id: &str) -> Result<Vec<Approval>, sqlx::Error> {
-    let rows: Vec<(String, Option<String>, i64)> =
-        sqlx::query_as("SELECT approver, comment, at FROM approvals WHERE release_id = ? ORDER BY at, approver")
+    let rows: Vec<(String, Option<String>, i64, String)> =
+        sqlx::query_as("SELECT approver, comment, at, roles FROM approvals WHERE release_id = ? ORDER BY at, approver")
             .bind(id)
             .fetch_all(conn)
             .await?;
-    Ok(rows.into_iter().map(|(approver, comment, at)| Approval { approver, comment, at }).collect())
+    rows.into_iter().map(|(approver, comment, at, roles)| approval(approver, comment, at, roles)).collect()
 }
 
 /// One release with its approvals.
@@ -181,8 +213,8 @@ pub async fn list(conn: &mut SqliteConnection, f: &ListFilter) -> Result<Vec<(i6
     // One query for the approvals of the whole page, not one per release.
     let ids = serde_json::to_string(&rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let approvals: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT release_id, approver, comment, at FROM approvals
+    let approvals: Vec<(String, String, Option<String>, i64, String)> = sqlx::query_as(
+        "SELECT release_id, approver, comment, at, roles FROM approvals
          WHERE release_id IN (SELECT value FROM json_each(?))
          ORDER BY at, approver",
     )
@@ -190,8 +222,8 @@ pub async fn list(conn: &mut SqliteConnection, f: &ListFilter) -> Result<Vec<(i6
     .fetch_all(&mut *conn)
     .await?;
     let mut by_release: std::collections::HashMap<String, Vec<Approval>> = std::collections::HashMap::new();
-    for (release_id, approver, comment, at) in approvals {
-        by_release.entry(release_id).or_default().push(Approval { approver, comment, at });
+    for (release_id, approver, comment, at, roles) in approvals {
+        by_release.entry(release_id).or_default().push(approval(approver, comment, at, roles)?);
     }
     rows.into_iter()
         .map(|row| {
@@ -207,14 +239,17 @@ pub async fn insert_approval(
     conn: &mut SqliteConnection,
     id: ReleaseId,
     approver: &str,
+    roles: &[String],
     comment: Option<&str>,
     at: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO approvals (release_id, approver, comment, at) VALUES (?, ?, ?, ?)")
+    let roles = serde_json::to_string(roles).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query("INSERT INTO approvals (release_id, approver, comment, at, roles) VALUES (?, ?, ?, ?, ?)")
         .bind(id.to_string())
         .bind(approver)
         .bind(comment)
         .bind(at)
+        .bind(roles)
         .execute(conn)
         .await?;
     Ok(())
@@ -301,4 +336,24 @@ pub async fn due_for_expiry(
             ))
         })
         .collect()
+}
+
+/// How many releases `who` requested since `since` (velocity guard).
+pub async fn requests_since(conn: &mut SqliteConnection, who: &str, since: i64) -> Result<u32, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM releases WHERE requested_by = ? AND requested_at >= ?")
+        .bind(who)
+        .bind(since)
+        .fetch_one(conn)
+        .await?;
+    Ok(n.max(0) as u32)
+}
+
+/// How many approvals `who` gave since `since` (velocity guard).
+pub async fn approvals_since(conn: &mut SqliteConnection, who: &str, since: i64) -> Result<u32, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM approvals WHERE approver = ? AND at >= ?")
+        .bind(who)
+        .bind(since)
+        .fetch_one(conn)
+        .await?;
+    Ok(n.max(0) as u32)
 }

@@ -1,6 +1,7 @@
 //! A release request as dualkey holds it.
 
 use super::{MachineId, ReleaseId, ReleaseStatus};
+use crate::rules::{AppliedRule, DeviceSnapshot};
 
 /// One approval of a release.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,6 +10,19 @@ pub struct Approval {
     pub comment: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub at: i64,
+    /// The roles the approver held when approving (slots are filled by role).
+    pub roles: Vec<String>,
+}
+
+/// What a release was decided under: the rule that applied to its device, the hash of the
+/// policy it came from, and the device as MDE described it at request time.
+#[derive(Debug, Clone)]
+pub struct ReleasePolicy {
+    pub rule: AppliedRule,
+    pub hash: String,
+    pub device: DeviceSnapshot,
+    /// The requestor of the device's latest Isolate action, if MDE had one.
+    pub isolated_by: Option<String>,
 }
 
 /// A release and its approvals. Times are milliseconds since the Unix epoch.
@@ -32,6 +46,8 @@ pub struct Release {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub approvals: Vec<Approval>,
+    /// `None` only for releases stored before policies existed.
+    pub policy: Option<ReleasePolicy>,
 }
 
 impl Release {

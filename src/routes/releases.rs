@@ -6,7 +6,8 @@ use crate::auth::Principal;
 use crate::db::releases::ListFilter;
 use crate::domain::{Comment, MachineId, ReleaseId, ReleaseStatus, Ticket};
 use crate::error::ApiError;
-use crate::service::releases::{self as service, NewRequest};
+use crate::service::releases as service;
+use crate::service::request::{NewRequest, request};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -52,9 +53,13 @@ async fn create(
         comment: Comment::parse(&body.comment, min)?,
         ticket: body.ticket.as_deref().map(Ticket::parse).transpose()?,
     };
-    let release = service::request(&state, &principal, req).await?;
+    let release = request(&state, &principal, req).await?;
     let location = format!("/api/v1/releases/{}", release.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(ReleaseView::from(release))))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(ReleaseView::new(release, &state.settings.auth.approver_role)),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -108,7 +113,10 @@ async fn list(
     } else {
         None
     };
-    Ok(Json(Page { items: rows.into_iter().map(|(_, r)| r.into()).collect(), next_cursor }))
+    Ok(Json(Page {
+        items: rows.into_iter().map(|(_, r)| ReleaseView::new(r, &state.settings.auth.approver_role)).collect(),
+        next_cursor,
+    }))
 }
 
 async fn show(
@@ -117,7 +125,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
-    Ok(Json(service::get(&state, &principal, id).await?.into()))
+    Ok(Json(ReleaseView::new(service::get(&state, &principal, id).await?, &state.settings.auth.approver_role)))
 }
 
 #[derive(Deserialize, Default)]
@@ -137,7 +145,10 @@ async fn approve(
     let body: ApproveBody = optional_json(&body)?;
     // An approval comment is optional but, when given, follows the same rules minus the minimum.
     let comment = body.comment.as_deref().filter(|c| !c.trim().is_empty()).map(|c| Comment::parse(c, 1)).transpose()?;
-    Ok(Json(service::approve(&state, &principal, id, comment).await?.into()))
+    Ok(Json(ReleaseView::new(
+        service::approve(&state, &principal, id, comment).await?,
+        &state.settings.auth.approver_role,
+    )))
 }
 
 /// An optional JSON body: empty means the defaults.
@@ -165,7 +176,10 @@ async fn reject(
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
     let comment = Comment::parse(&body.comment, state.settings.policy.min_comment_len as usize)?;
-    Ok(Json(service::reject(&state, &principal, id, comment).await?.into()))
+    Ok(Json(ReleaseView::new(
+        service::reject(&state, &principal, id, comment).await?,
+        &state.settings.auth.approver_role,
+    )))
 }
 
 async fn cancel(
@@ -174,5 +188,5 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
-    Ok(Json(service::cancel(&state, &principal, id).await?.into()))
+    Ok(Json(ReleaseView::new(service::cancel(&state, &principal, id).await?, &state.settings.auth.approver_role)))
 }

@@ -13,6 +13,17 @@ pub struct ApprovalView {
     pub at: String,
 }
 
+/// What the release was decided under and what it still needs.
+#[derive(Serialize)]
+pub struct PolicyView {
+    pub rule: String,
+    pub policy_hash: Option<String>,
+    pub slots: Vec<crate::rules::SlotState>,
+    pub exclude_isolator: bool,
+    pub isolated_by: Option<String>,
+    pub device: Option<crate::rules::DeviceSnapshot>,
+}
+
 #[derive(Serialize)]
 pub struct ReleaseView {
     pub id: String,
@@ -33,10 +44,32 @@ pub struct ReleaseView {
     pub mde_action_status: Option<String>,
     pub attempts: u32,
     pub last_error: Option<String>,
+    pub policy: PolicyView,
 }
 
-impl From<Release> for ReleaseView {
-    fn from(r: Release) -> Self {
+impl ReleaseView {
+    /// The release as the API shows it; `approver_role` fills the slot of releases stored before
+    /// policies existed.
+    pub fn new(r: Release, approver_role: &str) -> Self {
+        let quorum = crate::policy::quorum_of(&r, approver_role);
+        let policy = match &r.policy {
+            Some(p) => PolicyView {
+                rule: p.rule.name.clone(),
+                policy_hash: Some(p.hash.clone()),
+                slots: quorum.slots().to_vec(),
+                exclude_isolator: p.rule.exclude_isolator,
+                isolated_by: p.isolated_by.clone(),
+                device: Some(p.device.clone()),
+            },
+            None => PolicyView {
+                rule: "default".into(),
+                policy_hash: None,
+                slots: quorum.slots().to_vec(),
+                exclude_isolator: false,
+                isolated_by: None,
+                device: None,
+            },
+        };
         Self {
             id: r.id.to_string(),
             machine_id: r.machine_id.to_string(),
@@ -60,6 +93,7 @@ impl From<Release> for ReleaseView {
             mde_action_status: r.mde_action_status,
             attempts: r.attempts,
             last_error: r.last_error,
+            policy,
         }
     }
 }

@@ -4,19 +4,12 @@ use super::expiry::expire_in_tx;
 use crate::audit::{self, Actor, AuditEvent, RefusalReason, Subject};
 use crate::auth::Principal;
 use crate::clock::{rfc3339_ms, to_ms};
-use crate::db::{self, releases::InsertError};
-use crate::domain::{Comment, MachineId, Release, ReleaseId, ReleaseStatus, Ticket};
+use crate::db;
+use crate::domain::{Comment, MachineId, Release, ReleaseId, ReleaseStatus};
 use crate::error::ApiError;
 use crate::policy::{self, Caller};
+use crate::rules::over_limit;
 use crate::state::AppState;
-
-/// A validated release request.
-#[derive(Debug)]
-pub struct NewRequest {
-    pub machine_id: MachineId,
-    pub comment: Comment,
-    pub ticket: Option<Ticket>,
-}
 
 /// Which decision a refusal was about, for its audit entry and error code.
 #[derive(Debug, Clone, Copy)]
@@ -47,11 +40,24 @@ fn refusal_error(decision: Decision, reason: RefusalReason, r: &Release, state: 
         .with("status", r.status.as_str()),
         RefusalReason::AlreadyApproved => ApiError::conflict("already_approved", "you already approved this release"),
         RefusalReason::NotRequester => ApiError::forbidden("not_requester", "only the requester can cancel a release"),
+        RefusalReason::IsolatorExcluded => ApiError::forbidden(
+            "isolator_excluded",
+            "you isolated this device, and its rule requires someone else to approve its release",
+        ),
+        RefusalReason::NoOpenSlot => ApiError::conflict(
+            "no_open_slot",
+            "the slots your roles can fill are already filled; the release needs approvers with other roles",
+        ),
+        RefusalReason::RateExceeded => ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "approval_rate_exceeded",
+            "you reached the policy's limit of approvals per hour; try again later",
+        ),
     }
 }
 
 /// Records `event` about release `id` on `machine`, by `p`, in the caller's transaction.
-async fn record(
+pub(super) async fn record(
     tx: &mut sqlx::SqliteConnection,
     now: time::OffsetDateTime,
     p: &Principal,
@@ -64,13 +70,17 @@ async fn record(
     audit::record(tx, now, Actor::Principal(&p.id), subject, event).await.map(|_| ())
 }
 
-async fn load(tx: &mut sqlx::SqliteConnection, id: ReleaseId) -> Result<Release, ApiError> {
+pub(super) async fn load(tx: &mut sqlx::SqliteConnection, id: ReleaseId) -> Result<Release, ApiError> {
     db::releases::get(tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("release_not_found", format!("no release with id {id}")))
 }
 
-fn require_role(p: &Principal, role: &str) -> Result<(), ApiError> {
+fn caller(p: &Principal) -> Caller<'_> {
+    Caller { id: &p.id, roles: &p.roles, upn: p.upn.as_deref() }
+}
+
+pub(super) fn require_role(p: &Principal, role: &str) -> Result<(), ApiError> {
     if p.has_role(role) { Ok(()) } else { Err(ApiError::missing_role(role)) }
 }
 
@@ -88,62 +98,6 @@ pub fn require_reader(state: &AppState, p: &Principal) -> Result<(), ApiError> {
             ),
         ))
     }
-}
-
-/// Stores a new pending release and its audit entry.
-#[tracing::instrument(skip_all, fields(machine_id = %req.machine_id, requested_by = %p.id))]
-pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result<Release, ApiError> {
-    require_role(p, &state.settings.auth.requester_role)?;
-    let now = state.clock.now();
-    let now_ms = to_ms(now);
-    let policy = &state.settings.policy;
-    let mut tx = state.db.begin().await?;
-    if let Some(open) = db::releases::open_for_machine(&mut tx, &req.machine_id).await? {
-        let existing = load(&mut tx, open).await?;
-        // An expired-but-unswept request must not block a new one.
-        if !(existing.is_past_expiry(now_ms)
-            && expire_in_tx(&mut tx, now, open, &existing.machine_id, existing.expires_at).await?)
-        {
-            return Err(ApiError::conflict(
-                "release_already_open",
-                format!("machine {} already has an open release ({})", req.machine_id, existing.status),
-            )
-            .with("open_release_id", open.to_string()));
-        }
-    }
-    let id = ReleaseId::new();
-    let expires_at = now_ms + policy.request_ttl.get().as_millis() as i64;
-    let new = db::releases::NewRelease {
-        id,
-        machine_id: &req.machine_id,
-        comment: req.comment.as_str(),
-        ticket: req.ticket.as_ref().map(Ticket::as_str),
-        requested_by: &p.id,
-        requested_at: now_ms,
-        expires_at,
-        approvals_required: policy.approvals_required,
-    };
-    match db::releases::insert(&mut tx, &new).await {
-        Ok(()) => {}
-        Err(InsertError::AlreadyOpen) => {
-            return Err(ApiError::conflict(
-                "release_already_open",
-                format!("machine {} already has an open release", req.machine_id),
-            ));
-        }
-        Err(InsertError::Db(e)) => return Err(e.into()),
-    }
-    let event = AuditEvent::ReleaseRequested {
-        comment: req.comment.as_str().to_string(),
-        ticket: req.ticket.as_ref().map(|t| t.as_str().to_string()),
-        approvals_required: policy.approvals_required,
-        expires_at: rfc3339_ms(expires_at),
-    };
-    record(&mut tx, now, p, id, &req.machine_id, &event).await?;
-    let release = load(&mut tx, id).await?;
-    tx.commit().await?;
-    tracing::info!(release_id = %id, "release requested");
-    Ok(release)
 }
 
 /// Commits a refusal's audit entry (and the expiry it may have found), then returns its error.
@@ -193,16 +147,22 @@ pub async fn approve(
     let now_ms = to_ms(now);
     let mut tx = state.db.begin().await?;
     let r = load(&mut tx, id).await?;
-    let caller = Caller { id: &p.id, is_approver: p.has_role(&state.settings.auth.approver_role) };
-    let effect = match policy::decide_approval(&r, caller, now_ms) {
+    let approver_role = &state.settings.auth.approver_role;
+    let effect = match policy::decide_approval(&r, caller(p), approver_role, now_ms) {
         Ok(effect) => effect,
         Err(reason) => return Err(refuse(state, tx, p, &r, Decision::Approve, reason).await),
     };
+    let recent = db::releases::approvals_since(&mut tx, &p.id, now_ms - 3600 * 1000).await?;
+    if over_limit(recent, state.policy.max_approvals_per_approver_per_hour()) {
+        return Err(refuse(state, tx, p, &r, Decision::Approve, RefusalReason::RateExceeded).await);
+    }
     let comment = comment.as_ref().map(Comment::as_str);
-    db::releases::insert_approval(&mut tx, id, &p.id, comment, now_ms).await?;
+    let roles = p.roles_vec();
+    db::releases::insert_approval(&mut tx, id, &p.id, &roles, comment, now_ms).await?;
     let event = AuditEvent::ApprovalRecorded {
         comment: comment.map(str::to_string),
-        approvals: effect.approvals,
+        roles,
+        slots_filled: effect.filled,
         approvals_required: r.approvals_required,
     };
     record(&mut tx, now, p, id, &r.machine_id, &event).await?;
@@ -229,8 +189,7 @@ pub async fn reject(state: &AppState, p: &Principal, id: ReleaseId, comment: Com
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let r = load(&mut tx, id).await?;
-    let caller = Caller { id: &p.id, is_approver: p.has_role(&state.settings.auth.approver_role) };
-    if let Err(reason) = policy::decide_rejection(&r, caller, to_ms(now)) {
+    if let Err(reason) = policy::decide_rejection(&r, caller(p), &state.settings.auth.approver_role, to_ms(now)) {
         return Err(refuse(state, tx, p, &r, Decision::Reject, reason).await);
     }
     decide_final(state, tx, p, &r, ReleaseStatus::Rejected, Some(comment)).await
@@ -242,8 +201,7 @@ pub async fn cancel(state: &AppState, p: &Principal, id: ReleaseId) -> Result<Re
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let r = load(&mut tx, id).await?;
-    let caller = Caller { id: &p.id, is_approver: false };
-    if let Err(reason) = policy::decide_cancel(&r, caller, to_ms(now)) {
+    if let Err(reason) = policy::decide_cancel(&r, &p.id, to_ms(now)) {
         return Err(refuse(state, tx, p, &r, Decision::Cancel, reason).await);
     }
     decide_final(state, tx, p, &r, ReleaseStatus::Cancelled, None).await

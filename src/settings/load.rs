@@ -24,6 +24,8 @@ pub enum SettingsError {
     Env { name: String, message: String },
     #[error("invalid setting `{key}`: {message}")]
     Invalid { key: String, message: String },
+    #[error("invalid policy: {0}")]
+    Policy(String),
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
@@ -185,9 +187,8 @@ fn validate(s: &Settings) -> Result<(), SettingsError> {
     }
 
     let p = &s.policy;
-    if !(1..=20).contains(&p.approvals_required) {
-        return Err(invalid("policy.approvals_required", "must be between 1 and 20"));
-    }
+    // The whole policy must validate now, so a bad one never half-loads.
+    p.validate(&s.auth.approver_role).map_err(|e| SettingsError::Policy(e.to_string()))?;
     if p.request_ttl.get() < std::time::Duration::from_secs(60) {
         return Err(invalid("policy.request_ttl", "must be at least 1m"));
     }

@@ -16,7 +16,8 @@ async fn a_different_approver_approves_and_the_release_becomes_approved() {
     assert_eq!(body["approvals"][0]["comment"], "checked the scan");
     assert!(body["approvals"][0]["at"].as_str().unwrap().ends_with('Z'));
     assert!(body["approved_at"].is_string());
-    let actions: Vec<Value> = app.audit().await.into_iter().map(|e| e["action"].clone()).collect();
+    let actions: Vec<Value> =
+        app.audit().await.into_iter().filter(|e| e["release_id"] == id.as_str()).map(|e| e["action"].clone()).collect();
     assert_eq!(actions, vec![json!("release_requested"), json!("approval_recorded"), json!("release_approved")]);
 }
 
@@ -106,7 +107,8 @@ async fn approving_a_release_past_its_expiry_is_409_and_marks_it_expired() {
         sqlx::query_scalar("SELECT status FROM releases WHERE id = ?").bind(&id).fetch_one(&pool).await.unwrap();
     assert_eq!(status, "expired");
     assert_eq!(app.count("SELECT COUNT(*) FROM approvals").await, 0);
-    let actions: Vec<Value> = app.audit().await.into_iter().map(|e| e["action"].clone()).collect();
+    let actions: Vec<Value> =
+        app.audit().await.into_iter().filter(|e| e["release_id"] == id.as_str()).map(|e| e["action"].clone()).collect();
     assert_eq!(actions, vec![json!("release_requested"), json!("release_expired"), json!("approval_refused")]);
 }
 

@@ -33,13 +33,15 @@ async fn every_entry_links_to_the_one_before_and_the_chain_verifies() {
     let app = spawn_app().await;
     let id = history(&app).await;
     let entries = app.audit().await;
-    assert_eq!(entries.len(), 5);
+    assert_eq!(entries.len(), 6);
     assert_eq!(entries[0]["prev_hash"], "0".repeat(64));
+    assert_eq!(entries[0]["action"], "policy_loaded", "the policy in force comes first");
+    assert_eq!(entries[0]["actor"], "system:dualkey");
     for (i, pair) in entries.windows(2).enumerate() {
         assert_eq!(pair[1]["prev_hash"], pair[0]["hash"], "link {i}");
         assert_eq!(pair[1]["seq"].as_i64().unwrap(), pair[0]["seq"].as_i64().unwrap() + 1);
     }
-    let first = &entries[0];
+    let first = &entries[1];
     assert_eq!(first["actor"], "alice");
     assert_eq!(first["action"], "release_requested");
     assert_eq!(first["release_id"], id.as_str());
@@ -49,8 +51,8 @@ async fn every_entry_links_to_the_one_before_and_the_chain_verifies() {
 
     let report = verify(&app).await;
     assert_eq!(report["ok"], true);
-    assert_eq!(report["entries"], 5);
-    assert_eq!(report["head"], entries[4]["hash"]);
+    assert_eq!(report["entries"], 6);
+    assert_eq!(report["head"], entries[5]["hash"]);
     let (ok, stdout, _) = cli_verify(&app);
     assert!(ok, "{stdout}");
 }

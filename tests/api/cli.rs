@@ -123,14 +123,14 @@ async fn serve_dev_prints_tokens_that_work_and_keeps_the_configured_database() {
     let created: Value = http
         .post(format!("{api}/releases"))
         .bearer_auth(&requester)
-        .json(&json!({"machine_id": machine(1), "comment": "reimaged and scanned clean"}))
+        .json(&json!({"machine_id": SEEDED, "comment": "reimaged and scanned clean"}))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let id = created["id"].as_str().unwrap();
+    let id = created["id"].as_str().unwrap_or_else(|| panic!("{created}"));
     let approved: Value = http
         .post(format!("{api}/releases/{id}/approve"))
         .bearer_auth(&approver)

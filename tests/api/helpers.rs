@@ -66,6 +66,14 @@ pub async fn spawn_with_simulator(
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let sim = Arc::new(dualkey::mde::simulator::Simulator::start(sim_config).await.unwrap());
+    spawn_on(sim, tweak).await
+}
+
+/// A test app whose `[mde]` points at an already running simulator (several apps may share one).
+pub async fn spawn_on(
+    sim: Arc<dualkey::mde::simulator::SimulatorHandle>,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let (api_base, token_url) = (sim.base_url().to_string(), sim.token_url());
     let (client_id, mde_secret) = (sim.config().client_id.clone(), sim.config().client_secret.clone());
     let dir = tempfile::tempdir().unwrap();

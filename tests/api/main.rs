@@ -8,5 +8,6 @@ mod cli;
 mod concurrency;
 mod crash;
 mod helpers;
+mod policy;
 mod releases;
 mod worker;

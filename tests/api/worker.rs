@@ -139,9 +139,19 @@ async fn an_expired_mde_token_is_refreshed_once_and_the_call_retried() {
 }
 
 #[tokio::test]
-async fn an_unknown_machine_fails_at_once_with_mdes_reason() {
+async fn a_404_from_mde_at_send_time_fails_at_once_with_mdes_reason() {
     let m = spawn_with_mde(quick_simulator(), |_| {}).await;
-    let id = m.approved(&machine(1)).await;
+    m.sim.inject(
+        RouteKind::Unisolate,
+        FaultAction::Respond {
+            status: 404,
+            code: "ResourceNotFound".into(),
+            message: format!("Machine {SEEDED} was not found. OrgId: test."),
+            retry_after: None,
+        },
+        1,
+    );
+    let id = m.approved(SEEDED).await;
     m.worker.run_until_idle().await.unwrap();
     let r = m.app.release(&id).await;
     assert_eq!(r["status"], "failed");
@@ -193,20 +203,27 @@ async fn an_mde_action_that_ends_failed_fails_the_release() {
 
 #[tokio::test]
 async fn a_backlog_larger_than_the_minute_limit_drains_oldest_first_without_a_single_429() {
-    // Both sides count 3 calls a minute, so 5 releases need a second window (about a minute).
+    // MDE allows 3 unisolates a minute here (reads stay at 100), so 5 releases need a second
+    // window. One daemon takes the requests; a second one, on the same database and with a
+    // budget of 3 a minute, is the worker.
     let ids: Vec<String> = (0..5).map(|n| machine(100 + n)).collect();
     let sim = SimulatorConfig {
         machines: ids.iter().map(|id| SeedMachine::isolated(id, "host.contoso.com")).collect(),
-        rate_per_minute: 3,
-        rate_per_hour: 100,
+        api_limits: vec![(dualkey::mde::Api::Unisolate, 3, 100)],
         ..quick_simulator()
     };
-    let m = spawn_with_mde(sim, |s| {
+    let sim = std::sync::Arc::new(dualkey::mde::simulator::Simulator::start(sim).await.unwrap());
+    let api = spawn_on(sim.clone(), |_| {}).await;
+    let db_url = api.db_url.clone();
+    let worker_app = spawn_on(sim.clone(), move |s| {
+        s.database.url = db_url;
         s.mde.rate_per_minute = 3;
         s.mde.rate_per_hour = 100;
         s.mde.poll_interval = "1h".parse().unwrap();
     })
     .await;
+    let worker = worker_app.worker.clone().unwrap();
+    let m = MdeApp { app: api, sim: sim.clone(), worker };
     let mut releases = Vec::new();
     for id in &ids {
         releases.push(m.approved(id).await);
@@ -226,6 +243,7 @@ async fn a_backlog_larger_than_the_minute_limit_drains_oldest_first_without_a_si
     for id in &releases {
         assert_eq!(m.app.release(id).await["status"], "dispatched");
     }
+    drop(worker_app);
 }
 
 #[tokio::test]
@@ -263,11 +281,17 @@ async fn a_certificate_signed_assertion_with_the_wrong_key_never_releases_anythi
         s.mde.private_key_file = Some(fixtures.join("other.key"));
     })
     .await;
-    let id = m.approved(SEEDED).await;
-    m.worker.run_until_idle().await.unwrap();
-    let r = m.app.release(&id).await;
-    assert_eq!(r["status"], "failed", "invalid_client is permanent: {r}");
-    assert!(r["last_error"].as_str().unwrap().contains("invalid_client"), "{r}");
+    // The device cannot even be read, so the request is refused and nothing is stored.
+    let r = m
+        .app
+        .post(
+            "/api/v1/releases",
+            &m.app.requester(),
+            serde_json::json!({"machine_id": SEEDED, "comment": "reimaged and scanned clean"}),
+        )
+        .await;
+    assert_eq!(error_code(r).await, (reqwest::StatusCode::SERVICE_UNAVAILABLE, "mde_unavailable".into()));
+    assert_eq!(m.app.count("SELECT COUNT(*) FROM releases").await, 0);
     assert_eq!(m.sim.count(RouteKind::Unisolate), 0);
 }
 

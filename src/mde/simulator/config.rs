@@ -110,6 +110,8 @@ pub struct SimulatorConfig {
     /// Per API family (MDE: 100 and 1500).
     pub rate_per_minute: u32,
     pub rate_per_hour: u32,
+    /// Limits for particular API families instead of the two above: `(api, per_minute, per_hour)`.
+    pub api_limits: Vec<(crate::mde::rate::Api, u32, u32)>,
     pub duplicate: DuplicateBehavior,
     pub not_isolated: NotIsolatedBehavior,
 }
@@ -135,6 +137,7 @@ impl Default for SimulatorConfig {
             in_progress_for: Duration::from_secs(20),
             rate_per_minute: 100,
             rate_per_hour: 1500,
+            api_limits: Vec::new(),
             duplicate: DuplicateBehavior::Reject,
             not_isolated: NotIsolatedBehavior::Accept,
         }

@@ -157,7 +157,12 @@ impl State {
         let windows = Api::ALL
             .into_iter()
             .map(|api| {
-                let window = RollingWindow::new(config.rate_per_minute, config.rate_per_hour);
+                let (per_minute, per_hour) = config
+                    .api_limits
+                    .iter()
+                    .find(|(a, _, _)| *a == api)
+                    .map_or((config.rate_per_minute, config.rate_per_hour), |(_, m, h)| (*m, *h));
+                let window = RollingWindow::new(per_minute, per_hour);
                 (api, window)
             })
             .collect();

@@ -1,0 +1,156 @@
+//! The `[policy]` section exactly as written in TOML. These types only mirror the file; they
+//! are turned into a [`super::Policy`] by [`PolicyDocument::validate`], and nothing else
+//! should look at them.
+
+use super::PolicyError;
+use crate::settings::HumanDuration;
+use serde::{Deserialize, Deserializer, de};
+
+/// `[policy]`: the top-level values (which form the default rule), the ordered rules and
+/// break-glass. Unknown keys are refused at every level.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyDocument {
+    #[serde(deserialize_with = "lenient_u32")]
+    pub approvals_required: u32,
+    /// A pending release expires this long after it was requested.
+    pub request_ttl: HumanDuration,
+    /// An approved release not dispatched by then expires.
+    pub approval_ttl: HumanDuration,
+    #[serde(deserialize_with = "lenient_u32")]
+    pub min_comment_len: u32,
+    #[serde(deserialize_with = "lenient_bool")]
+    pub require_ticket: bool,
+    /// How often the daemon expires pending releases past their ttl.
+    pub sweep_interval: HumanDuration,
+    #[serde(deserialize_with = "lenient_opt_u32")]
+    pub max_requests_per_requester_per_hour: Option<u32>,
+    #[serde(deserialize_with = "lenient_opt_u32")]
+    pub max_approvals_per_approver_per_hour: Option<u32>,
+    pub rules: Vec<RuleDocument>,
+    pub break_glass: BreakGlassDocument,
+}
+
+impl Default for PolicyDocument {
+    fn default() -> Self {
+        Self {
+            approvals_required: 1,
+            request_ttl: HumanDuration::from_secs(24 * 3600),
+            approval_ttl: HumanDuration::from_secs(4 * 3600),
+            min_comment_len: 10,
+            require_ticket: false,
+            sweep_interval: HumanDuration::from_secs(30),
+            max_requests_per_requester_per_hour: None,
+            max_approvals_per_approver_per_hour: None,
+            rules: Vec::new(),
+            break_glass: BreakGlassDocument::default(),
+        }
+    }
+}
+
+/// One `[[policy.rules]]` entry. Unset ttls and `approvals_required` fall back to the top level.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDocument {
+    pub name: String,
+    #[serde(rename = "match", default)]
+    pub matches: MatchDocument,
+    pub require: Option<Vec<SlotDocument>>,
+    pub approvals_required: Option<u32>,
+    pub request_ttl: Option<HumanDuration>,
+    pub approval_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    pub exclude_isolator: bool,
+    pub deny: Option<String>,
+}
+
+/// `match = { ... }`: within a key any listed value matches; all keys given must match.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchDocument {
+    pub rbac_groups: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    pub risk_scores: Option<Vec<String>>,
+    pub health_statuses: Option<Vec<String>>,
+    /// Exact names, or with a leading and/or trailing `*` (`"dc*"`, `"*.corp.example"`).
+    pub computer_dns_names: Option<Vec<String>>,
+}
+
+/// `{ role, count }`: `count` distinct approvers holding `role`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotDocument {
+    pub role: String,
+    pub count: u32,
+}
+
+/// `[policy.break_glass]`, off by default.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakGlassDocument {
+    #[serde(deserialize_with = "lenient_bool")]
+    pub enabled: bool,
+    pub role: String,
+    pub ratify_within: HumanDuration,
+    #[serde(deserialize_with = "lenient_u32")]
+    pub min_comment_len: u32,
+}
+
+impl Default for BreakGlassDocument {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            role: "Release.BreakGlass".into(),
+            ratify_within: HumanDuration::from_secs(3600),
+            min_comment_len: 30,
+        }
+    }
+}
+
+impl PolicyDocument {
+    /// Reads the `[policy]` table. A type error or unknown key names its path, e.g.
+    /// `policy.rules[0].match.tagz is invalid: unknown field ...`.
+    pub fn from_toml(value: toml::Value) -> Result<Self, PolicyError> {
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let key = if path == "." { String::new() } else { path };
+            PolicyError::top(key, format!("is invalid: {}", e.into_inner().to_string().trim_end()))
+        })
+    }
+}
+
+// Environment overrides (`DUALKEY_POLICY__APPROVALS_REQUIRED=2`) arrive as strings, so the
+// top-level scalars accept both forms, as the rest of the settings tree does.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Lenient {
+    Int(i64),
+    Bool(bool),
+    Str(String),
+}
+
+fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    lenient_opt_u32(d)?.ok_or_else(|| de::Error::custom("a whole number is required"))
+}
+
+fn lenient_opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let n = match Lenient::deserialize(d)? {
+        Lenient::Int(n) => n,
+        Lenient::Str(s) if s.trim().is_empty() => return Ok(None),
+        Lenient::Str(s) => s.trim().parse().map_err(|_| de::Error::custom(format!("`{s}` is not a whole number")))?,
+        Lenient::Bool(b) => return Err(de::Error::custom(format!("`{b}` is not a whole number"))),
+    };
+    u32::try_from(n).map(Some).map_err(|_| de::Error::custom(format!("{n} is out of range")))
+}
+
+fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match Lenient::deserialize(d)? {
+        Lenient::Bool(b) => Ok(b),
+        Lenient::Str(s) => match s.trim() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            other => Err(de::Error::custom(format!("`{other}` is not true or false"))),
+        },
+        Lenient::Int(n) => Err(de::Error::custom(format!("`{n}` is not true or false"))),
+    }
+}

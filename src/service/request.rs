@@ -1,0 +1,128 @@
+//! Requesting a release: read the device from MDE, find the rule that applies, check the
+//! velocity guard, and store the pending release with the rule it was requested under.
+
+use super::device;
+use super::expiry::expire_in_tx;
+use super::releases::{load, record, require_role};
+use crate::audit::{self, Actor, AuditEvent, Subject};
+use crate::auth::Principal;
+use crate::clock::{rfc3339_ms, to_ms};
+use crate::db::{self, releases::InsertError};
+use crate::domain::{Comment, MachineId, Release, ReleaseId, ReleasePolicy, Ticket};
+use crate::error::ApiError;
+use crate::rules::over_limit;
+use crate::state::AppState;
+use axum::http::StatusCode;
+
+/// A validated release request.
+#[derive(Debug)]
+pub struct NewRequest {
+    pub machine_id: MachineId,
+    pub comment: Comment,
+    pub ticket: Option<Ticket>,
+}
+
+const HOUR_MS: i64 = 3600 * 1000;
+
+/// Records a refused request (nothing else is stored) and returns its error.
+async fn refuse(state: &AppState, p: &Principal, machine: &MachineId, event: AuditEvent, err: ApiError) -> ApiError {
+    let now = state.clock.now();
+    let result: Result<(), sqlx::Error> = async {
+        let mut tx = state.db.begin().await?;
+        let subject = Subject { release_id: None, machine_id: Some(machine.as_str()) };
+        audit::record(&mut tx, now, Actor::Principal(&p.id), subject, &event).await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => err,
+        Err(e) => e.into(),
+    }
+}
+
+/// Stores a new pending release and its audit entry, under the rule the policy gives its device.
+#[tracing::instrument(skip_all, fields(machine_id = %req.machine_id, requested_by = %p.id))]
+pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result<Release, ApiError> {
+    require_role(p, &state.settings.auth.requester_role)?;
+    let policy = state.policy.clone();
+    if policy.require_ticket() && req.ticket.is_none() {
+        return Err(ApiError::unprocessable("ticket_required", "this policy requires a ticket reference"));
+    }
+    // The network call comes first, outside any transaction.
+    let facts = device::read(state.mde.as_deref(), &req.machine_id).await?;
+    let rule = policy.rule_for(&facts.device);
+    if let Some(reason) = &rule.deny {
+        let event = AuditEvent::RequestRefused {
+            reason: "denied_by_policy".into(),
+            rule: Some(rule.name.clone()),
+            message: reason.clone(),
+        };
+        let err = ApiError::unprocessable("denied_by_policy", reason.clone()).with("rule", rule.name.clone());
+        return Err(refuse(state, p, &req.machine_id, event, err).await);
+    }
+    let now = state.clock.now();
+    let now_ms = to_ms(now);
+    let mut tx = state.db.begin().await?;
+    let recent = db::releases::requests_since(&mut tx, &p.id, now_ms - HOUR_MS).await?;
+    if over_limit(recent, policy.max_requests_per_requester_per_hour()) {
+        drop(tx);
+        let message = "you reached the policy's limit of release requests per hour; try again later".to_string();
+        let event =
+            AuditEvent::RequestRefused { reason: "request_rate_exceeded".into(), rule: None, message: message.clone() };
+        let err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "request_rate_exceeded", message);
+        return Err(refuse(state, p, &req.machine_id, event, err).await);
+    }
+    if let Some(open) = db::releases::open_for_machine(&mut tx, &req.machine_id).await? {
+        let existing = load(&mut tx, open).await?;
+        // An expired-but-unswept request must not block a new one.
+        if !(existing.is_past_expiry(now_ms)
+            && expire_in_tx(&mut tx, now, open, &existing.machine_id, existing.expires_at).await?)
+        {
+            return Err(ApiError::conflict(
+                "release_already_open",
+                format!("machine {} already has an open release ({})", req.machine_id, existing.status),
+            )
+            .with("open_release_id", open.to_string()));
+        }
+    }
+    let id = ReleaseId::new();
+    let expires_at = now_ms + rule.request_ttl.as_millis() as i64;
+    let approvals_required = rule.slots.iter().map(|s| s.count).sum::<u32>().max(1);
+    let decided_under =
+        ReleasePolicy { rule, hash: policy.hash(), device: facts.device, isolated_by: facts.isolated_by };
+    let new = db::releases::NewRelease {
+        id,
+        machine_id: &req.machine_id,
+        comment: req.comment.as_str(),
+        ticket: req.ticket.as_ref().map(Ticket::as_str),
+        requested_by: &p.id,
+        requested_at: now_ms,
+        expires_at,
+        approvals_required,
+        policy: &decided_under,
+    };
+    match db::releases::insert(&mut tx, &new).await {
+        Ok(()) => {}
+        Err(InsertError::AlreadyOpen) => {
+            return Err(ApiError::conflict(
+                "release_already_open",
+                format!("machine {} already has an open release", req.machine_id),
+            ));
+        }
+        Err(InsertError::Db(e)) => return Err(e.into()),
+    }
+    let event = AuditEvent::ReleaseRequested {
+        comment: req.comment.as_str().to_string(),
+        ticket: req.ticket.as_ref().map(|t| t.as_str().to_string()),
+        approvals_required,
+        expires_at: rfc3339_ms(expires_at),
+        rule: decided_under.rule.name.clone(),
+        policy_hash: decided_under.hash.clone(),
+        isolated_by: decided_under.isolated_by.clone(),
+    };
+    record(&mut tx, now, p, id, &req.machine_id, &event).await?;
+    let release = load(&mut tx, id).await?;
+    tx.commit().await?;
+    tracing::info!(release_id = %id, rule = %decided_under.rule.name, "release requested");
+    Ok(release)
+}

@@ -1,0 +1,200 @@
+//! Release policy through the HTTP API, against devices as the MDE simulator describes them.
+
+use crate::helpers::*;
+use dualkey::mde::simulator::{FaultAction, RouteKind, SeedMachine, SimulatorConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const OWNER: &str = "Tier0.Owner";
+const DC: &str = "dc00000000000000000000000000000000000001";
+const RISKY: &str = "bad0000000000000000000000000000000000001";
+const KIOSK: &str = "c105c00000000000000000000000000000000001";
+const ISOLATOR_UPN: &str = "analyst@contoso.onmicrosoft.com";
+
+const POLICY: &str = r#"
+approvals_required = 1
+request_ttl = "24h"
+min_comment_len = 10
+
+[[rules]]
+name = "high-risk"
+match = { risk_scores = ["High"] }
+deny = "High-risk devices are released only after the incident is closed in MDE"
+
+[[rules]]
+name = "tier0"
+match = { rbac_groups = ["Domain Controllers"] }
+require = [ { role = "Release.Approve", count = 1 }, { role = "Tier0.Owner", count = 1 } ]
+request_ttl = "2h"
+exclude_isolator = true
+
+[[rules]]
+name = "kiosks"
+match = { computer_dns_names = ["kiosk-*"] }
+exclude_isolator = true
+"#;
+
+fn policy_simulator() -> SimulatorConfig {
+    let mut config = test_simulator();
+    let mut dc = SeedMachine::isolated(DC, "dc01.contoso.com");
+    dc.rbac_group_name = "Domain Controllers".into();
+    let mut risky = SeedMachine::isolated(RISKY, "laptop-risky.contoso.com");
+    risky.risk_score = "High".into();
+    let kiosk = SeedMachine::isolated(KIOSK, "kiosk-lobby-02.contoso.com");
+    for m in [&dc, &risky, &kiosk] {
+        assert_eq!(m.isolated_by, ISOLATOR_UPN, "the simulator's seeded isolator");
+    }
+    config.machines.extend([dc, risky, kiosk]);
+    config
+}
+
+fn with_policy(text: &str) -> impl FnOnce(&mut dualkey::settings::Settings) + use<> {
+    let value: toml::Value = toml::from_str(text).unwrap();
+    move |s| s.policy = dualkey::rules::PolicyDocument::from_toml(value).unwrap()
+}
+
+async fn app_with(text: &str) -> TestApp {
+    spawn_with_simulator(policy_simulator(), with_policy(text)).await
+}
+
+async fn request(app: &TestApp, token: &str, machine_id: &str) -> reqwest::Response {
+    app.post("/api/v1/releases", token, json!({"machine_id": machine_id, "comment": "reimaged and scanned clean"}))
+        .await
+}
+
+async fn requested(app: &TestApp, machine_id: &str) -> Value {
+    let r = request(app, &app.requester(), machine_id).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_tier0_device_needs_two_distinct_people_with_two_different_roles() {
+    let app = app_with(POLICY).await;
+    let release = requested(&app, DC).await;
+    let id = release["id"].as_str().unwrap().to_string();
+    assert_eq!(release["policy"]["rule"], "tier0");
+    assert_eq!(release["approvals_required"], 2);
+    assert_eq!(release["policy"]["device"]["rbac_group_name"], "Domain Controllers");
+    let both = app.token("bob", &[APPROVER, OWNER]);
+    let r: Value = app.approve(&id, &both).await.json().await.unwrap();
+    assert_eq!(r["status"], "pending", "one person holding both roles fills only one slot");
+    let filled: usize =
+        r["policy"]["slots"].as_array().unwrap().iter().map(|s| s["filled_by"].as_array().unwrap().len()).sum();
+    assert_eq!(filled, 1);
+    let r = app.approve(&id, &app.token("erin", &[OWNER])).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r: Value = r.json().await.unwrap();
+    assert_eq!(r["status"], "approved", "bob moves to the slot erin cannot fill");
+    let slots = r["policy"]["slots"].as_array().unwrap();
+    assert_eq!(slots[0], json!({"role": APPROVER, "count": 1, "filled_by": ["bob"]}));
+    assert_eq!(slots[1], json!({"role": OWNER, "count": 1, "filled_by": ["erin"]}));
+}
+
+#[tokio::test]
+async fn an_approval_that_fills_no_open_slot_is_refused() {
+    let app = app_with(POLICY).await;
+    let id = requested(&app, DC).await["id"].as_str().unwrap().to_string();
+    assert_eq!(app.approve(&id, &app.approver("carol")).await.status(), StatusCode::OK);
+    let r = app.approve(&id, &app.approver("dave")).await;
+    assert_eq!(error_code(r).await, (StatusCode::CONFLICT, "no_open_slot".into()));
+    assert_eq!(app.release(&id).await["status"], "pending");
+    let refused = app.audit_actions("approval_refused").await;
+    assert_eq!(refused[0]["details"]["reason"], "no_open_slot");
+}
+
+#[tokio::test]
+async fn whoever_isolated_the_device_may_not_approve_its_release_under_exclude_isolator() {
+    let app = app_with(POLICY).await;
+    let release = requested(&app, KIOSK).await;
+    assert_eq!(release["policy"]["isolated_by"], ISOLATOR_UPN);
+    let id = release["id"].as_str().unwrap().to_string();
+    let isolator =
+        app.token_with(json!({"sub": "oid-of-analyst", "roles": [APPROVER], "upn": ISOLATOR_UPN.to_uppercase()}));
+    let r = app.approve(&id, &isolator).await;
+    assert_eq!(error_code(r).await, (StatusCode::FORBIDDEN, "isolator_excluded".into()));
+    let refused = app.audit_actions("approval_refused").await;
+    assert_eq!(refused[0]["details"]["reason"], "isolator_excluded");
+    assert_eq!(app.approve(&id, &app.approver("bob")).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_deny_rule_refuses_the_request_with_its_reason_and_stores_nothing() {
+    let app = app_with(POLICY).await;
+    let r = request(&app, &app.requester(), RISKY).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "denied_by_policy");
+    assert_eq!(body["error"]["rule"], "high-risk");
+    assert!(body["error"]["message"].as_str().unwrap().contains("incident is closed"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM releases").await, 0);
+    let refused = app.audit_actions("request_refused").await;
+    assert_eq!(refused[0]["details"]["reason"], "denied_by_policy");
+    assert_eq!(refused[0]["machine_id"], RISKY);
+}
+
+#[tokio::test]
+async fn an_unknown_machine_is_refused_at_request_time() {
+    let app = app_with(POLICY).await;
+    let r = request(&app, &app.requester(), &"e".repeat(40)).await;
+    assert_eq!(error_code(r).await, (StatusCode::UNPROCESSABLE_ENTITY, "unknown_machine".into()));
+    assert_eq!(app.count("SELECT COUNT(*) FROM releases").await, 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_mde_refuses_the_request_instead_of_guessing() {
+    let app = app_with(POLICY).await;
+    app.sim.inject(RouteKind::GetMachine, FaultAction::status(503), 1);
+    let r = request(&app, &app.requester(), DC).await;
+    assert_eq!(error_code(r).await, (StatusCode::SERVICE_UNAVAILABLE, "mde_unavailable".into()));
+    assert_eq!(app.count("SELECT COUNT(*) FROM releases").await, 0);
+}
+
+#[tokio::test]
+async fn velocity_guards_limit_requests_and_approvals_per_hour() {
+    let policy = format!("max_requests_per_requester_per_hour = 2\nmax_approvals_per_approver_per_hour = 1\n{POLICY}");
+    let app = app_with(&policy).await;
+    let first = requested(&app, &machine(1)).await["id"].as_str().unwrap().to_string();
+    let second = requested(&app, &machine(2)).await["id"].as_str().unwrap().to_string();
+    let r = request(&app, &app.requester(), &machine(3)).await;
+    assert_eq!(error_code(r).await, (StatusCode::TOO_MANY_REQUESTS, "request_rate_exceeded".into()));
+    assert_eq!(app.approve(&first, &app.approver("bob")).await.status(), StatusCode::OK);
+    let r = app.approve(&second, &app.approver("bob")).await;
+    assert_eq!(error_code(r).await, (StatusCode::TOO_MANY_REQUESTS, "approval_rate_exceeded".into()));
+    // An hour later both guards have room again.
+    app.clock.advance(std::time::Duration::from_secs(3601));
+    assert_eq!(app.approve(&second, &app.approver("bob")).await.status(), StatusCode::OK);
+    assert_eq!(request(&app, &app.requester(), &machine(3)).await.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn the_policy_hash_is_recorded_at_start_up_and_again_only_when_it_changes() {
+    let app = app_with(POLICY).await;
+    let loaded = app.audit_actions("policy_loaded").await;
+    assert_eq!(loaded.len(), 1);
+    let hash = loaded[0]["details"]["policy_hash"].as_str().unwrap().to_string();
+    let release = requested(&app, DC).await;
+    assert_eq!(release["policy"]["policy_hash"], hash.as_str(), "a release keeps the policy it was requested under");
+    let db_url = app.db_url.clone();
+    let same = spawn_on(app.sim.clone(), {
+        let db_url = db_url.clone();
+        let set = with_policy(POLICY);
+        move |s| {
+            set(s);
+            s.database.url = db_url;
+        }
+    })
+    .await;
+    assert_eq!(same.audit_actions("policy_loaded").await.len(), 1, "same policy, no new entry");
+    let changed = spawn_on(app.sim.clone(), {
+        let set = with_policy(&POLICY.replace("request_ttl = \"2h\"", "request_ttl = \"3h\""));
+        move |s| {
+            set(s);
+            s.database.url = db_url;
+        }
+    })
+    .await;
+    let loaded = changed.audit_actions("policy_loaded").await;
+    assert_eq!(loaded.len(), 2);
+    assert_ne!(loaded[1]["details"]["policy_hash"], hash.as_str());
+}
