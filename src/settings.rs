@@ -78,6 +78,9 @@ pub struct AuthSettings {
     pub requester_role: String,
     pub approver_role: String,
     pub auditor_role: String,
+    /// Claim compared (without case) with the requestor of a device's Isolate action under
+    /// `exclude_isolator`; `preferred_username` is the fallback when it is absent.
+    pub isolator_claim: String,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway: HumanDuration,
     /// Never refetch the JWKS for an unknown `kid` more often than this.
@@ -98,6 +101,7 @@ impl Default for AuthSettings {
             requester_role: "Release.Request".into(),
             approver_role: "Release.Approve".into(),
             auditor_role: "Audit.Read".into(),
+            isolator_claim: "upn".into(),
             leeway: HumanDuration::from_secs(60),
             jwks_min_refresh: HumanDuration::from_secs(5),
             jwks_max_age: HumanDuration::from_secs(24 * 3600),

@@ -127,6 +127,12 @@ pub enum AuditEvent {
     ReleaseSucceeded {
         mde_action_id: String,
     },
+    /// The approval ran past its rule's `approval_ttl` before the release was sent: expired.
+    ApprovalExpired {
+        approved_at: String,
+        expired_at: String,
+        rule: String,
+    },
     /// The release ended without releasing the device.
     ReleaseFailed {
         reason: String,

@@ -35,7 +35,7 @@ pub struct Verifier {
     leeway_secs: u64,
     principal_claim: String,
     roles_claim: String,
-    upn_claims: [&'static str; 2],
+    upn_claims: [String; 2],
 }
 
 impl Verifier {
@@ -55,7 +55,7 @@ impl Verifier {
             leeway_secs: settings.leeway.get().as_secs(),
             principal_claim: settings.principal_claim.clone(),
             roles_claim: settings.roles_claim.clone(),
-            upn_claims: ["upn", "preferred_username"],
+            upn_claims: [settings.isolator_claim.clone(), "preferred_username".into()],
         })
     }
 
@@ -104,7 +104,8 @@ impl Verifier {
             Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
             Some(_) => return Err(AuthError::Invalid(format!("claim `{}` is not an array", self.roles_claim))),
         };
-        let upn = self.upn_claims.iter().find_map(|c| claims.get(*c).and_then(Value::as_str)).map(str::to_string);
+        let upn =
+            self.upn_claims.iter().find_map(|c| claims.get(c.as_str()).and_then(Value::as_str)).map(str::to_string);
         Ok(Principal::new(id.to_string(), roles, upn))
     }
 }

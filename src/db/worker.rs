@@ -235,3 +235,26 @@ pub async fn parties(conn: &mut SqliteConnection, id: ReleaseId) -> Result<(Stri
             .await?;
     Ok((requester, comment, approvers))
 }
+
+/// The approval ran past its `approval_ttl` before the release was sent: `expired`, final.
+pub async fn mark_approval_expired(
+    conn: &mut SqliteConnection,
+    c: &Claim,
+    error: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE releases
+         SET status = 'expired', last_error = ?, finished_at = ?, next_attempt_at = NULL,
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
+         WHERE id = ? AND lease_owner = ? AND status = 'dispatching'",
+    )
+    .bind(error)
+    .bind(now)
+    .bind(now)
+    .bind(c.id.to_string())
+    .bind(&c.claim)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}

@@ -182,13 +182,18 @@ fn validate(s: &Settings) -> Result<(), SettingsError> {
         ("auth.requester_role", &a.requester_role),
         ("auth.approver_role", &a.approver_role),
         ("auth.auditor_role", &a.auditor_role),
+        ("auth.isolator_claim", &a.isolator_claim),
     ] {
         non_empty(key, value)?;
     }
 
     let p = &s.policy;
     // The whole policy must validate now, so a bad one never half-loads.
-    p.validate(&s.auth.approver_role).map_err(|e| SettingsError::Policy(e.to_string()))?;
+    let policy = p.validate(&s.auth.approver_role).map_err(|e| SettingsError::Policy(e.to_string()))?;
+    if policy.break_glass().is_some() {
+        // Refused rather than silently ignored: a security control must not look on when it is off.
+        return Err(invalid("policy.break_glass.enabled", "break-glass is not supported by this version yet"));
+    }
     if p.request_ttl.get() < std::time::Duration::from_secs(60) {
         return Err(invalid("policy.request_ttl", "must be at least 1m"));
     }

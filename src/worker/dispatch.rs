@@ -12,6 +12,9 @@ const AFTER_ACTIVE_REQUEST: &str = "active_request_already_exists";
 
 #[tracing::instrument(name = "dispatch", skip_all, fields(release_id = %c.id, attempt = c.attempts))]
 pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
+    if approval_expired(w, &c).await? {
+        return Ok(());
+    }
     // An earlier claim may have reached MDE without recording the answer (the daemon died, or
     // the connection dropped after MDE acted): look before sending again.
     if c.attempts > 1 {
@@ -51,6 +54,38 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
         },
         Err(e) => failed_attempt(w, &c, e).await,
     }
+}
+
+/// An approval past its rule's `approval_ttl` is never acted on: the release expires instead.
+async fn approval_expired(w: &Worker, c: &Claim) -> anyhow::Result<bool> {
+    let release = {
+        let mut conn = w.state.db.reader().await?;
+        db::releases::get(&mut conn, c.id).await?
+    };
+    let Some(release) = release else { return Ok(false) };
+    let (Some(policy), Some(approved_at)) = (&release.policy, release.approved_at) else { return Ok(false) };
+    let deadline = approved_at + policy.rule.approval_ttl.as_millis() as i64;
+    let now = w.state.clock.now();
+    if to_ms(now) < deadline {
+        return Ok(false);
+    }
+    let error = format!(
+        "the approval expired at {} (approval_ttl of rule {}) before it was sent",
+        rfc3339_ms(deadline),
+        policy.rule.name
+    );
+    let mut tx = w.state.db.begin().await?;
+    if db::worker::mark_approval_expired(&mut tx, c, &error, to_ms(now)).await? {
+        let event = AuditEvent::ApprovalExpired {
+            approved_at: rfc3339_ms(approved_at),
+            expired_at: rfc3339_ms(deadline),
+            rule: policy.rule.name.clone(),
+        };
+        w.audit(&mut tx, c, &event).await?;
+        tx.commit().await?;
+        tracing::warn!("approval expired before dispatch; not sending");
+    }
+    Ok(true)
 }
 
 /// Waits until `api` has rate budget, renewing the claim meanwhile so a long wait (an hour

@@ -198,3 +198,71 @@ async fn the_policy_hash_is_recorded_at_start_up_and_again_only_when_it_changes(
     assert_eq!(loaded.len(), 2);
     assert_ne!(loaded[1]["details"]["policy_hash"], hash.as_str());
 }
+
+#[tokio::test]
+async fn an_approval_past_its_ttl_is_never_acted_on() {
+    let policy = format!("approval_ttl = \"1h\"\n{POLICY}");
+    let app = app_with(&policy).await;
+    let worker = app.worker.clone().unwrap();
+    let id = requested(&app, &machine(1)).await["id"].as_str().unwrap().to_string();
+    assert_eq!(app.approve(&id, &app.approver("bob")).await.status(), StatusCode::OK);
+    app.clock.advance(std::time::Duration::from_secs(3601));
+    worker.run_until_idle().await.unwrap();
+    let r = app.release(&id).await;
+    assert_eq!(r["status"], "expired");
+    assert!(r["last_error"].as_str().unwrap().contains("approval expired"), "{r}");
+    assert_eq!(app.sim.count(RouteKind::Unisolate), 0, "nothing was sent");
+    assert_eq!(app.audit_actions("approval_expired").await.len(), 1);
+}
+
+fn policy_file(dir: &std::path::Path, policy: &str) -> std::path::PathBuf {
+    let path = dir.join("dualkey.toml");
+    let indented: String = policy
+        .lines()
+        .map(|l| if l.starts_with("[[rules]]") { "[[policy.rules]]\n".to_string() } else { format!("{l}\n") })
+        .collect();
+    let text = format!(
+        "[auth]\nhs256_secret = \"{}\"\nissuer = \"i\"\naudience = \"a\"\n[mde]\nworker_enabled = false\n[policy]\n{indented}",
+        "x".repeat(32)
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn dualkey(args: &[&str], config: &std::path::Path) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dualkey"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DUALKEY_")) {
+        c.env_remove(k);
+    }
+    c.args(args).arg("--config").arg(config).env_remove("RUST_LOG").output().unwrap()
+}
+
+#[test]
+fn policy_check_prints_the_rules_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dualkey(&["policy", "check"], &policy_file(dir.path(), POLICY));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for words in ["tier0", "Tier0.Owner", "Domain Controllers", "high-risk", "incident is closed", "policy hash:"] {
+        assert!(text.contains(words), "{words} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn a_bad_policy_is_refused_by_check_and_at_start_up_naming_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = POLICY.replace(
+        "count = 1 }, { role = \"Tier0.Owner\", count = 1 }",
+        "count = 0 }, { role = \"Tier0.Owner\", count = 1 }",
+    );
+    let config = policy_file(dir.path(), &bad);
+    for args in [&["policy", "check"][..], &["serve"][..]] {
+        let out = dualkey(args, &config);
+        assert!(!out.status.success(), "{args:?} accepted a bad policy");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("tier0") && stderr.contains("count"), "{args:?}: {stderr}");
+    }
+    let glass = policy_file(dir.path(), &format!("{POLICY}\n[policy.break_glass]\nenabled = true\n"));
+    let out = dualkey(&["policy", "check"], &glass);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("break_glass"), "break-glass is refused until it is built");
+}
