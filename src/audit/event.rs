@@ -133,6 +133,13 @@ pub enum AuditEvent {
         expired_at: String,
         rule: String,
     },
+    /// The policy now in force asks for more than the release had: back to pending.
+    ReleaseReopened {
+        rule: String,
+        policy_hash: String,
+        approvals_required: u32,
+        expires_at: String,
+    },
     /// The release ended without releasing the device.
     ReleaseFailed {
         reason: String,

@@ -258,3 +258,33 @@ pub async fn mark_approval_expired(
     .await?;
     Ok(r.rows_affected() == 1)
 }
+
+/// The policy in force asks for more than the release has: back to `pending` under the new
+/// rule, with a fresh request lifetime, so approvers can fill the missing slots.
+pub async fn reopen(
+    conn: &mut SqliteConnection,
+    c: &Claim,
+    policy: &crate::domain::ReleasePolicy,
+    approvals_required: u32,
+    expires_at: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let rule = serde_json::to_string(&policy.rule).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let r = sqlx::query(
+        "UPDATE releases
+         SET status = 'pending', approved_at = NULL, next_attempt_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
+             policy_rule = ?, policy_hash = ?, policy_applied = ?, approvals_required = ?, expires_at = ?, updated_at = ?
+         WHERE id = ? AND lease_owner = ? AND status = 'dispatching'",
+    )
+    .bind(&policy.rule.name)
+    .bind(&policy.hash)
+    .bind(rule)
+    .bind(approvals_required as i64)
+    .bind(expires_at)
+    .bind(now)
+    .bind(c.id.to_string())
+    .bind(&c.claim)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}

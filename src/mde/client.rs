@@ -108,13 +108,31 @@ impl MdeClient {
         machine_id: &str,
         action_type: &ActionType,
     ) -> Result<Vec<MachineAction>, MdeError> {
+        self.list_filtered(machine_id, Some(action_type)).await
+    }
+
+    /// `GET /api/machineactions?$filter=machineId eq '{id}'`: every action of the machine, in
+    /// one call (one unit of the ListActions budget).
+    #[tracing::instrument(skip_all, fields(machine_id = %machine_id))]
+    pub async fn list_machine_actions(&self, machine_id: &str) -> Result<Vec<MachineAction>, MdeError> {
+        self.list_filtered(machine_id, None).await
+    }
+
+    async fn list_filtered(
+        &self,
+        machine_id: &str,
+        action_type: Option<&ActionType>,
+    ) -> Result<Vec<MachineAction>, MdeError> {
         let url = format!("{}/api/machineactions", self.api_base);
         // Ids are hex and types are enum names, so neither can carry a quote; refuse rather
         // than build a broken filter if one ever does.
-        if machine_id.contains('\'') || action_type.as_str().contains('\'') {
+        if machine_id.contains('\'') || action_type.is_some_and(|t| t.as_str().contains('\'')) {
             return Err(MdeError::Config("a quote in a $filter value".into()));
         }
-        let filter = format!("machineId eq '{machine_id}' and type eq '{}'", action_type.as_str());
+        let filter = match action_type {
+            Some(t) => format!("machineId eq '{machine_id}' and type eq '{}'", t.as_str()),
+            None => format!("machineId eq '{machine_id}'"),
+        };
         // Spaces as %20, not the form encoding's `+`: OData examples are written that way.
         let url = format!("{url}?$filter={}", percent_encode(&filter));
         let list: ODataList<MachineAction> = self.call(Api::ListActions, Method::GET, &url, None).await?;

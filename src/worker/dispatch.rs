@@ -1,9 +1,11 @@
 //! Sending one claimed release to MDE, exactly once.
 
+use super::recheck::{self, Recheck};
 use super::{Worker, comment};
 use crate::audit::AuditEvent;
 use crate::clock::{rfc3339_ms, to_ms};
 use crate::db::{self, worker::Claim};
+use crate::domain::Release;
 use crate::mde::{ActionType, Api, MachineAction, MdeError};
 
 /// Why an action was adopted rather than created.
@@ -12,8 +14,19 @@ const AFTER_ACTIVE_REQUEST: &str = "active_request_already_exists";
 
 #[tracing::instrument(name = "dispatch", skip_all, fields(release_id = %c.id, attempt = c.attempts))]
 pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
-    if approval_expired(w, &c).await? {
+    let Some(release) = ({
+        let mut conn = w.state.db.reader().await?;
+        db::releases::get(&mut conn, c.id).await?
+    }) else {
         return Ok(());
+    };
+    if approval_expired(w, &c, &release).await? {
+        return Ok(());
+    }
+    match recheck::run(w, &c, &release).await? {
+        Recheck::Proceed => {}
+        Recheck::Stopped => return Ok(()),
+        Recheck::Failed(e) => return failed_attempt(w, &c, e).await,
     }
     // An earlier claim may have reached MDE without recording the answer (the daemon died, or
     // the connection dropped after MDE acted): look before sending again.
@@ -57,12 +70,7 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
 }
 
 /// An approval past its rule's `approval_ttl` is never acted on: the release expires instead.
-async fn approval_expired(w: &Worker, c: &Claim) -> anyhow::Result<bool> {
-    let release = {
-        let mut conn = w.state.db.reader().await?;
-        db::releases::get(&mut conn, c.id).await?
-    };
-    let Some(release) = release else { return Ok(false) };
+async fn approval_expired(w: &Worker, c: &Claim, release: &Release) -> anyhow::Result<bool> {
     let (Some(policy), Some(approved_at)) = (&release.policy, release.approved_at) else { return Ok(false) };
     let deadline = approved_at + policy.rule.approval_ttl.as_millis() as i64;
     let now = w.state.clock.now();
@@ -91,7 +99,7 @@ async fn approval_expired(w: &Worker, c: &Claim) -> anyhow::Result<bool> {
 /// Waits until `api` has rate budget, renewing the claim meanwhile so a long wait (an hour
 /// when the hourly budget is spent) never lets the lease lapse while this worker still means to
 /// send. False when the claim was lost: another worker owns the job and this one must not send.
-async fn hold_until_budget(w: &Worker, c: &Claim, api: Api) -> anyhow::Result<bool> {
+pub(super) async fn hold_until_budget(w: &Worker, c: &Claim, api: Api) -> anyhow::Result<bool> {
     loop {
         let ready = w.mde.ready_at(api);
         let now = std::time::Instant::now();

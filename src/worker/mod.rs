@@ -9,6 +9,7 @@
 mod comment;
 mod dispatch;
 mod poll;
+mod recheck;
 mod retry;
 
 pub use comment::{build as build_comment, marker as comment_marker};

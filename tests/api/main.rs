@@ -9,5 +9,6 @@ mod concurrency;
 mod crash;
 mod helpers;
 mod policy;
+mod recheck;
 mod releases;
 mod worker;
