@@ -114,7 +114,7 @@ fn load_settings(config: &ConfigArg) -> anyhow::Result<Settings> {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { config, dev } => serve(load_settings(&config)?, dev).await,
+        Command::Serve { config, dev } => serve(load_settings(&config)?, config.config, dev).await,
         Command::Migrate { config } => {
             let settings = load_settings(&config)?;
             let db = crate::db::Db::connect(&settings.database).await.context("opening the database")?;
@@ -166,7 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(mut settings: Settings, dev: bool) -> anyhow::Result<ExitCode> {
+async fn serve(mut settings: Settings, config: Option<PathBuf>, dev: bool) -> anyhow::Result<ExitCode> {
     if dev && settings.auth.hs256_secret.is_none() {
         // Only what --dev needs: a secret to sign the printed tokens with, for this run only.
         let bytes: [u8; 32] = rand::random();
@@ -177,7 +177,7 @@ async fn serve(mut settings: Settings, dev: bool) -> anyhow::Result<ExitCode> {
     }
     // The simulator lives as long as the daemon: dropping the handle stops it.
     let simulator = if dev { Some(start_dev_simulator(&mut settings).await?) } else { None };
-    let app = Application::build(settings, Arc::new(SystemClock)).await?;
+    let app = Application::build(settings, Arc::new(SystemClock)).await?.reload_policy_on_sighup(config);
     if let Some(sim) = &simulator {
         print_dev_banner(&app, sim)?;
     }

@@ -13,6 +13,7 @@ use crate::worker::Worker;
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -25,6 +26,8 @@ pub struct Application {
     state: AppState,
     /// The background worker, when `mde.worker_enabled`.
     worker: Option<Worker>,
+    /// Where `[policy]` is re-read from on SIGHUP (`Some(None)`: the default file).
+    reload_from: Option<Option<PathBuf>>,
 }
 
 impl Application {
@@ -47,7 +50,7 @@ impl Application {
         };
         let policy = settings.policy.validate(&settings.auth.approver_role).context("validating [policy]")?;
         let state = AppState {
-            policy: Arc::new(policy),
+            policy_cell: Arc::new(std::sync::RwLock::new(Arc::new(policy))),
             mde,
             db,
             settings: Arc::new(settings),
@@ -55,8 +58,8 @@ impl Application {
             verifier: Arc::new(verifier),
             approved: Arc::new(Notify::new()),
         };
-        record_policy(&state).await.context("recording the policy in the audit chain")?;
-        let mut app = Self { listener, addr, state, worker: None };
+        crate::service::policy::record_policy(&state).await.context("recording the policy in the audit chain")?;
+        let mut app = Self { listener, addr, state, worker: None, reload_from: None };
         if app.state.settings.mde.worker_enabled {
             app.worker = Some(app.worker()?);
         }
@@ -73,6 +76,13 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Re-reads the settings from `config` (and the environment) on SIGHUP and puts their
+    /// `[policy]` in force, or keeps the old one if the new one is invalid.
+    pub fn reload_policy_on_sighup(mut self, config: Option<PathBuf>) -> Self {
+        self.reload_from = Some(config);
+        self
     }
 
     /// A release worker for this daemon's database and `[mde]` settings, whether or not
@@ -92,6 +102,10 @@ impl Application {
             self.state.settings.policy.sweep_interval.get(),
             stop.clone(),
         ));
+        let reloader = self
+            .reload_from
+            .clone()
+            .map(|config| tokio::spawn(reload_on_sighup(self.state.clone(), config, stop.clone())));
         let worker = match self.worker {
             Some(w) => Some(tokio::spawn(w.run(stop.clone()))),
             None => {
@@ -115,6 +129,9 @@ impl Application {
             .context("serving HTTP")?;
         stop.cancel();
         let _ = sweeper.await;
+        if let Some(reloader) = reloader {
+            let _ = reloader.await;
+        }
         if let Some(worker) = worker {
             let grace = self.state.settings.mde.shutdown_grace.get();
             if tokio::time::timeout(grace, worker).await.is_err() {
@@ -150,24 +167,25 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-/// Records the policy in force in the audit chain when its hash differs from the last one
-/// recorded, so the chain shows which policy every later decision was made under.
-async fn record_policy(state: &AppState) -> Result<(), sqlx::Error> {
-    let hash = state.policy.hash();
-    let mut tx = state.db.begin().await?;
-    let last = crate::db::audit::last_details(&mut tx, "policy_loaded").await?;
-    let last_hash = last
-        .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
-        .and_then(|d| d["policy_hash"].as_str().map(str::to_string));
-    if last_hash.as_deref() == Some(hash.as_str()) {
-        return Ok(());
+#[cfg(unix)]
+async fn reload_on_sighup(state: AppState, config: Option<PathBuf>, stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the policy reloads only on restart");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = hangups.recv() => {}
+        }
+        tracing::info!("SIGHUP: reloading [policy]");
+        let loaded = crate::settings::load(config.as_deref(), std::env::vars());
+        if let Err(e) = crate::service::policy::reload(&state, loaded).await {
+            tracing::error!(error = %e, "recording the policy reload failed");
+        }
     }
-    let mut rules: Vec<String> = state.policy.rules().iter().map(|r| r.applied.name.clone()).collect();
-    rules.push(state.policy.default_rule().name.clone());
-    let event = crate::audit::AuditEvent::PolicyLoaded { policy_hash: hash.clone(), rules };
-    let subject = crate::audit::Subject::default();
-    crate::audit::record(&mut tx, state.clock.now(), crate::audit::Actor::System, subject, &event).await?;
-    tx.commit().await?;
-    tracing::info!(policy_hash = %hash, "policy recorded in the audit chain");
-    Ok(())
 }
+
+#[cfg(not(unix))]
+async fn reload_on_sighup(_state: AppState, _config: Option<PathBuf>, _stop: CancellationToken) {}

@@ -81,6 +81,11 @@ pub enum AuditEvent {
         policy_hash: String,
         rules: Vec<String>,
     },
+    /// A reload (SIGHUP) found an invalid policy; the previous one stays in force.
+    PolicyReloadRefused {
+        error: String,
+        policy_hash_in_force: String,
+    },
     /// The worker took the release to send it to MDE (attempt N, counting from 1).
     DispatchClaimed {
         attempt: u32,

@@ -3,5 +3,6 @@
 
 pub mod device;
 pub mod expiry;
+pub mod policy;
 pub mod releases;
 pub mod request;

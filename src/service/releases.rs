@@ -153,7 +153,7 @@ pub async fn approve(
         Err(reason) => return Err(refuse(state, tx, p, &r, Decision::Approve, reason).await),
     };
     let recent = db::releases::approvals_since(&mut tx, &p.id, now_ms - 3600 * 1000).await?;
-    if over_limit(recent, state.policy.max_approvals_per_approver_per_hour()) {
+    if over_limit(recent, state.policy().max_approvals_per_approver_per_hour()) {
         return Err(refuse(state, tx, p, &r, Decision::Approve, RefusalReason::RateExceeded).await);
     }
     let comment = comment.as_ref().map(Comment::as_str);

@@ -44,7 +44,7 @@ async fn refuse(state: &AppState, p: &Principal, machine: &MachineId, event: Aud
 #[tracing::instrument(skip_all, fields(machine_id = %req.machine_id, requested_by = %p.id))]
 pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result<Release, ApiError> {
     require_role(p, &state.settings.auth.requester_role)?;
-    let policy = state.policy.clone();
+    let policy = state.policy();
     if policy.require_ticket() && req.ticket.is_none() {
         return Err(ApiError::unprocessable("ticket_required", "this policy requires a ticket reference"));
     }

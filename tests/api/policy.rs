@@ -266,3 +266,63 @@ fn a_bad_policy_is_refused_by_check_and_at_start_up_naming_the_rule() {
     let out = dualkey(&["policy", "check"], &glass);
     assert!(String::from_utf8_lossy(&out.stderr).contains("break_glass"), "break-glass is refused until it is built");
 }
+
+async fn count_action(db_url: &str, action: &str) -> i64 {
+    let Ok(pool) = sqlx::SqlitePool::connect(db_url).await else { return 0 };
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = ?")
+        .bind(action)
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(0);
+    pool.close().await;
+    n
+}
+
+async fn wait_for_count(db_url: &str, action: &str, n: i64) {
+    for _ in 0..200 {
+        if count_action(db_url, action).await == n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("never saw {n} {action} entries (saw {})", count_action(db_url, action).await);
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_good_policy_and_keeps_the_old_one_on_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}?mode=rwc", dir.path().join("d.db").display());
+    let write = |policy: &str| {
+        let path = policy_file(dir.path(), policy);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("[server]\nbind = \"127.0.0.1:0\"\n[database]\nurl = \"{db_url}\"\n{text}"))
+            .unwrap();
+        path
+    };
+    let config = write(POLICY);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dualkey"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DUALKEY_")) {
+        cmd.env_remove(k);
+    }
+    let mut daemon = Daemon(
+        cmd.args(["serve", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_count(&db_url, "policy_loaded", 1).await;
+    let hup = |d: &Daemon| {
+        assert!(std::process::Command::new("kill").args(["-HUP", &d.0.id().to_string()]).status().unwrap().success())
+    };
+    write(&POLICY.replace("request_ttl = \"2h\"", "request_ttl = \"3h\""));
+    hup(&daemon);
+    wait_for_count(&db_url, "policy_loaded", 2).await;
+    write(&POLICY.replace("count = 1 }, { role = \"Tier0.Owner\"", "count = 0 }, { role = \"Tier0.Owner\""));
+    hup(&daemon);
+    wait_for_count(&db_url, "policy_reload_refused", 1).await;
+    assert!(daemon.0.try_wait().unwrap().is_none(), "a bad reload never stops the daemon");
+    assert_eq!(count_action(&db_url, "policy_loaded").await, 2, "the previous policy stays in force");
+    daemon.kill();
+}
