@@ -95,6 +95,31 @@ pub fn decide_approval(
     Ok(ApprovalEffect { filled: after.filled(), reaches_quorum: after.is_complete() })
 }
 
+/// May `caller` ratify the break-glass release `r` (the approve endpoint after the fact)? Not
+/// its requester; an approver (or a holder of a slot role); once; before the deadline and
+/// before dualkey isolated the device again.
+pub fn decide_ratification(
+    r: &Release,
+    caller: Caller<'_>,
+    approver_role: &str,
+    now_ms: i64,
+) -> Result<(), RefusalReason> {
+    let Some(bg) = &r.break_glass else { return Err(RefusalReason::NotPending) };
+    if caller.id == r.requested_by {
+        return Err(RefusalReason::SelfDecision);
+    }
+    if !caller.roles.contains(approver_role) && !holds_a_slot_role(&slots_of(r, approver_role), caller) {
+        return Err(RefusalReason::MissingRole);
+    }
+    if bg.ratified_at.is_some() {
+        return Err(RefusalReason::AlreadyApproved);
+    }
+    if bg.reisolation_action_id.is_some() || now_ms >= bg.ratify_by {
+        return Err(RefusalReason::RatificationTooLate);
+    }
+    Ok(())
+}
+
 /// May `caller` reject `r`? Only someone holding a role the release's slots need (or the
 /// approver role), who is not the requester, only while pending.
 pub fn decide_rejection(
@@ -190,6 +215,7 @@ mod tests {
                 device: DeviceSnapshot::default(),
                 isolated_by: Some("Isolator@Contoso.com".into()),
             }),
+            break_glass: None,
         }
     }
 

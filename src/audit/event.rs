@@ -25,6 +25,8 @@ pub enum RefusalReason {
     NoOpenSlot,
     /// The caller reached a velocity guard of the policy.
     RateExceeded,
+    /// A break-glass release past its ratification deadline (or already re-isolated).
+    RatificationTooLate,
 }
 
 /// Everything dualkey records. New variants may be added; existing ones never change shape,
@@ -131,6 +133,26 @@ pub enum AuditEvent {
     /// The device was released: MDE's action ended `Succeeded`.
     ReleaseSucceeded {
         mde_action_id: String,
+    },
+    /// A break-glass release: approved at once by its requester's break-glass role.
+    BreakGlassReleased {
+        ratify_by: String,
+        roles: Vec<String>,
+    },
+    /// A distinct approver ratified a break-glass release in time.
+    BreakGlassRatified {
+        ratified_by: String,
+    },
+    /// Ratification did not come in time: dualkey isolated the device again.
+    BreakGlassReisolated {
+        mde_action_id: String,
+        ratify_by: String,
+    },
+    /// Re-isolating an unratified break-glass release failed; it is tried again.
+    BreakGlassReisolationFailed {
+        error: String,
+        http_status: Option<u16>,
+        mde_error_code: Option<String>,
     },
     /// The approval ran past its rule's `approval_ttl` before the release was sent: expired.
     ApprovalExpired {

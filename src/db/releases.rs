@@ -1,6 +1,6 @@
 //! SQL for releases and approvals.
 
-use crate::domain::{Approval, MachineId, Release, ReleaseId, ReleasePolicy, ReleaseStatus};
+use crate::domain::{Approval, BreakGlass, MachineId, Release, ReleaseId, ReleasePolicy, ReleaseStatus};
 use sqlx::{FromRow, SqliteConnection};
 
 /// A new release as the request handler built it.
@@ -15,6 +15,8 @@ pub struct NewRelease<'a> {
     pub expires_at: i64,
     pub approvals_required: u32,
     pub policy: &'a ReleasePolicy,
+    /// `Some(ratify_by)`: a break-glass release, approved at once, to be ratified by then.
+    pub break_glass: Option<i64>,
 }
 
 /// Why an insert was refused by the database's own rules.
@@ -28,7 +30,8 @@ pub enum InsertError {
 
 const COLUMNS: &str = "seq, id, machine_id, comment, ticket, status, requested_by, requested_at, expires_at,
     approvals_required, approved_at, decided_by, decided_at, decision_comment, mde_action_id,
-    mde_action_status, attempts, last_error, policy_rule, policy_hash, policy_applied, device, isolated_by";
+    mde_action_status, attempts, last_error, policy_rule, policy_hash, policy_applied, device, isolated_by, break_glass, ratify_by, ratified_by,
+    ratified_at, reisolation_action_id, reisolated_at";
 
 #[derive(FromRow)]
 struct Row {
@@ -56,6 +59,12 @@ struct Row {
     policy_applied: Option<String>,
     device: Option<String>,
     isolated_by: Option<String>,
+    break_glass: i64,
+    ratify_by: Option<i64>,
+    ratified_by: Option<String>,
+    ratified_at: Option<i64>,
+    reisolation_action_id: Option<String>,
+    reisolated_at: Option<i64>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> sqlx::Error {
@@ -77,6 +86,13 @@ impl Row {
 
     fn into_release(self, approvals: Vec<Approval>) -> Result<(i64, Release), sqlx::Error> {
         let policy = self.policy()?;
+        let break_glass = (self.break_glass == 1).then(|| BreakGlass {
+            ratify_by: self.ratify_by.unwrap_or(0),
+            ratified_by: self.ratified_by.clone(),
+            ratified_at: self.ratified_at,
+            reisolation_action_id: self.reisolation_action_id.clone(),
+            reisolated_at: self.reisolated_at,
+        });
         Ok((
             self.seq,
             Release {
@@ -100,6 +116,7 @@ impl Row {
                 last_error: self.last_error,
                 approvals,
                 policy,
+                break_glass,
             },
         ))
     }
@@ -115,13 +132,14 @@ pub async fn insert(conn: &mut SqliteConnection, r: &NewRelease<'_>) -> Result<(
     sqlx::query(
         "INSERT INTO releases (id, machine_id, comment, ticket, status, requested_by, requested_at,
                                expires_at, approvals_required, updated_at, policy_rule, policy_hash,
-                               policy_applied, device, isolated_by)
-         VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               policy_applied, device, isolated_by, break_glass, ratify_by, approved_at, next_attempt_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(r.id.to_string())
     .bind(r.machine_id.as_str())
     .bind(r.comment)
     .bind(r.ticket)
+    .bind(if r.break_glass.is_some() { "approved" } else { "pending" })
     .bind(r.requested_by)
     .bind(r.requested_at)
     .bind(r.expires_at)
@@ -132,6 +150,10 @@ pub async fn insert(conn: &mut SqliteConnection, r: &NewRelease<'_>) -> Result<(
     .bind(serde_json::to_string(&r.policy.rule).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
     .bind(serde_json::to_string(&r.policy.device).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
     .bind(&r.policy.isolated_by)
+    .bind(r.break_glass.is_some() as i64)
+    .bind(r.break_glass)
+    .bind(r.break_glass.map(|_| r.requested_at))
+    .bind(r.break_glass.map(|_| r.requested_at))
     .execute(conn)
     .await
     .map_err(|e| if is_unique_violation(&e) { InsertError::AlreadyOpen } else { InsertError::Db(e) })?;
@@ -356,4 +378,19 @@ pub async fn approvals_since(conn: &mut SqliteConnection, who: &str, since: i64)
         .fetch_one(conn)
         .await?;
     Ok(n.max(0) as u32)
+}
+
+/// Records the ratification of a break-glass release. False if it was already ratified.
+pub async fn mark_ratified(conn: &mut SqliteConnection, id: ReleaseId, by: &str, at: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE releases SET ratified_by = ?, ratified_at = ?, updated_at = ?
+         WHERE id = ? AND break_glass = 1 AND ratified_at IS NULL AND reisolation_action_id IS NULL",
+    )
+    .bind(by)
+    .bind(at)
+    .bind(at)
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }

@@ -96,7 +96,11 @@ pub async fn next_due(conn: &mut SqliteConnection) -> Result<Option<i64>, sqlx::
         "SELECT MIN(t) FROM (
              SELECT COALESCE(next_attempt_at, 0) AS t FROM releases WHERE status IN ('approved', 'dispatched')
              UNION ALL
-             SELECT lease_expires_at FROM releases WHERE status = 'dispatching')",
+             SELECT lease_expires_at FROM releases WHERE status = 'dispatching'
+             UNION ALL
+             SELECT MAX(ratify_by, COALESCE(lease_expires_at, 0)) FROM releases
+             WHERE break_glass = 1 AND ratified_at IS NULL AND reisolation_action_id IS NULL
+               AND status IN ('dispatched', 'succeeded'))",
     )
     .fetch_one(conn)
     .await
@@ -281,6 +285,75 @@ pub async fn reopen(
     .bind(rule)
     .bind(approvals_required as i64)
     .bind(expires_at)
+    .bind(now)
+    .bind(c.id.to_string())
+    .bind(&c.claim)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Claims the unratified break-glass release whose ratification deadline passed longest ago
+/// and whose device was (or is being) released, to isolate it again.
+pub async fn claim_reisolation(
+    conn: &mut SqliteConnection,
+    claim: &str,
+    now: i64,
+    lease_until: i64,
+) -> Result<Option<Claim>, sqlx::Error> {
+    let row: Option<ClaimRow> = sqlx::query_as(
+        "UPDATE releases
+         SET lease_owner = ?1, lease_expires_at = ?3, updated_at = ?2
+         WHERE id = (
+             SELECT id FROM releases
+             WHERE break_glass = 1 AND ratified_at IS NULL AND reisolation_action_id IS NULL
+               AND ratify_by <= ?2 AND status IN ('dispatched', 'succeeded')
+               AND (lease_expires_at IS NULL OR lease_expires_at <= ?2)
+             ORDER BY ratify_by, seq
+             LIMIT 1)
+         RETURNING id, machine_id, lease_owner, attempts, mde_action_id, mde_action_status, last_error",
+    )
+    .bind(claim)
+    .bind(now)
+    .bind(lease_until)
+    .fetch_optional(conn)
+    .await?;
+    row.map(into_claim).transpose()
+}
+
+/// The device is isolated again; record the action and release the claim.
+pub async fn mark_reisolated(
+    conn: &mut SqliteConnection,
+    c: &Claim,
+    action_id: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE releases SET reisolation_action_id = ?, reisolated_at = ?, lease_owner = NULL, lease_expires_at = NULL,
+                             updated_at = ?
+         WHERE id = ? AND lease_owner = ?",
+    )
+    .bind(action_id)
+    .bind(now)
+    .bind(now)
+    .bind(c.id.to_string())
+    .bind(&c.claim)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Re-isolation failed: release the claim but keep the job until `retry_at`.
+pub async fn defer_reisolation(
+    conn: &mut SqliteConnection,
+    c: &Claim,
+    retry_at: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE releases SET lease_owner = NULL, lease_expires_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ?",
+    )
+    .bind(retry_at)
     .bind(now)
     .bind(c.id.to_string())
     .bind(&c.claim)

@@ -6,7 +6,7 @@ mod status;
 mod text;
 
 pub use ids::{MachineId, ReleaseId};
-pub use release::{Approval, Release, ReleasePolicy};
+pub use release::{Approval, BreakGlass, Release, ReleasePolicy};
 pub use status::ReleaseStatus;
 pub use text::{Comment, Ticket};
 

@@ -14,6 +14,18 @@ pub struct Approval {
     pub roles: Vec<String>,
 }
 
+/// A break-glass release: released by one person, to be ratified by another in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakGlass {
+    /// Ratification deadline (ms).
+    pub ratify_by: i64,
+    pub ratified_by: Option<String>,
+    pub ratified_at: Option<i64>,
+    /// The Isolate action dualkey made when ratification did not come in time.
+    pub reisolation_action_id: Option<String>,
+    pub reisolated_at: Option<i64>,
+}
+
 /// What a release was decided under: the rule that applied to its device, the hash of the
 /// policy it came from, and the device as MDE described it at request time.
 #[derive(Debug, Clone)]
@@ -48,6 +60,8 @@ pub struct Release {
     pub approvals: Vec<Approval>,
     /// `None` only for releases stored before policies existed.
     pub policy: Option<ReleasePolicy>,
+    /// `Some` for a break-glass release.
+    pub break_glass: Option<BreakGlass>,
 }
 
 impl Release {

@@ -40,6 +40,8 @@ struct CreateBody {
     comment: String,
     #[serde(default)]
     ticket: Option<String>,
+    #[serde(default)]
+    break_glass: bool,
 }
 
 async fn create(
@@ -52,6 +54,7 @@ async fn create(
         machine_id: MachineId::parse(&body.machine_id)?,
         comment: Comment::parse(&body.comment, min)?,
         ticket: body.ticket.as_deref().map(Ticket::parse).transpose()?,
+        break_glass: body.break_glass,
     };
     let release = request(&state, &principal, req).await?;
     let location = format!("/api/v1/releases/{}", release.id);

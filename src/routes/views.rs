@@ -24,6 +24,16 @@ pub struct PolicyView {
     pub device: Option<crate::rules::DeviceSnapshot>,
 }
 
+/// A break-glass release's ratification state.
+#[derive(Serialize)]
+pub struct BreakGlassView {
+    pub ratify_by: String,
+    pub ratified_by: Option<String>,
+    pub ratified_at: Option<String>,
+    pub reisolation_action_id: Option<String>,
+    pub reisolated_at: Option<String>,
+}
+
 #[derive(Serialize)]
 pub struct ReleaseView {
     pub id: String,
@@ -45,6 +55,8 @@ pub struct ReleaseView {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub policy: PolicyView,
+    /// `null` unless this is a break-glass release.
+    pub break_glass: Option<BreakGlassView>,
 }
 
 impl ReleaseView {
@@ -94,6 +106,13 @@ impl ReleaseView {
             attempts: r.attempts,
             last_error: r.last_error,
             policy,
+            break_glass: r.break_glass.map(|b| BreakGlassView {
+                ratify_by: rfc3339_ms(b.ratify_by),
+                ratified_by: b.ratified_by,
+                ratified_at: b.ratified_at.map(rfc3339_ms),
+                reisolation_action_id: b.reisolation_action_id,
+                reisolated_at: b.reisolated_at.map(rfc3339_ms),
+            }),
         }
     }
 }

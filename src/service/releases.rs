@@ -48,6 +48,10 @@ fn refusal_error(decision: Decision, reason: RefusalReason, r: &Release, state: 
             "no_open_slot",
             "the slots your roles can fill are already filled; the release needs approvers with other roles",
         ),
+        RefusalReason::RatificationTooLate => ApiError::conflict(
+            "ratification_too_late",
+            "the ratification deadline of this break-glass release has passed; dualkey isolates the device again",
+        ),
         RefusalReason::RateExceeded => ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             "approval_rate_exceeded",
@@ -148,6 +152,9 @@ pub async fn approve(
     let mut tx = state.db.begin().await?;
     let r = load(&mut tx, id).await?;
     let approver_role = &state.settings.auth.approver_role;
+    if r.break_glass.is_some() {
+        return ratify(state, tx, p, r, comment, now).await;
+    }
     let effect = match policy::decide_approval(&r, caller(p), approver_role, now_ms) {
         Ok(effect) => effect,
         Err(reason) => return Err(refuse(state, tx, p, &r, Decision::Approve, reason).await),
@@ -180,6 +187,31 @@ pub async fn approve(
         tracing::info!("release approved");
         state.approved.notify_one();
     }
+    Ok(release)
+}
+
+/// Ratifies a break-glass release: the second person, after the fact.
+async fn ratify(
+    state: &AppState,
+    mut tx: db::Tx,
+    p: &Principal,
+    r: Release,
+    comment: Option<Comment>,
+    now: time::OffsetDateTime,
+) -> Result<Release, ApiError> {
+    let now_ms = to_ms(now);
+    if let Err(reason) = policy::decide_ratification(&r, caller(p), &state.settings.auth.approver_role, now_ms) {
+        return Err(refuse(state, tx, p, &r, Decision::Approve, reason).await);
+    }
+    let roles = p.roles_vec();
+    db::releases::insert_approval(&mut tx, r.id, &p.id, &roles, comment.as_ref().map(Comment::as_str), now_ms).await?;
+    if !db::releases::mark_ratified(&mut tx, r.id, &p.id, now_ms).await? {
+        return Err(ApiError::conflict("already_ratified", "this break-glass release was already ratified"));
+    }
+    record(&mut tx, now, p, r.id, &r.machine_id, &AuditEvent::BreakGlassRatified { ratified_by: p.id.clone() }).await?;
+    let release = load(&mut tx, r.id).await?;
+    tx.commit().await?;
+    tracing::info!(release_id = %r.id, "break-glass release ratified");
     Ok(release)
 }
 

@@ -20,6 +20,8 @@ pub struct NewRequest {
     pub machine_id: MachineId,
     pub comment: Comment,
     pub ticket: Option<Ticket>,
+    /// Released at once by a holder of the break-glass role, to be ratified later.
+    pub break_glass: bool,
 }
 
 const HOUR_MS: i64 = 3600 * 1000;
@@ -43,8 +45,23 @@ async fn refuse(state: &AppState, p: &Principal, machine: &MachineId, event: Aud
 /// Stores a new pending release and its audit entry, under the rule the policy gives its device.
 #[tracing::instrument(skip_all, fields(machine_id = %req.machine_id, requested_by = %p.id))]
 pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result<Release, ApiError> {
-    require_role(p, &state.settings.auth.requester_role)?;
     let policy = state.policy();
+    let glass = if req.break_glass {
+        let bg = policy.break_glass().ok_or_else(|| {
+            ApiError::unprocessable("break_glass_disabled", "break-glass releases are not enabled by the policy")
+        })?;
+        require_role(p, &bg.role)?;
+        if req.comment.as_str().chars().count() < bg.min_comment_len as usize {
+            return Err(ApiError::unprocessable(
+                "invalid_comment",
+                format!("a break-glass release needs a comment of at least {} characters", bg.min_comment_len),
+            ));
+        }
+        Some(bg.ratify_within)
+    } else {
+        require_role(p, &state.settings.auth.requester_role)?;
+        None
+    };
     if policy.require_ticket() && req.ticket.is_none() {
         return Err(ApiError::unprocessable("ticket_required", "this policy requires a ticket reference"));
     }
@@ -100,6 +117,7 @@ pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result
         expires_at,
         approvals_required,
         policy: &decided_under,
+        break_glass: glass.map(|within| now_ms + within.as_millis() as i64),
     };
     match db::releases::insert(&mut tx, &new).await {
         Ok(()) => {}
@@ -121,8 +139,16 @@ pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result
         isolated_by: decided_under.isolated_by.clone(),
     };
     record(&mut tx, now, p, id, &req.machine_id, &event).await?;
+    if let Some(ratify_by) = new.break_glass {
+        let event = AuditEvent::BreakGlassReleased { ratify_by: rfc3339_ms(ratify_by), roles: p.roles_vec() };
+        record(&mut tx, now, p, id, &req.machine_id, &event).await?;
+    }
     let release = load(&mut tx, id).await?;
     tx.commit().await?;
+    if new.break_glass.is_some() {
+        tracing::warn!(release_id = %id, "BREAK-GLASS release: sent at once, to be ratified");
+        state.approved.notify_one();
+    }
     tracing::info!(release_id = %id, rule = %decided_under.rule.name, "release requested");
     Ok(release)
 }

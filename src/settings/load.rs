@@ -189,11 +189,7 @@ fn validate(s: &Settings) -> Result<(), SettingsError> {
 
     let p = &s.policy;
     // The whole policy must validate now, so a bad one never half-loads.
-    let policy = p.validate(&s.auth.approver_role).map_err(|e| SettingsError::Policy(e.to_string()))?;
-    if policy.break_glass().is_some() {
-        // Refused rather than silently ignored: a security control must not look on when it is off.
-        return Err(invalid("policy.break_glass.enabled", "break-glass is not supported by this version yet"));
-    }
+    p.validate(&s.auth.approver_role).map_err(|e| SettingsError::Policy(e.to_string()))?;
     if p.request_ttl.get() < std::time::Duration::from_secs(60) {
         return Err(invalid("policy.request_ttl", "must be at least 1m"));
     }

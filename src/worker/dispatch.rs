@@ -72,7 +72,12 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
 /// An approval past its rule's `approval_ttl` is never acted on: the release expires instead.
 async fn approval_expired(w: &Worker, c: &Claim, release: &Release) -> anyhow::Result<bool> {
     let (Some(policy), Some(approved_at)) = (&release.policy, release.approved_at) else { return Ok(false) };
-    let deadline = approved_at + policy.rule.approval_ttl.as_millis() as i64;
+    // A break-glass release is bounded by its ratification deadline instead.
+    let deadline = match &release.break_glass {
+        Some(bg) if bg.ratified_at.is_none() => bg.ratify_by,
+        Some(_) => i64::MAX,
+        None => approved_at + policy.rule.approval_ttl.as_millis() as i64,
+    };
     let now = w.state.clock.now();
     if to_ms(now) < deadline {
         return Ok(false);

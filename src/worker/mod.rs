@@ -10,6 +10,7 @@ mod comment;
 mod dispatch;
 mod poll;
 mod recheck;
+mod reisolate;
 mod retry;
 
 pub use comment::{build as build_comment, marker as comment_marker};
@@ -104,6 +105,10 @@ impl Worker {
             poll::run(self, claim).await?;
             return Ok(Step::Worked);
         }
+        if let Some(claim) = self.claim_reisolation().await? {
+            reisolate::run(self, claim).await?;
+            return Ok(Step::Worked);
+        }
         Ok(Step::Idle)
     }
 
@@ -137,6 +142,16 @@ impl Worker {
         }
         tx.commit().await?;
         Ok(Some(claim))
+    }
+
+    async fn claim_reisolation(&self) -> anyhow::Result<Option<Claim>> {
+        let now = to_ms(self.state.clock.now());
+        let token = format!("{}/{}", self.name, uuid::Uuid::new_v4().simple());
+        let mut tx = self.state.db.begin().await?;
+        let claim =
+            db::worker::claim_reisolation(&mut tx, &token, now, now + self.config.lease.as_millis() as i64).await?;
+        tx.commit().await?;
+        Ok(claim)
     }
 
     async fn audit(&self, tx: &mut sqlx::SqliteConnection, c: &Claim, event: &AuditEvent) -> Result<(), sqlx::Error> {
