@@ -64,7 +64,7 @@ pub struct RuleDocument {
     pub deny: Option<String>,
 }
 
-/// `match = { ... }`: within a key any listed value matches; all keys given must match.
+/// `match = { ... }`: any listed value matches, under any key given.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchDocument {

@@ -20,7 +20,7 @@ fn human(d: Duration) -> String {
 }
 
 impl Matcher {
-    /// `in RBAC group "A" and tagged "x" or "y"`: each key given, joined with "and".
+    /// `in RBAC group "A" or tagged "x" or "y"`: each key given, joined with "or".
     pub fn describe(&self) -> String {
         let keys: [(&str, &[String]); 5] = [
             ("in RBAC group", &self.rbac_groups),
@@ -31,7 +31,7 @@ impl Matcher {
         ];
         let parts: Vec<String> =
             keys.iter().filter(|(_, v)| !v.is_empty()).map(|(what, v)| format!("{what} {}", quoted_or(v))).collect();
-        parts.join(" and ")
+        parts.join(" or ")
     }
 }
 

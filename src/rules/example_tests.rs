@@ -40,16 +40,18 @@ fn the_issue_example_applies_tier0_high_risk_and_default_in_order() {
     let p = load(ISSUE_EXAMPLE).unwrap();
     let cases = [
         ("tagged domain controller", dc(&["crown-jewel"], "Low"), "tier0"),
-        // Keys combine with "and": a domain controller without the tag is not tier0.
-        ("untagged domain controller", dc(&[], "Low"), "default"),
-        ("high-risk untagged domain controller", dc(&[], "High"), "high-risk"),
+        // Any listed value matches: a domain controller without the tag is tier0 as well.
+        ("untagged domain controller", dc(&[], "Low"), "tier0"),
+        ("high-risk untagged domain controller: tier0 comes first", dc(&[], "High"), "tier0"),
         // The first match wins, so tier0 shadows high-risk for a tagged domain controller.
         ("high-risk tagged domain controller", dc(&["Crown-Jewel"], "high"), "tier0"),
     ];
     for (what, device, rule) in cases {
         assert_eq!(p.rule_for(&device).name, rule, "{what}");
     }
-    let denied = p.rule_for(&dc(&[], "High"));
+    let mut risky_laptop = dc(&[], "High");
+    risky_laptop.rbac_group_name = Some("Workstations".into());
+    let denied = p.rule_for(&risky_laptop);
     assert_eq!(denied.deny.as_deref(), Some("High-risk devices are released only after the incident is closed in MDE"));
 }
 
@@ -75,7 +77,9 @@ fn a_tier0_release_needs_two_distinct_people_with_two_different_roles() {
     assert_eq!(q.slots()[0].filled_by, ["bob"]);
     assert_eq!(q.slots()[1].filled_by, ["alice"]);
 
-    let default = p.rule_for(&dc(&[], "Low"));
+    let mut workstation = dc(&[], "Low");
+    workstation.rbac_group_name = Some("Workstations".into());
+    let default = p.rule_for(&workstation);
     assert_eq!(default.slots, vec![Slot { role: "Release.Approve".into(), count: 1 }]);
 }
 
@@ -83,7 +87,7 @@ fn a_tier0_release_needs_two_distinct_people_with_two_different_roles() {
 fn the_issue_example_reads_in_plain_words() {
     let p = load(ISSUE_EXAMPLE).unwrap();
     let expected = [
-        "rule \"tier0\": devices in RBAC group \"Domain Controllers\" and tagged \"crown-jewel\" need 1 approver with \
+        "rule \"tier0\": devices in RBAC group \"Domain Controllers\" or tagged \"crown-jewel\" need 1 approver with \
          Release.Approve and 1 with Tier0.Owner, none of them the requester; whoever isolated the device may not \
          approve; requests expire after 2h; approvals expire after 4h.",
         "rule \"high-risk\": devices with risk score \"High\" are refused: \
@@ -117,7 +121,7 @@ require = [ { role = "Lab.Owner", count = 2 } ]
     let lines: Vec<String> = p.describe().lines().map(String::from).collect();
     assert_eq!(
         lines[0],
-        "rule \"lab\": devices tagged \"lab\" or \"test\" and named \"lab-*\" need 2 approvers with Lab.Owner, \
+        "rule \"lab\": devices tagged \"lab\" or \"test\" or named \"lab-*\" need 2 approvers with Lab.Owner, \
          none of them the requester; requests expire after 1day; approvals expire after 4h."
     );
     assert!(lines[1].starts_with("otherwise (rule \"default\"): devices need 2 approvers with Release.Approve"));

@@ -83,21 +83,22 @@ impl Matcher {
         Ok(m)
     }
 
-    /// True when every key given matches: the device's value (or one of its tags) equals one
-    /// of the listed values, ignoring case and surrounding spaces.
+    /// True when any listed value matches, under any key given: the device's value (or one of
+    /// its tags) equals a listed value, ignoring case and surrounding spaces. A rule that lists
+    /// Domain Controllers and the crown-jewel tag covers both kinds of device: for a rule that
+    /// asks more of the people approving, matching more devices is the safe reading.
     pub fn holds(&self, d: &DeviceSnapshot) -> bool {
         let one = |list: &[String], value: &Option<String>| {
-            list.is_empty() || value.as_deref().is_some_and(|v| list.iter().any(|x| fold(x) == fold(v)))
+            value.as_deref().is_some_and(|v| list.iter().any(|x| fold(x) == fold(v)))
         };
-        let dns = |list: &[String]| {
-            list.is_empty() || d.computer_dns_name.as_deref().is_some_and(|n| list.iter().any(|p| glob_match(p, n)))
-        };
-        let tags = self.tags.is_empty() || d.machine_tags.iter().any(|t| self.tags.iter().any(|x| fold(x) == fold(t)));
+        let dns =
+            d.computer_dns_name.as_deref().is_some_and(|n| self.computer_dns_names.iter().any(|p| glob_match(p, n)));
+        let tags = d.machine_tags.iter().any(|t| self.tags.iter().any(|x| fold(x) == fold(t)));
         one(&self.rbac_groups, &d.rbac_group_name)
-            && tags
-            && one(&self.risk_scores, &d.risk_score)
-            && one(&self.health_statuses, &d.health_status)
-            && dns(&self.computer_dns_names)
+            || tags
+            || one(&self.risk_scores, &d.risk_score)
+            || one(&self.health_statuses, &d.health_status)
+            || dns
     }
 }
 

@@ -47,8 +47,13 @@ fn the_first_rule_whose_match_holds_applies_and_others_fall_to_the_default() {
             }),
             "dc-tagged",
         ),
-        ("dc without the tag", device(|d| d.rbac_group_name = Some("Domain Controllers".into())), "default"),
-        ("tag without the group", device(|d| d.machine_tags = vec!["crown-jewel".into()]), "default"),
+        (
+            "dc without the tag: any key matching is enough",
+            device(|d| d.rbac_group_name = Some("Domain Controllers".into())),
+            "dc-tagged",
+        ),
+        ("tag without the group", device(|d| d.machine_tags = vec!["crown-jewel".into()]), "dc-tagged"),
+        ("neither the group nor a listed tag", device(|d| d.machine_tags = vec!["other".into()]), "default"),
         (
             "dc, tagged and high risk: the earlier rule wins",
             device(|d| {
