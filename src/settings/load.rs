@@ -65,7 +65,22 @@ pub fn load_from_str(
         invalid(&key, e.into_inner().to_string())
     })?;
     normalise(&mut settings);
-    validate(&settings)?;
+    validate(&settings).map_err(|e| match e {
+        // Point at the rule's line in the file, so the fix is one look away.
+        SettingsError::Policy(message) => {
+            let line = settings
+                .policy
+                .validate(&settings.auth.approver_role)
+                .err()
+                .and_then(|pe| pe.rule_index())
+                .and_then(|i| crate::rules::rule_line(text, i));
+            match line {
+                Some(n) => SettingsError::Policy(format!("{message} ({origin}, line {n})")),
+                None => SettingsError::Policy(message),
+            }
+        }
+        other => other,
+    })?;
     Ok(settings)
 }
 

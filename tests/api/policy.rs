@@ -261,6 +261,10 @@ fn a_bad_policy_is_refused_by_check_and_at_start_up_naming_the_rule() {
         assert!(!out.status.success(), "{args:?} accepted a bad policy");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("tier0") && stderr.contains("count"), "{args:?}: {stderr}");
+        let header =
+            std::fs::read_to_string(&config).unwrap().lines().filter(|l| l.starts_with("[[policy.rules]]")).count();
+        assert_eq!(header, 3);
+        assert!(stderr.contains("line "), "start-up names the rule's line: {stderr}");
     }
     let glass = policy_file(
         dir.path(),
