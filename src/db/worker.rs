@@ -36,6 +36,19 @@ fn into_claim(row: ClaimRow) -> Result<Claim, sqlx::Error> {
     })
 }
 
+/// Runs one claim statement (`?1` claim token, `?2` now, `?3` lease end) and maps its row.
+async fn claim_one(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    claim: &str,
+    now: i64,
+    lease_until: i64,
+) -> Result<Option<Claim>, sqlx::Error> {
+    let row: Option<ClaimRow> =
+        sqlx::query_as(sql).bind(claim).bind(now).bind(lease_until).fetch_optional(conn).await?;
+    row.map(into_claim).transpose()
+}
+
 /// Claims the oldest due release to send: an approved one whose backoff has passed, or one
 /// left `dispatching` by a worker whose lease expired (it died mid-call). It becomes
 /// `dispatching` with a new lease and one more attempt, in one statement.
@@ -45,7 +58,8 @@ pub async fn claim_dispatch(
     now: i64,
     lease_until: i64,
 ) -> Result<Option<Claim>, sqlx::Error> {
-    let row: Option<ClaimRow> = sqlx::query_as(
+    claim_one(
+        conn,
         "UPDATE releases
          SET status = 'dispatching', lease_owner = ?1, lease_expires_at = ?3, attempts = attempts + 1, updated_at = ?2
          WHERE id = (
@@ -55,13 +69,11 @@ pub async fn claim_dispatch(
              ORDER BY approved_at, seq
              LIMIT 1)
          RETURNING id, machine_id, lease_owner, attempts, mde_action_id, mde_action_status, last_error",
+        claim,
+        now,
+        lease_until,
     )
-    .bind(claim)
-    .bind(now)
-    .bind(lease_until)
-    .fetch_optional(conn)
-    .await?;
-    row.map(into_claim).transpose()
+    .await
 }
 
 /// Claims the dispatched release whose poll is most overdue.
@@ -71,7 +83,8 @@ pub async fn claim_poll(
     now: i64,
     lease_until: i64,
 ) -> Result<Option<Claim>, sqlx::Error> {
-    let row: Option<ClaimRow> = sqlx::query_as(
+    claim_one(
+        conn,
         "UPDATE releases
          SET lease_owner = ?1, lease_expires_at = ?3, updated_at = ?2
          WHERE id = (
@@ -81,13 +94,11 @@ pub async fn claim_poll(
              ORDER BY next_attempt_at, seq
              LIMIT 1)
          RETURNING id, machine_id, lease_owner, attempts, mde_action_id, mde_action_status, last_error",
+        claim,
+        now,
+        lease_until,
     )
-    .bind(claim)
-    .bind(now)
-    .bind(lease_until)
-    .fetch_optional(conn)
-    .await?;
-    row.map(into_claim).transpose()
+    .await
 }
 
 /// The earliest time any job becomes due (for the worker's sleep), if any.
@@ -301,7 +312,8 @@ pub async fn claim_reisolation(
     now: i64,
     lease_until: i64,
 ) -> Result<Option<Claim>, sqlx::Error> {
-    let row: Option<ClaimRow> = sqlx::query_as(
+    claim_one(
+        conn,
         "UPDATE releases
          SET lease_owner = ?1, lease_expires_at = ?3, updated_at = ?2
          WHERE id = (
@@ -312,13 +324,11 @@ pub async fn claim_reisolation(
              ORDER BY ratify_by, seq
              LIMIT 1)
          RETURNING id, machine_id, lease_owner, attempts, mde_action_id, mde_action_status, last_error",
+        claim,
+        now,
+        lease_until,
     )
-    .bind(claim)
-    .bind(now)
-    .bind(lease_until)
-    .fetch_optional(conn)
-    .await?;
-    row.map(into_claim).transpose()
+    .await
 }
 
 /// The device is isolated again; record the action and release the claim.
