@@ -1,11 +1,10 @@
 //! `/api/v1/audit`: read and verify the audit chain (auditor role).
 
-use super::extract::ApiQuery;
+use super::extract::{ApiQuery, page_limit, release_id, split_page};
 use super::views::AuditEntryView;
 use crate::audit::VerifyReport;
 use crate::auth::Principal;
 use crate::db;
-use crate::domain::ReleaseId;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
@@ -46,28 +45,16 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page>, ApiError> {
     require_auditor(&state, &principal)?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_LIMIT}")));
-    }
+    let limit = page_limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let after_seq = q.after_seq.unwrap_or(0);
     if after_seq < 0 {
         return Err(ApiError::bad_request("invalid_query", "after_seq must not be negative"));
     }
-    let release_id = q
-        .release_id
-        .as_deref()
-        .map(|r| ReleaseId::parse(r).map_err(|e| ApiError::bad_request(e.code, e.message)))
-        .transpose()?
-        .map(|id| id.to_string());
+    let release_id = q.release_id.as_deref().map(release_id).transpose()?.map(|id| id.to_string());
     let mut conn = state.db.reader().await?;
     let mut rows = db::audit::list(&mut conn, after_seq, limit + 1, release_id.as_deref()).await?;
-    let next_after_seq = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|e| e.seq)
-    } else {
-        None
-    };
+    let more = split_page(&mut rows, limit);
+    let next_after_seq = if more { rows.last().map(|e| e.seq) } else { None };
     Ok(Json(Page { items: rows.into_iter().map(Into::into).collect(), next_after_seq }))
 }
 

@@ -1,6 +1,7 @@
 //! Extractors whose rejections use the API's error format.
 
 use crate::auth::{AuthError, Principal};
+use crate::domain::ReleaseId;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -34,6 +35,28 @@ impl From<JsonRejection> for ApiError {
             other => ApiError::bad_request("unreadable_body", other.body_text()),
         }
     }
+}
+
+/// A page size from the query: `default` when absent, 400 outside `1..=max`.
+pub fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {max}")))
+    }
+}
+
+/// Rows fetched with `limit + 1`: cut to `limit`, and true when another page exists.
+pub fn split_page<T>(rows: &mut Vec<T>, limit: i64) -> bool {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    more
+}
+
+/// A release id from the path or the query: 400 `invalid_release_id` when malformed.
+pub fn release_id(raw: &str) -> Result<ReleaseId, ApiError> {
+    ReleaseId::parse(raw).map_err(|e| ApiError::bad_request(e.code, e.message))
 }
 
 /// Query string; unknown or malformed parameters are 400.

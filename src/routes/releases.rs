@@ -1,10 +1,10 @@
 //! `/api/v1/releases`: request, read, approve, reject, cancel.
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiQuery, page_limit, release_id, split_page};
 use super::views::ReleaseView;
 use crate::auth::Principal;
 use crate::db::releases::ListFilter;
-use crate::domain::{Comment, MachineId, ReleaseId, ReleaseStatus, Ticket};
+use crate::domain::{Comment, MachineId, Release, ReleaseStatus, Ticket};
 use crate::error::ApiError;
 use crate::service::releases as service;
 use crate::service::request::{NewRequest, request};
@@ -29,8 +29,9 @@ pub fn router() -> Router<AppState> {
         .route("/{id}/cancel", post(cancel))
 }
 
-fn release_id(raw: &str) -> Result<ReleaseId, ApiError> {
-    ReleaseId::parse(raw).map_err(|e| ApiError::bad_request(e.code, e.message))
+/// The release as the API shows it.
+fn view(state: &AppState, r: Release) -> Json<ReleaseView> {
+    Json(ReleaseView::new(r, &state.settings.auth.approver_role))
 }
 
 #[derive(Deserialize)]
@@ -58,11 +59,7 @@ async fn create(
     };
     let release = request(&state, &principal, req).await?;
     let location = format!("/api/v1/releases/{}", release.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(ReleaseView::new(release, &state.settings.auth.approver_role)),
-    ))
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], view(&state, release)))
 }
 
 #[derive(Deserialize)]
@@ -86,10 +83,7 @@ async fn list(
     principal: Principal,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_LIMIT}")));
-    }
+    let limit = page_limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let before_seq = q
         .cursor
         .as_deref()
@@ -110,16 +104,9 @@ async fn list(
         limit: limit + 1,
     };
     let mut rows = service::list(&state, &principal, filter).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|(seq, _)| seq.to_string())
-    } else {
-        None
-    };
-    Ok(Json(Page {
-        items: rows.into_iter().map(|(_, r)| ReleaseView::new(r, &state.settings.auth.approver_role)).collect(),
-        next_cursor,
-    }))
+    let more = split_page(&mut rows, limit);
+    let next_cursor = if more { rows.last().map(|(seq, _)| seq.to_string()) } else { None };
+    Ok(Json(Page { items: rows.into_iter().map(|(_, r)| view(&state, r).0).collect(), next_cursor }))
 }
 
 async fn show(
@@ -128,7 +115,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
-    Ok(Json(ReleaseView::new(service::get(&state, &principal, id).await?, &state.settings.auth.approver_role)))
+    Ok(view(&state, service::get(&state, &principal, id).await?))
 }
 
 #[derive(Deserialize, Default)]
@@ -148,10 +135,7 @@ async fn approve(
     let body: ApproveBody = optional_json(&body)?;
     // An approval comment is optional but, when given, follows the same rules minus the minimum.
     let comment = body.comment.as_deref().filter(|c| !c.trim().is_empty()).map(|c| Comment::parse(c, 1)).transpose()?;
-    Ok(Json(ReleaseView::new(
-        service::approve(&state, &principal, id, comment).await?,
-        &state.settings.auth.approver_role,
-    )))
+    Ok(view(&state, service::approve(&state, &principal, id, comment).await?))
 }
 
 /// An optional JSON body: empty means the defaults.
@@ -179,10 +163,7 @@ async fn reject(
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
     let comment = Comment::parse(&body.comment, state.settings.policy.min_comment_len as usize)?;
-    Ok(Json(ReleaseView::new(
-        service::reject(&state, &principal, id, comment).await?,
-        &state.settings.auth.approver_role,
-    )))
+    Ok(view(&state, service::reject(&state, &principal, id, comment).await?))
 }
 
 async fn cancel(
@@ -191,5 +172,5 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
-    Ok(Json(ReleaseView::new(service::cancel(&state, &principal, id).await?, &state.settings.auth.approver_role)))
+    Ok(view(&state, service::cancel(&state, &principal, id).await?))
 }
