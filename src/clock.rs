@@ -1,15 +1,42 @@
 //! Time as an argument: the daemon reads "now" from a [`Clock`], so tests can move it.
+//!
+//! A clock gives wall time (what is stored and shown), monotonic time (what rate windows,
+//! token lifetimes and waits measure) and waiting. Everything that waits sleeps on the clock,
+//! so a test that advances a [`ManualClock`] wakes it instead of spending real time.
 
+mod manual;
+mod monotonic;
+
+pub use manual::ManualClock;
+pub use monotonic::Monotonic;
+
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 use time::OffsetDateTime;
 
-/// A source of the current time. Logic takes `now` as a parameter; only the edges call this.
+/// A wait on a [`Clock`]: completes once the clock reaches the deadline it was made for.
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A source of the current time and of waiting. Logic takes `now` as a parameter; only the
+/// edges call this.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> OffsetDateTime;
+
+    /// Monotonic time: never goes back, whatever happens to the wall clock.
+    fn monotonic(&self) -> Monotonic;
+
+    /// Completes once [`monotonic`](Self::monotonic) reaches `deadline`; at once if it has.
+    fn sleep_until(&self, deadline: Monotonic) -> Sleep;
+
+    /// Completes once `d` has passed on this clock.
+    fn sleep(&self, d: Duration) -> Sleep {
+        self.sleep_until(self.monotonic() + d)
+    }
 }
 
-/// The wall clock.
+/// The wall clock, the OS monotonic clock, and tokio's timers.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
@@ -17,28 +44,16 @@ impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
     }
-}
 
-/// The wall clock shifted by an offset that tests can advance.
-#[derive(Debug, Default, Clone)]
-pub struct ManualClock {
-    offset_ms: Arc<AtomicI64>,
-}
-
-impl ManualClock {
-    pub fn new() -> Self {
-        Self::default()
+    fn monotonic(&self) -> Monotonic {
+        Monotonic::real()
     }
 
-    /// Moves this clock (and every copy of it) forward.
-    pub fn advance(&self, by: std::time::Duration) {
-        self.offset_ms.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + time::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
+    fn sleep_until(&self, deadline: Monotonic) -> Sleep {
+        match deadline.to_instant() {
+            Some(at) => Box::pin(tokio::time::sleep_until(at.into())),
+            None => Box::pin(std::future::pending()),
+        }
     }
 }
 
@@ -156,11 +171,12 @@ mod tests {
         assert_eq!(serde_json::to_value(t).unwrap(), "2023-11-14T22:13:20.123Z");
     }
 
-    #[test]
-    fn a_manual_clock_moves_forward() {
-        let c = ManualClock::new();
-        let before = c.now();
-        c.advance(std::time::Duration::from_secs(3600));
-        assert!(c.now() - before >= time::Duration::seconds(3600));
+    #[tokio::test]
+    async fn the_system_clock_waits_on_real_time() {
+        let clock = SystemClock;
+        let start = clock.monotonic();
+        clock.sleep(Duration::from_millis(5)).await;
+        assert!(clock.monotonic() - start >= Duration::from_millis(5));
+        clock.sleep_until(start).await;
     }
 }
