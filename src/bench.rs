@@ -206,6 +206,8 @@ async fn approval_to_mde(settings: &Settings, samples: usize) -> anyhow::Result<
     for n in 0..samples {
         daemon.request_and_approve(&http, &machine(n)).await?;
         let answered = Instant::now();
+        // The simulator runs on the system clock: it times receipts in real monotonic time.
+        let answered_at = SystemClock.monotonic();
         let deadline = answered + Duration::from_secs(10);
         let arrived = loop {
             if let Some(r) = sim.requests().into_iter().filter(|r| r.kind == RouteKind::Unisolate).nth(n) {
@@ -214,7 +216,7 @@ async fn approval_to_mde(settings: &Settings, samples: usize) -> anyhow::Result<
             anyhow::ensure!(Instant::now() < deadline, "the unisolate call for sample {n} never arrived");
             tokio::time::sleep(Duration::from_micros(200)).await;
         };
-        latencies.push(arrived.saturating_duration_since(answered));
+        latencies.push(arrived.saturating_since(answered_at));
     }
     daemon.stop().await?;
     sim.shutdown().await;

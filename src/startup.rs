@@ -43,7 +43,8 @@ impl Application {
             .with_context(|| format!("binding server.bind = {}", settings.server.bind))?;
         let addr = listener.local_addr()?;
         let mde = if settings.mde.is_configured() {
-            let client = MdeClient::new(settings.mde.client_config()?).context("building the MDE client")?;
+            let client =
+                MdeClient::new(settings.mde.client_config()?, clock.clone()).context("building the MDE client")?;
             Some(Arc::new(client))
         } else {
             None
@@ -134,8 +135,11 @@ impl Application {
         }
         if let Some(worker) = worker {
             let grace = self.state.settings.mde.shutdown_grace.get();
-            if tokio::time::timeout(grace, worker).await.is_err() {
-                tracing::warn!(?grace, "an MDE call was still in flight; it will be claimed again on the next start");
+            tokio::select! {
+                _ = worker => {}
+                () = self.state.clock.sleep(grace) => {
+                    tracing::warn!(?grace, "an MDE call was still in flight; it will be claimed again on the next start");
+                }
             }
         }
         self.state.db.close().await;

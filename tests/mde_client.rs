@@ -11,9 +11,11 @@ use mde_support::*;
 
 #[tokio::test]
 async fn an_unisolate_is_created_pending_and_polled_to_succeeded() {
-    let sim = start(fast_config()).await;
+    let clock = dualkey::clock::ManualClock::new();
+    let sim = start_on(fast_config(), &clock).await;
     // The configuration `serve --dev` uses.
-    let client = dualkey::mde::MdeClient::new(sim.client_config().unwrap()).unwrap();
+    let client =
+        dualkey::mde::MdeClient::new(sim.client_config().unwrap(), std::sync::Arc::new(clock.clone())).unwrap();
 
     let action = client.unisolate(MACHINE, "release r-1").await.unwrap();
     assert_eq!(action.action_type, Some(ActionType::Unisolate));
@@ -22,7 +24,7 @@ async fn an_unisolate_is_created_pending_and_polled_to_succeeded() {
     assert_eq!(action.requestor.as_deref(), Some("dualkey release worker"));
     assert_eq!(action.machine_id.as_deref(), Some(MACHINE));
 
-    let done = poll_until_final(&client, &action.id).await;
+    let done = poll_until_final(&client, &clock, &action.id).await;
     assert_eq!(done.status, Some(ActionStatus::Succeeded));
     assert!(done.last_updated_at().unwrap() > done.created_at().unwrap());
     assert_eq!(sim.count(RouteKind::Token), 1, "the token is cached");
@@ -47,10 +49,11 @@ async fn list_actions_returns_only_the_machines_actions_of_that_type() {
 
 #[tokio::test]
 async fn an_isolate_echoes_its_isolation_type_as_scope() {
-    let sim = start(fast_config()).await;
-    let client = client_for(&sim);
+    let clock = dualkey::clock::ManualClock::new();
+    let sim = start_on(fast_config(), &clock).await;
+    let client = client_on(&sim, &clock);
     let done = client.unisolate(MACHINE, "release").await.unwrap();
-    poll_until_final(&client, &done.id).await;
+    poll_until_final(&client, &clock, &done.id).await;
 
     let action = client.isolate(MACHINE, "again", IsolationType::Selective).await.unwrap();
     assert_eq!(action.action_type, Some(ActionType::Isolate));
@@ -159,7 +162,7 @@ async fn a_slow_answer_past_the_request_timeout_is_a_retryable_timeout() {
         )),
     );
     config.request_timeout = Duration::from_millis(300);
-    let client = dualkey::mde::MdeClient::new(config).unwrap();
+    let client = dualkey::mde::MdeClient::new(config, std::sync::Arc::new(dualkey::clock::SystemClock)).unwrap();
     let err = client.get_machine(MACHINE).await.unwrap_err();
     assert!(matches!(err, MdeError::Transport { kind: TransportKind::Timeout, .. }), "got {err:?}");
     assert!(err.is_retryable());

@@ -141,10 +141,11 @@ async fn the_versioned_prefix_serves_the_same_api() {
 async fn a_machine_configured_to_fail_ends_its_action_failed() {
     let mut machine = SeedMachine::isolated(&"ab".repeat(20), "failing.contoso.com");
     machine.final_status = ActionStatus::Failed;
-    let sim = start(SimulatorConfig { machines: vec![machine], ..fast_config() }).await;
-    let client = client_for(&sim);
+    let clock = dualkey::clock::ManualClock::new();
+    let sim = start_on(SimulatorConfig { machines: vec![machine], ..fast_config() }, &clock).await;
+    let client = client_on(&sim, &clock);
     let action = client.unisolate(&"ab".repeat(20), "release").await.unwrap();
-    let done = poll_until_final(&client, &action.id).await;
+    let done = poll_until_final(&client, &clock, &action.id).await;
     assert_eq!(done.status, Some(ActionStatus::Failed));
 }
 
@@ -165,11 +166,12 @@ async fn cancel_moves_a_pending_action_to_cancelled_with_its_cancellation_fields
 
 #[tokio::test]
 async fn list_actions_pages_with_top_and_skip_newest_first() {
-    let sim = start(fast_config()).await;
-    let client = client_for(&sim);
+    let clock = dualkey::clock::ManualClock::new();
+    let sim = start_on(fast_config(), &clock).await;
+    let client = client_on(&sim, &clock);
     for n in 0..3 {
         let a = client.unisolate(MACHINE, &format!("release {n}")).await.unwrap();
-        poll_until_final(&client, &a.id).await;
+        poll_until_final(&client, &clock, &a.id).await;
     }
     let filter = format!("machineId eq '{MACHINE}' and type eq 'Unisolate'");
     let path = format!("/api/machineactions?$filter={filter}&$top=2&$skip=1");

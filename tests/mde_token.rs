@@ -72,7 +72,8 @@ async fn a_token_for_an_audience_the_api_does_not_accept_gets_403() {
     let mut config =
         config_for(&sim, MdeCredential::ClientSecret(Secret::new(dualkey::mde::simulator::DEV_CLIENT_SECRET)));
     config.scope = "https://graph.microsoft.com/.default".into();
-    let err = dualkey::mde::MdeClient::new(config).unwrap().get_machine(MACHINE).await.unwrap_err();
+    let client = dualkey::mde::MdeClient::new(config, std::sync::Arc::new(dualkey::clock::SystemClock)).unwrap();
+    let err = client.get_machine(MACHINE).await.unwrap_err();
     assert_eq!(err.status(), Some(403));
     assert_eq!(err.code(), Some("Forbidden"));
 }

@@ -12,6 +12,7 @@ use super::error::{MdeError, parse_retry_after};
 use super::rate::{Api, RateLimiter, RollingWindow};
 use super::token::{MdeCredential, TokenSource};
 use super::types::{ActionType, IsolationType, Machine, MachineAction, ODataList};
+use crate::clock::{Monotonic, SharedClock};
 use crate::secret::Secret;
 
 // Our clock and MDE's count the same call a network latency apart; a second of slack on the
@@ -39,7 +40,8 @@ pub struct MdeClientConfig {
 
 /// A client for the MDE machine-action APIs. Cheap to share behind an `Arc`; every call
 /// waits for its API's rate budget, and none is retried except once after a 401 with a fresh
-/// token. Retrying 429/5xx/transport failures is the caller's policy.
+/// token. Retrying 429/5xx/transport failures is the caller's policy. Rate windows and token
+/// lifetimes are measured, and rate waits slept, on the clock it is given.
 pub struct MdeClient {
     http: reqwest::Client,
     api_base: String,
@@ -48,8 +50,8 @@ pub struct MdeClient {
 }
 
 impl MdeClient {
-    /// Builds the client; fails only if the HTTP stack cannot be set up.
-    pub fn new(config: MdeClientConfig) -> Result<Self, MdeError> {
+    /// Builds the client on `clock`; fails only if the HTTP stack cannot be set up.
+    pub fn new(config: MdeClientConfig, clock: SharedClock) -> Result<Self, MdeError> {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout)
@@ -59,16 +61,16 @@ impl MdeClient {
             .into_iter()
             .map(|api| {
                 let window = RollingWindow::new(config.rate_per_minute, config.rate_per_hour).with_slack(WINDOW_SLACK);
-                (api, RateLimiter::new(window))
+                (api, RateLimiter::new(window, clock.clone()))
             })
             .collect();
         let tokens =
-            TokenSource::new(http.clone(), config.token_url, config.scope, config.client_id, config.credential);
+            TokenSource::new(http.clone(), config.token_url, config.scope, config.client_id, config.credential, clock);
         Ok(Self { http, api_base: config.api_base.trim_end_matches('/').to_owned(), tokens, limiters })
     }
 
     /// When `api`'s rate budget next allows a call (now or later), without taking it.
-    pub fn ready_at(&self, api: Api) -> std::time::Instant {
+    pub fn ready_at(&self, api: Api) -> Monotonic {
         self.limiters[&api].ready_at()
     }
 

@@ -2,10 +2,13 @@
 //! rolling hour, per MDE API.
 //!
 //! [`RollingWindow`] is the pure core: it takes `now` as an argument, so tests check the window
-//! math without sleeping. [`RateLimiter`] wraps it for async callers, in FIFO order.
+//! math without sleeping. [`RateLimiter`] wraps it for async callers, in FIFO order, reading the
+//! time from a [`Clock`](crate::clock::Clock) and waiting on it.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::{Monotonic, SharedClock};
 
 /// One MDE API with its own rate budget ("Rate limitations for this API are 100 calls per
 /// minute and 1500 calls per hour", stated separately on each API page).
@@ -36,8 +39,8 @@ pub struct RollingWindow {
     per_minute: usize,
     per_hour: usize,
     slack: Duration,
-    log: VecDeque<Instant>,
-    blocked_until: Option<Instant>,
+    log: VecDeque<Monotonic>,
+    blocked_until: Option<Monotonic>,
 }
 
 impl RollingWindow {
@@ -59,7 +62,7 @@ impl RollingWindow {
     }
 
     /// The earliest instant, not before `now`, at which one more call is allowed.
-    pub fn next_allowed(&mut self, now: Instant) -> Instant {
+    pub fn next_allowed(&mut self, now: Monotonic) -> Monotonic {
         let (minute, hour) = (MINUTE + self.slack, HOUR + self.slack);
         while self.log.front().is_some_and(|t| *t + hour <= now) {
             self.log.pop_front();
@@ -82,7 +85,7 @@ impl RollingWindow {
     }
 
     /// Records a call at `now` if one is allowed, or says when to try again.
-    pub fn try_acquire(&mut self, now: Instant) -> Result<(), Instant> {
+    pub fn try_acquire(&mut self, now: Monotonic) -> Result<(), Monotonic> {
         let at = self.next_allowed(now);
         if at > now {
             return Err(at);
@@ -92,7 +95,7 @@ impl RollingWindow {
     }
 
     /// Refuses every call before `until` (e.g. after a 429 with `Retry-After`).
-    pub fn block_until(&mut self, until: Instant) {
+    pub fn block_until(&mut self, until: Monotonic) {
         self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
     }
 
@@ -102,41 +105,48 @@ impl RollingWindow {
     }
 }
 
-/// An async limiter over a [`RollingWindow`]. Waiters are served first come, first served.
-#[derive(Debug)]
+/// An async limiter over a [`RollingWindow`], on a clock. Waiters are served first come,
+/// first served.
 pub struct RateLimiter {
     // tokio's Mutex is fair: whoever queued first is first to get a turn.
     turn: tokio::sync::Mutex<()>,
     window: std::sync::Mutex<RollingWindow>,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter").field("window", &*self.lock()).finish_non_exhaustive()
+    }
 }
 
 impl RateLimiter {
-    /// A limiter enforcing `window`.
-    pub fn new(window: RollingWindow) -> Self {
-        Self { turn: tokio::sync::Mutex::new(()), window: std::sync::Mutex::new(window) }
+    /// A limiter enforcing `window`, reading the time from `clock` and waiting on it.
+    pub fn new(window: RollingWindow, clock: SharedClock) -> Self {
+        Self { turn: tokio::sync::Mutex::new(()), window: std::sync::Mutex::new(window), clock }
     }
 
     /// Waits until a call is allowed and records it. Returns at once when under the limits.
     pub async fn acquire(&self) {
         let _turn = self.turn.lock().await;
         loop {
-            let attempt = self.lock().try_acquire(Instant::now());
+            let attempt = self.lock().try_acquire(self.clock.monotonic());
             match attempt {
                 Ok(()) => return,
-                Err(at) => tokio::time::sleep_until(at.into()).await,
+                Err(at) => self.clock.sleep_until(at).await,
             }
         }
     }
 
     /// When the next call would be allowed, without taking it. The worker waits for this
     /// before a call, renewing its claim meanwhile, so a long wait never outlives a lease.
-    pub fn ready_at(&self) -> Instant {
-        self.lock().next_allowed(Instant::now())
+    pub fn ready_at(&self) -> Monotonic {
+        self.lock().next_allowed(self.clock.monotonic())
     }
 
     /// Blocks this API until `now + wait`, e.g. after MDE answered 429 with `Retry-After`.
     pub fn block_for(&self, wait: Duration) {
-        self.lock().block_until(Instant::now() + wait);
+        self.lock().block_until(self.clock.monotonic() + wait);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RollingWindow> {
@@ -148,6 +158,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
@@ -155,7 +166,7 @@ mod tests {
 
     #[test]
     fn a_hundred_calls_pass_and_the_next_waits_for_the_first_to_leave_the_minute() {
-        let t0 = Instant::now();
+        let t0 = Monotonic::after_origin(secs(1000));
         let mut w = RollingWindow::new(100, 1500);
         for i in 0..100 {
             assert_eq!(w.try_acquire(t0 + Duration::from_millis(i * 100)), Ok(()));
@@ -169,7 +180,7 @@ mod tests {
 
     #[test]
     fn no_rolling_minute_ever_holds_more_than_the_limit() {
-        let t0 = Instant::now();
+        let t0 = Monotonic::after_origin(secs(1000));
         let mut w = RollingWindow::new(5, 1000);
         let mut granted = Vec::new();
         let mut now = t0;
@@ -188,7 +199,7 @@ mod tests {
 
     #[test]
     fn the_hourly_cap_holds_even_when_each_minute_is_under_its_limit() {
-        let t0 = Instant::now();
+        let t0 = Monotonic::after_origin(secs(1000));
         let mut w = RollingWindow::new(100, 150);
         for i in 0..150 {
             // 50 calls a minute, well under the minute cap.
@@ -202,7 +213,7 @@ mod tests {
 
     #[test]
     fn a_block_from_retry_after_holds_even_with_budget_left() {
-        let t0 = Instant::now();
+        let t0 = Monotonic::after_origin(secs(1000));
         let mut w = RollingWindow::new(100, 1500);
         w.block_until(t0 + secs(30));
         w.block_until(t0 + secs(10));
@@ -212,7 +223,7 @@ mod tests {
 
     #[test]
     fn slack_widens_the_window() {
-        let t0 = Instant::now();
+        let t0 = Monotonic::after_origin(secs(1000));
         let mut w = RollingWindow::new(1, 10).with_slack(secs(2));
         assert_eq!(w.try_acquire(t0), Ok(()));
         assert_eq!(w.try_acquire(t0 + secs(60)), Err(t0 + secs(62)));
@@ -220,10 +231,30 @@ mod tests {
 
     #[tokio::test]
     async fn acquire_returns_at_once_under_the_limit() {
-        let limiter = RateLimiter::new(RollingWindow::new(3, 10));
+        let limiter = RateLimiter::new(RollingWindow::new(3, 10), std::sync::Arc::new(crate::clock::SystemClock));
         for _ in 0..3 {
             limiter.acquire().await;
         }
+        assert_eq!(limiter.lock().recorded(), 3);
+    }
+
+    #[tokio::test]
+    async fn acquire_over_the_limit_sleeps_on_the_clock_until_the_first_call_leaves_the_minute() {
+        let clock = crate::clock::ManualClock::new();
+        let limiter =
+            std::sync::Arc::new(RateLimiter::new(RollingWindow::new(2, 10), std::sync::Arc::new(clock.clone())));
+        let first = clock.monotonic();
+        limiter.acquire().await;
+        limiter.acquire().await;
+        let third = tokio::spawn({
+            let limiter = limiter.clone();
+            async move { limiter.acquire().await }
+        });
+        let wake = clock.wait_for_sleeper().await;
+        assert!(wake >= first + secs(60) && wake == limiter.ready_at(), "waits for the first call to leave");
+        assert_eq!(limiter.lock().recorded(), 2);
+        clock.advance_to(wake);
+        third.await.unwrap();
         assert_eq!(limiter.lock().recorded(), 3);
     }
 }

@@ -1,7 +1,7 @@
 //! OAuth2 client-credentials tokens from Entra ID (v2 endpoint), with a client secret or a
 //! certificate assertion (MDE_API.md section 6), cached until shortly before they expire.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{MdeError, parse_retry_after};
+use crate::clock::{Monotonic, SharedClock, Timestamp};
 use crate::secret::Secret;
 
 /// The `client_assertion_type` Entra expects with a certificate assertion.
@@ -125,10 +126,11 @@ struct TokenErrorAnswer {
 
 struct Cached {
     token: Secret,
-    refresh_at: Instant,
+    refresh_at: Monotonic,
 }
 
-/// Fetches tokens and caches one. Concurrent callers share a single fetch.
+/// Fetches tokens and caches one until shortly before it expires on the clock. Concurrent
+/// callers share a single fetch.
 pub(crate) struct TokenSource {
     http: reqwest::Client,
     token_url: String,
@@ -136,6 +138,7 @@ pub(crate) struct TokenSource {
     client_id: String,
     credential: MdeCredential,
     cache: tokio::sync::Mutex<Option<Cached>>,
+    clock: SharedClock,
 }
 
 impl TokenSource {
@@ -145,18 +148,19 @@ impl TokenSource {
         scope: String,
         client_id: String,
         credential: MdeCredential,
+        clock: SharedClock,
     ) -> Self {
-        Self { http, token_url, scope, client_id, credential, cache: tokio::sync::Mutex::new(None) }
+        Self { http, token_url, scope, client_id, credential, cache: tokio::sync::Mutex::new(None), clock }
     }
 
     /// A token valid for at least about a minute more: the cached one or a fresh one.
     pub(crate) async fn get(&self) -> Result<Secret, MdeError> {
         let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.as_ref().filter(|c| Instant::now() < c.refresh_at) {
+        if let Some(c) = cache.as_ref().filter(|c| self.clock.monotonic() < c.refresh_at) {
             return Ok(c.token.clone());
         }
         let (token, lifetime) = self.fetch().await?;
-        let refresh_at = Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN);
+        let refresh_at = self.clock.monotonic() + lifetime.saturating_sub(REFRESH_MARGIN);
         *cache = Some(Cached { token: token.clone(), refresh_at });
         Ok(token)
     }
@@ -181,7 +185,7 @@ impl TokenSource {
                 form.push(("client_secret", secret.expose().to_owned()));
             }
             MdeCredential::Certificate { certificate_pem, private_key_pem, alg } => {
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let now = Timestamp::from(self.clock.now()).unix_ms().div_euclid(1000);
                 let assertion =
                     client_assertion(&self.client_id, &self.token_url, certificate_pem, private_key_pem, *alg, now)?;
                 form.push(("client_assertion_type", JWT_BEARER.into()));

@@ -58,15 +58,16 @@ pub async fn expire_due(db: &Db, now: OffsetDateTime) -> Result<usize, sqlx::Err
     }
 }
 
-/// Runs [`expire_due`] every `every` until `stop` is cancelled.
+/// Runs [`expire_due`] at once and then `every` (on the state's clock) after each sweep, until
+/// `stop` is cancelled.
 pub async fn run_sweeper(state: crate::state::AppState, every: Duration, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
+            () = state.clock.sleep(wait) => {}
         }
+        wait = every;
         match expire_due(&state.db, state.clock.now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "expired pending releases past their request_ttl"),

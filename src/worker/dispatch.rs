@@ -107,11 +107,11 @@ async fn approval_expired(w: &Worker, c: &Claim, release: &Release) -> anyhow::R
 pub(super) async fn hold_until_budget(w: &Worker, c: &Claim, api: Api) -> anyhow::Result<bool> {
     loop {
         let ready = w.mde.ready_at(api);
-        let now = std::time::Instant::now();
+        let now = w.state.clock.monotonic();
         if ready <= now {
             return Ok(true);
         }
-        tokio::time::sleep((ready - now).min(w.config.lease / 3)).await;
+        w.state.clock.sleep_until(ready.min(now + w.config.lease / 3)).await;
         let now = w.state.clock.now();
         let lease_until = to_ms(now) + w.config.lease.as_millis() as i64;
         let mut tx = w.state.db.begin().await?;

@@ -79,7 +79,7 @@ impl Worker {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = self.state.approved.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                () = self.state.clock.sleep(wait) => {}
             }
         }
         tracing::info!(worker = %self.name, "release worker stopped");

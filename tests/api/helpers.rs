@@ -31,6 +31,7 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub db_url: String,
+    /// The clock of the daemon and of its simulator: advancing it moves both.
     pub clock: ManualClock,
     pub secret: String,
     pub config_path: PathBuf,
@@ -65,13 +66,25 @@ pub async fn spawn_with_simulator(
     sim_config: dualkey::mde::simulator::SimulatorConfig,
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
-    let sim = Arc::new(dualkey::mde::simulator::Simulator::start(sim_config).await.unwrap());
-    spawn_on(sim, tweak).await
+    let clock = ManualClock::new();
+    let sim = start_simulator(sim_config, &clock).await;
+    spawn_on(sim, &clock, tweak).await
 }
 
-/// A test app whose `[mde]` points at an already running simulator (several apps may share one).
+/// A simulator on `clock`, for daemons that share it (see [`spawn_on`]).
+pub async fn start_simulator(
+    sim_config: dualkey::mde::simulator::SimulatorConfig,
+    clock: &ManualClock,
+) -> Arc<dualkey::mde::simulator::SimulatorHandle> {
+    let sim = dualkey::mde::simulator::Simulator::start_with_clock(sim_config, Arc::new(clock.clone()));
+    Arc::new(sim.await.unwrap())
+}
+
+/// A test app whose `[mde]` points at an already running simulator (several apps may share
+/// one), running on `clock`: pass the simulator's clock, so that advancing it moves both.
 pub async fn spawn_on(
     sim: Arc<dualkey::mde::simulator::SimulatorHandle>,
+    clock: &ManualClock,
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let (api_base, token_url) = (sim.base_url().to_string(), sim.token_url());
@@ -107,7 +120,7 @@ pub async fn spawn_on(
     m.backoff_base = "10ms".parse().unwrap();
     m.backoff_max = "40ms".parse().unwrap();
     tweak(&mut settings);
-    let clock = ManualClock::new();
+    let clock = clock.clone();
     let app = Application::build(settings, Arc::new(clock.clone())).await.expect("app builds");
     let worker = app.worker().ok();
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -291,6 +304,11 @@ pub async fn spawn_with_mde(
 }
 
 impl MdeApp {
+    /// A client of the simulator on the test's clock, acting as someone outside dualkey would.
+    pub fn direct_client(&self) -> dualkey::mde::MdeClient {
+        dualkey::mde::MdeClient::new(self.sim.client_config().unwrap(), Arc::new(self.app.clock.clone())).unwrap()
+    }
+
     /// Requests a release for `machine_id` as alice and has bob approve it; returns its id.
     pub async fn approved(&self, machine_id: &str) -> String {
         let r = self

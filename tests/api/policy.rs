@@ -176,7 +176,7 @@ async fn the_policy_hash_is_recorded_at_start_up_and_again_only_when_it_changes(
     let release = requested(&app, DC).await;
     assert_eq!(release["policy"]["policy_hash"], hash.as_str(), "a release keeps the policy it was requested under");
     let db_url = app.db_url.clone();
-    let same = spawn_on(app.sim.clone(), {
+    let same = spawn_on(app.sim.clone(), &app.clock, {
         let db_url = db_url.clone();
         let set = with_policy(POLICY);
         move |s| {
@@ -186,7 +186,7 @@ async fn the_policy_hash_is_recorded_at_start_up_and_again_only_when_it_changes(
     })
     .await;
     assert_eq!(same.audit_actions("policy_loaded").await.len(), 1, "same policy, no new entry");
-    let changed = spawn_on(app.sim.clone(), {
+    let changed = spawn_on(app.sim.clone(), &app.clock, {
         let set = with_policy(&POLICY.replace("request_ttl = \"2h\"", "request_ttl = \"3h\""));
         move |s| {
             set(s);

@@ -2,20 +2,16 @@
 //! world has overtaken.
 
 use crate::helpers::*;
+use dualkey::mde::IsolationType;
 use dualkey::mde::simulator::RouteKind;
-use dualkey::mde::{IsolationType, MdeClient};
 use std::time::Duration;
-
-fn direct_client(m: &MdeApp) -> MdeClient {
-    MdeClient::new(m.sim.client_config().unwrap()).unwrap()
-}
 
 #[tokio::test]
 async fn a_device_released_outside_dualkey_fails_the_release_without_sending() {
     let m = spawn_with_mde(test_simulator(), |_| {}).await;
     let id = m.approved(SEEDED).await;
-    direct_client(&m).unisolate(SEEDED, "released by hand in the portal").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await; // the simulator finishes the action
+    m.direct_client().unisolate(SEEDED, "released by hand in the portal").await.unwrap();
+    m.app.clock.advance(Duration::from_millis(200)); // the simulator finishes the action
     m.worker.run_until_idle().await.unwrap();
     let r = m.app.release(&id).await;
     assert_eq!(r["status"], "failed");
@@ -28,8 +24,8 @@ async fn a_device_released_outside_dualkey_fails_the_release_without_sending() {
 async fn a_device_isolated_again_after_the_approvals_fails_the_release_without_sending() {
     let m = spawn_with_mde(test_simulator(), |_| {}).await;
     let id = m.approved(SEEDED).await;
-    tokio::time::sleep(Duration::from_millis(10)).await; // the new isolation is strictly after approval
-    direct_client(&m).isolate(SEEDED, "new incident INC-9", IsolationType::Full).await.unwrap();
+    m.app.clock.advance(Duration::from_millis(10)); // the new isolation is strictly after approval
+    m.direct_client().isolate(SEEDED, "new incident INC-9", IsolationType::Full).await.unwrap();
     m.worker.run_until_idle().await.unwrap();
     let r = m.app.release(&id).await;
     assert_eq!(r["status"], "failed");
@@ -44,7 +40,7 @@ async fn a_tightened_policy_sends_the_release_back_to_pending_for_the_missing_sl
     let m = spawn_with_mde(test_simulator(), |_| {}).await;
     let id = m.approved(SEEDED).await;
     let db_url = m.app.db_url.clone();
-    let tightened = spawn_on(m.sim.clone(), move |s| {
+    let tightened = spawn_on(m.sim.clone(), &m.app.clock, move |s| {
         s.database.url = db_url;
         s.policy.approvals_required = 2;
     })

@@ -205,17 +205,18 @@ async fn an_mde_action_that_ends_failed_fails_the_release() {
 async fn a_backlog_larger_than_the_minute_limit_drains_oldest_first_without_a_single_429() {
     // MDE allows 3 unisolates a minute here (reads stay at 100), so 5 releases need a second
     // window. One daemon takes the requests; a second one, on the same database and with a
-    // budget of 3 a minute, is the worker.
+    // budget of 3 a minute, is the worker. Both and the simulator share one clock.
     let ids: Vec<String> = (0..5).map(|n| machine(100 + n)).collect();
     let sim = SimulatorConfig {
         machines: ids.iter().map(|id| SeedMachine::isolated(id, "host.contoso.com")).collect(),
         api_limits: vec![(dualkey::mde::Api::Unisolate, 3, 100)],
         ..quick_simulator()
     };
-    let sim = std::sync::Arc::new(dualkey::mde::simulator::Simulator::start(sim).await.unwrap());
-    let api = spawn_on(sim.clone(), |_| {}).await;
+    let clock = dualkey::clock::ManualClock::new();
+    let sim = start_simulator(sim, &clock).await;
+    let api = spawn_on(sim.clone(), &clock, |_| {}).await;
     let db_url = api.db_url.clone();
-    let worker_app = spawn_on(sim.clone(), move |s| {
+    let worker_app = spawn_on(sim.clone(), &clock, move |s| {
         s.database.url = db_url;
         s.mde.rate_per_minute = 3;
         s.mde.rate_per_hour = 100;
@@ -228,12 +229,22 @@ async fn a_backlog_larger_than_the_minute_limit_drains_oldest_first_without_a_si
     for id in &ids {
         releases.push(m.approved(id).await);
     }
-    let started = std::time::Instant::now();
-    while m.sim.count(RouteKind::Unisolate) < 5 {
-        assert!(started.elapsed() < Duration::from_secs(150), "backlog did not drain");
-        m.worker.run_until_idle().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // The worker sends the first window's three, then waits on the clock for the minute to pass.
+    let drain = tokio::spawn({
+        let worker = m.worker.clone();
+        async move { worker.run_until_idle().await }
+    });
+    for _ in 0..500 {
+        if m.sim.count(RouteKind::Unisolate) == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    assert_eq!(m.sim.count(RouteKind::Unisolate), 3, "the first window's sends");
+    // The client's window is MDE's minute plus a second of slack.
+    clock.advance(Duration::from_secs(61));
+    let done = tokio::time::timeout(Duration::from_secs(10), drain).await.expect("the backlog drains").unwrap();
+    assert_eq!(done.unwrap(), 5);
     let sends: Vec<_> = m.sim.requests().into_iter().filter(|r| r.kind == RouteKind::Unisolate).collect();
     assert!(sends.iter().all(|r| r.status == Some(201)), "{sends:?}");
     assert_eq!(m.sim.requests().iter().filter(|r| r.status == Some(429)).count(), 0);
@@ -303,8 +314,7 @@ fn slow_simulator() -> SimulatorConfig {
 /// Sends an unisolate for `machine_id` straight to the simulator, as someone outside dualkey
 /// (or a lost earlier attempt of dualkey's) would.
 async fn unisolate_directly(m: &MdeApp, machine_id: &str, comment: &str) -> String {
-    let client = dualkey::mde::MdeClient::new(m.sim.client_config().unwrap()).unwrap();
-    client.unisolate(machine_id, comment).await.unwrap().id
+    m.direct_client().unisolate(machine_id, comment).await.unwrap().id
 }
 
 #[tokio::test]

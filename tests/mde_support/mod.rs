@@ -1,9 +1,11 @@
 //! Shared set-up for the MDE client and simulator tests: a simulator on a loopback port 0 and
-//! a client pointed at it.
+//! a client pointed at it, on the system clock or sharing a test's [`ManualClock`].
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use dualkey::clock::{ManualClock, SystemClock};
 use dualkey::mde::simulator::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, Simulator, SimulatorConfig, SimulatorHandle};
 use dualkey::mde::{ActionStatus, MachineAction, MdeClient, MdeClientConfig, MdeCredential};
 use dualkey::secret::Secret;
@@ -28,17 +30,29 @@ pub fn fast_config() -> SimulatorConfig {
     }
 }
 
+/// A simulator on the system clock.
 pub async fn start(config: SimulatorConfig) -> SimulatorHandle {
     Simulator::start(config).await.expect("the simulator binds")
 }
 
-/// A client with the dev client secret and MDE's real limits.
+/// A simulator on `clock`.
+pub async fn start_on(config: SimulatorConfig, clock: &ManualClock) -> SimulatorHandle {
+    Simulator::start_with_clock(config, Arc::new(clock.clone())).await.expect("the simulator binds")
+}
+
+/// A client with the dev client secret and MDE's real limits, on the system clock.
 pub fn client_for(sim: &SimulatorHandle) -> MdeClient {
     client_with(sim, MdeCredential::ClientSecret(Secret::new(DEV_CLIENT_SECRET)))
 }
 
 pub fn client_with(sim: &SimulatorHandle, credential: MdeCredential) -> MdeClient {
-    MdeClient::new(config_for(sim, credential)).expect("the client builds")
+    MdeClient::new(config_for(sim, credential), Arc::new(SystemClock)).expect("the client builds")
+}
+
+/// A client with the dev client secret and MDE's real limits, on `clock`.
+pub fn client_on(sim: &SimulatorHandle, clock: &ManualClock) -> MdeClient {
+    let config = config_for(sim, MdeCredential::ClientSecret(Secret::new(DEV_CLIENT_SECRET)));
+    MdeClient::new(config, Arc::new(clock.clone())).expect("the client builds")
 }
 
 pub fn config_for(sim: &SimulatorHandle, credential: MdeCredential) -> MdeClientConfig {
@@ -54,15 +68,16 @@ pub fn config_for(sim: &SimulatorHandle, credential: MdeCredential) -> MdeClient
     }
 }
 
-/// Polls the action until it is final; panics after many rounds (not a timed assertion: the
-/// bound only keeps a broken simulator from hanging the suite).
-pub async fn poll_until_final(client: &MdeClient, id: &str) -> MachineAction {
+/// Polls the action until it is final, moving the clock the client and simulator share 20 ms
+/// between polls; panics after many rounds (the bound only keeps a broken simulator from
+/// hanging the suite).
+pub async fn poll_until_final(client: &MdeClient, clock: &ManualClock, id: &str) -> MachineAction {
     for _ in 0..500 {
         let action = client.get_action(id).await.expect("the action can be read");
         if action.status.as_ref().is_some_and(ActionStatus::is_final) {
             return action;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        clock.advance(Duration::from_millis(20));
     }
     panic!("action {id} never reached a final status");
 }

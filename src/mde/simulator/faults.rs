@@ -1,12 +1,13 @@
 //! Route kinds, injected faults and the request log the simulator keeps for tests.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
 use super::wire::{entra_error, mde_error};
+use crate::clock::Monotonic;
 use crate::mde::rate::Api;
 
 /// Which simulator route a request hit.
@@ -133,17 +134,17 @@ pub struct SeenRequest {
     pub method: String,
     pub path: String,
     pub kind: RouteKind,
-    /// Wall-clock receipt time.
+    /// Wall-clock receipt time, on the simulator's clock.
     pub at: OffsetDateTime,
-    /// Monotonic receipt time, for window arithmetic.
-    pub instant: Instant,
+    /// Monotonic receipt time on the simulator's clock, for window arithmetic.
+    pub instant: Monotonic,
     /// The status answered; `None` if the connection was dropped unanswered.
     pub status: Option<u16>,
 }
 
 /// The most requests of one kind whose receipt times fit in any half-open 60 s window.
 pub fn max_in_rolling_minute(requests: &[SeenRequest], kind: RouteKind) -> usize {
-    let mut times: Vec<Instant> = requests.iter().filter(|r| r.kind == kind).map(|r| r.instant).collect();
+    let mut times: Vec<Monotonic> = requests.iter().filter(|r| r.kind == kind).map(|r| r.instant).collect();
     times.sort();
     let mut best = 0;
     let mut start = 0;

@@ -24,6 +24,7 @@ pub use config::{
 };
 pub use faults::{Fault, FaultAction, RouteKind, SeenRequest};
 
+use crate::clock::{SharedClock, SystemClock};
 use crate::mde::types::{ActionType, MachineAction};
 use state::Shared;
 
@@ -32,10 +33,17 @@ pub struct Simulator;
 
 impl Simulator {
     /// Binds 127.0.0.1 on a free port and serves in the background until the handle is
-    /// dropped or shut down. The port is bound when this returns.
+    /// dropped or shut down. The port is bound when this returns. Runs on the system clock.
     pub async fn start(config: SimulatorConfig) -> std::io::Result<SimulatorHandle> {
+        Self::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`start`](Self::start), with action lifecycles, token lifetimes, rate windows and
+    /// injected delays measured on `clock` (a test shares its clock with the daemon, so moving
+    /// it moves both).
+    pub async fn start_with_clock(config: SimulatorConfig, clock: SharedClock) -> std::io::Result<SimulatorHandle> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let shared = shared_for(config, &listener)?;
+        let shared = shared_for(config, &listener, clock)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let app = server::app(shared.clone());
         let task = tokio::spawn(server::serve(listener, app, async {
@@ -53,21 +61,21 @@ pub async fn run(config: SimulatorConfig, listener: TcpListener) -> std::io::Res
     .await
 }
 
-/// Serves a simulator on `listener` until `shutdown` completes.
+/// Serves a simulator on `listener` until `shutdown` completes, on the system clock.
 pub async fn run_until(
     config: SimulatorConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let shared = shared_for(config, &listener)?;
+    let shared = shared_for(config, &listener, Arc::new(SystemClock))?;
     tracing::info!(base_url = %shared.base_url, token_url = %shared.token_url(), "MDE simulator listening");
     server::serve(listener, server::app(shared), shutdown).await;
     Ok(())
 }
 
-fn shared_for(config: SimulatorConfig, listener: &TcpListener) -> std::io::Result<Arc<Shared>> {
+fn shared_for(config: SimulatorConfig, listener: &TcpListener, clock: SharedClock) -> std::io::Result<Arc<Shared>> {
     let base_url = format!("http://{}", listener.local_addr()?);
-    Ok(Arc::new(Shared::new(config, base_url)))
+    Ok(Arc::new(Shared::new(config, base_url, clock)))
 }
 
 /// A running simulator: its URLs, fault injection and what it has seen. Dropping it stops
@@ -107,7 +115,7 @@ impl SimulatorHandle {
 
     /// Makes every token issued so far expired; the API answers 401 to them from now on.
     pub fn expire_all_tokens(&self) {
-        let now = std::time::Instant::now();
+        let now = self.shared.monotonic();
         for token in self.shared.lock().tokens.values_mut() {
             token.expires_at = now;
         }
@@ -126,7 +134,7 @@ impl SimulatorHandle {
     /// The machine's actions (seeded ones included) as the API would show them now, oldest
     /// first.
     pub fn actions_for(&self, machine_id: &str) -> Vec<MachineAction> {
-        let now = time::OffsetDateTime::now_utc();
+        let now = self.shared.now();
         let state = self.shared.lock();
         state
             .actions

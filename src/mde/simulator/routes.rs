@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
@@ -12,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use super::config::{DuplicateBehavior, NotIsolatedBehavior};
 use super::filter::ActionFilter;
@@ -47,7 +45,7 @@ fn admit(sh: &Shared, headers: &HeaderMap, api: Api, roles: &[&str]) -> Result<(
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(unauthorized)?;
     let mut state = sh.lock();
-    let now = Instant::now();
+    let now = sh.monotonic();
     let token = state.tokens.get(bearer).filter(|t| now < t.expires_at).ok_or_else(unauthorized)?;
     if !sh.config.accepted_audiences.contains(&token.audience) {
         return Err(forbidden("The token audience is not accepted by this API."));
@@ -121,7 +119,7 @@ fn create_action(sh: &Shared, headers: &HeaderMap, id: &str, body: &[u8], kind: 
     let api = if kind == ActionType::Isolate { Api::Isolate } else { Api::Unisolate };
     admit(sh, headers, api, ISOLATE_ROLES)?;
     let (comment, scope) = comment_body(body, kind == ActionType::Isolate)?;
-    let now = OffsetDateTime::now_utc();
+    let now = sh.now();
     let mut state = sh.lock();
     let machine = state.machine(id).cloned().ok_or_else(|| not_found("Machine", id, &sh.config.tenant_id))?;
     if let Some(active) = state.active_action(&sh.config, &machine.id, now) {
@@ -163,7 +161,7 @@ async fn get_action(State(sh): State<Arc<Shared>>, Path(id): Path<String>, heade
         .iter()
         .find(|a| a.id.eq_ignore_ascii_case(&id))
         .ok_or_else(|| not_found("MachineAction", &id, &sh.config.tenant_id))?;
-    Ok(Json(sh.render(action, OffsetDateTime::now_utc(), true)).into_response())
+    Ok(Json(sh.render(action, sh.now(), true)).into_response())
 }
 
 async fn list_actions(
@@ -173,7 +171,7 @@ async fn list_actions(
 ) -> Answer {
     admit(&sh, &headers, Api::ListActions, READ_ROLES)?;
     let filter = ActionFilter::from_query(&query)?;
-    let now = OffsetDateTime::now_utc();
+    let now = sh.now();
     let state = sh.lock();
     // Newest first, as the documentation's examples come back.
     let value: Vec<_> = state
@@ -197,7 +195,7 @@ async fn cancel_action(
 ) -> Answer {
     admit(&sh, &headers, Api::CancelAction, ISOLATE_ROLES)?;
     let (comment, _) = comment_body(&body, false)?;
-    let now = OffsetDateTime::now_utc();
+    let now = sh.now();
     let mut state = sh.lock();
     let action = state
         .actions
@@ -217,6 +215,6 @@ async fn get_machine(State(sh): State<Arc<Shared>>, Path(id): Path<String>, head
     admit(&sh, &headers, Api::GetMachine, READ_ROLES)?;
     let state = sh.lock();
     let m = state.machine(&id).ok_or_else(|| not_found("Machine", &id, &sh.config.tenant_id))?;
-    let body = machine_body(m, &sh.base_url, OffsetDateTime::now_utc());
+    let body = machine_body(m, &sh.base_url, sh.now());
     Ok(Json(body).into_response())
 }

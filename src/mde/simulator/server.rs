@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -13,7 +12,6 @@ use axum::routing::post;
 use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -83,21 +81,21 @@ async fn record_and_fault(State(sh): State<Arc<Shared>>, request: Request, next:
             method: request.method().to_string(),
             path: request.uri().path().to_owned(),
             kind,
-            at: OffsetDateTime::now_utc(),
-            instant: Instant::now(),
+            at: sh.now(),
+            instant: sh.monotonic(),
             status: None,
         });
         (state.requests.len() - 1, state.take_fault(kind))
     };
     let response = match fault {
         Some(FaultAction::Delay(d)) => {
-            tokio::time::sleep(d).await;
+            sh.clock.sleep(d).await;
             next.run(request).await
         }
         Some(FaultAction::Drop) => drop_connection(control).await,
         Some(FaultAction::ProcessThenDelay(d)) => {
             let processed = next.run(request).await;
-            tokio::time::sleep(d).await;
+            sh.clock.sleep(d).await;
             processed
         }
         Some(FaultAction::ProcessThenDrop) => {

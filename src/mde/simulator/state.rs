@@ -1,15 +1,17 @@
 //! The simulator's memory: machines, actions (whose status follows from their age), issued
-//! tokens, rate windows, queued faults and the request log.
+//! tokens, rate windows, queued faults and the request log. Ages, token lifetimes and rate
+//! windows are all measured on the simulator's clock.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use super::config::{SeedMachine, SimulatorConfig};
 use super::faults::{Fault, FaultAction, RouteKind, SeenRequest};
 use super::wire::{WireAction, timestamp};
+use crate::clock::{Monotonic, SharedClock, Timestamp};
 use crate::mde::rate::{Api, RollingWindow};
 use crate::mde::types::{ActionStatus, ActionType};
 
@@ -18,13 +20,24 @@ use crate::mde::types::{ActionStatus, ActionType};
 pub(crate) struct Shared {
     pub config: SimulatorConfig,
     pub base_url: String,
+    pub clock: SharedClock,
     state: Mutex<State>,
 }
 
 impl Shared {
-    pub fn new(config: SimulatorConfig, base_url: String) -> Self {
-        let state = State::seeded(&config);
-        Self { config, base_url, state: Mutex::new(state) }
+    pub fn new(config: SimulatorConfig, base_url: String, clock: SharedClock) -> Self {
+        let state = State::seeded(&config, wall_now(&clock));
+        Self { config, base_url, clock, state: Mutex::new(state) }
+    }
+
+    /// Wall time on the simulator's clock, to the millisecond as dualkey keeps it.
+    pub fn now(&self) -> OffsetDateTime {
+        wall_now(&self.clock)
+    }
+
+    /// Monotonic time on the simulator's clock.
+    pub fn monotonic(&self) -> Monotonic {
+        self.clock.monotonic()
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
@@ -46,11 +59,15 @@ impl Shared {
     }
 }
 
+fn wall_now(clock: &SharedClock) -> OffsetDateTime {
+    Timestamp::from(clock.now()).to_datetime()
+}
+
 /// An access token the simulator issued.
 pub(crate) struct IssuedToken {
     pub audience: String,
     pub roles: Vec<String>,
-    pub expires_at: Instant,
+    pub expires_at: Monotonic,
 }
 
 /// A cancellation of an action.
@@ -135,8 +152,8 @@ pub(crate) struct State {
 }
 
 impl State {
-    fn seeded(config: &SimulatorConfig) -> Self {
-        let day_ago = OffsetDateTime::now_utc() - Duration::from_secs(86_400);
+    fn seeded(config: &SimulatorConfig, now: OffsetDateTime) -> Self {
+        let day_ago = now - Duration::from_secs(86_400);
         let actions = config
             .machines
             .iter()
