@@ -41,7 +41,7 @@ async fn the_client_waits_for_its_window_instead_of_sending_over_the_limit() {
         let client = client.clone();
         async move { client.get_machine(MACHINE).await }
     });
-    let wake = clock.wait_for_sleeper().await;
+    let wake = sleeper(&clock).await;
     assert_eq!(sim.count(RouteKind::GetMachine), 2, "the third call was sent within the minute");
     assert!(
         wake - seen(&sim, RouteKind::GetMachine, 0) >= Duration::from_secs(60),
@@ -70,7 +70,7 @@ async fn after_a_429_the_client_holds_that_api_for_retry_after() {
         let client = client.clone();
         async move { client.get_machine(MACHINE).await }
     });
-    let wake = clock.wait_for_sleeper().await;
+    let wake = sleeper(&clock).await;
     assert_eq!(sim.count(RouteKind::GetMachine), 1, "the call was sent before Retry-After ran out");
     let refused = seen(&sim, RouteKind::GetMachine, 0);
     assert!(wake - refused >= Duration::from_secs(30), "it wakes when Retry-After runs out");
@@ -97,7 +97,7 @@ async fn waiting_callers_are_served_in_arrival_order() {
         }));
         tokio::task::yield_now().await;
     }
-    clock.advance_to(clock.wait_for_sleeper().await);
+    clock.advance_to(sleeper(&clock).await);
     for t in tasks {
         t.await.unwrap();
     }

@@ -102,11 +102,17 @@ impl ManualClock {
     /// Waits until at least one task sleeps on this clock, and returns the earliest deadline.
     /// Lets a test see that a caller is waiting, and until when, before it moves the clock.
     pub async fn wait_for_sleeper(&self) -> Monotonic {
+        self.wait_for_sleeper_matching(|_| true).await
+    }
+
+    /// Waits until a task sleeps on this clock with a deadline `accept` takes, and returns the
+    /// earliest such deadline (e.g. the one sleeper that waits an hour among short ones).
+    pub async fn wait_for_sleeper_matching(&self, accept: impl Fn(Monotonic) -> bool) -> Monotonic {
         loop {
             let parked = self.inner.parked.notified();
             tokio::pin!(parked);
             parked.as_mut().enable();
-            if let Some(deadline) = self.next_deadline() {
+            if let Some(deadline) = self.inner.sleepers().deadlines.values().copied().filter(|d| accept(*d)).min() {
                 return deadline;
             }
             parked.await;
@@ -186,10 +192,7 @@ mod tests {
         let start = clock.monotonic();
         let soon = tokio::spawn(clock.sleep_until(start + Duration::from_secs(10)));
         let late = tokio::spawn(clock.sleep_until(start + HOUR));
-        while clock.inner.sleepers().deadlines.len() < 2 {
-            clock.wait_for_sleeper().await;
-            tokio::task::yield_now().await;
-        }
+        assert_eq!(clock.wait_for_sleeper_matching(|d| d > start + Duration::from_secs(10)).await, start + HOUR);
         assert_eq!(clock.next_deadline(), Some(start + Duration::from_secs(10)));
         clock.advance(Duration::from_secs(10));
         tokio::time::timeout(HANG_GUARD, soon).await.expect("reached by the advance").unwrap();

@@ -325,7 +325,9 @@ impl MdeApp {
         id
     }
 
-    /// Drives the worker until the release reaches `status` (bounded: panics after ~20 s).
+    /// Drives the worker until the release reaches `status`, moving the clock the daemon and
+    /// simulator share 20 ms between rounds, so backoffs, `Retry-After`, polls and the
+    /// simulator's action lifecycle pass without real waiting (bounded: panics after 1000 rounds).
     pub async fn drive_until(&self, id: &str, status: &str) -> Value {
         for _ in 0..1000 {
             self.worker.run_until_idle().await.unwrap();
@@ -333,7 +335,7 @@ impl MdeApp {
             if r["status"] == status {
                 return r;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            self.app.clock.advance(std::time::Duration::from_millis(20));
         }
         panic!("release {id} never reached {status}: {}", self.app.release(id).await);
     }

@@ -1,6 +1,7 @@
 //! The release worker against the MDE simulator over real HTTP.
 
 use crate::helpers::*;
+use dualkey::clock::Clock;
 use dualkey::mde::simulator::{FaultAction, RouteKind, SeedMachine, SimulatorConfig};
 use serde_json::Value;
 use std::time::Duration;
@@ -58,9 +59,41 @@ async fn the_background_worker_wakes_on_approval_without_waiting_for_a_scan() {
             assert_eq!(m.sim.unisolate_count(SEEDED), 1);
             return;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Polls and the simulator's action lifecycle run on the clock; a scan is an hour away.
+        m.app.clock.advance(Duration::from_millis(20));
     }
     panic!("the background worker did not release the device: {}", m.app.release(&id).await);
+}
+
+#[tokio::test]
+async fn the_background_worker_sleeps_on_the_clock_until_the_next_poll_is_due() {
+    let m = spawn_with_mde(quick_simulator(), |s| {
+        s.mde.worker_enabled = true;
+        s.mde.scan_interval = "1h".parse().unwrap();
+        s.mde.poll_interval = "1h".parse().unwrap();
+    })
+    .await;
+    let id = m.approved(SEEDED).await;
+    let status = async || m.app.release(&id).await["status"].as_str().unwrap().to_string();
+    for _ in 0..500 {
+        if status().await == "dispatched" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(status().await, "dispatched", "sent at once on approval");
+    // The worker sleeps on the clock until the poll an hour away; moving the clock wakes it.
+    let now = m.app.clock.monotonic();
+    let asleep = m.app.clock.wait_for_sleeper_matching(|d| d - now > Duration::from_secs(1800));
+    let poll_at = tokio::time::timeout(Duration::from_secs(10), asleep).await.expect("the worker sleeps on the clock");
+    m.app.clock.advance_to(poll_at);
+    for _ in 0..500 {
+        if status().await == "succeeded" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the worker did not poll when the clock reached the poll: {}", m.app.release(&id).await);
 }
 
 #[tokio::test]

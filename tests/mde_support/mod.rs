@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dualkey::clock::{ManualClock, SystemClock};
+use dualkey::clock::{ManualClock, Monotonic, SystemClock};
 use dualkey::mde::simulator::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, Simulator, SimulatorConfig, SimulatorHandle};
 use dualkey::mde::{ActionStatus, MachineAction, MdeClient, MdeClientConfig, MdeCredential};
 use dualkey::secret::Secret;
@@ -80,4 +80,10 @@ pub async fn poll_until_final(client: &MdeClient, clock: &ManualClock, id: &str)
         clock.advance(Duration::from_millis(20));
     }
     panic!("action {id} never reached a final status");
+}
+
+/// Waits until a task sleeps on `clock` and returns the earliest deadline; panics if none does
+/// within seconds (the bound only keeps a caller that never sleeps on the clock from hanging).
+pub async fn sleeper(clock: &ManualClock) -> Monotonic {
+    tokio::time::timeout(Duration::from_secs(10), clock.wait_for_sleeper()).await.expect("a caller sleeps on the clock")
 }
