@@ -207,6 +207,26 @@ async fn the_rate_limit_is_per_api_and_counted_in_a_rolling_minute() {
 }
 
 #[tokio::test]
+async fn the_rate_window_and_token_lifetimes_run_on_the_simulators_clock() {
+    let clock = dualkey::clock::ManualClock::new();
+    let sim = start_on(SimulatorConfig { rate_per_minute: 3, ..fast_config() }, &clock).await;
+    let token = token(&sim).await;
+    let http = reqwest::Client::new();
+    let call = async || {
+        let url = format!("{}/api/machines/{MACHINE}", sim.base_url());
+        http.get(url).bearer_auth(&token).send().await.unwrap().status().as_u16()
+    };
+    for _ in 0..3 {
+        assert_eq!(call().await, 200);
+    }
+    assert_eq!(call().await, 429);
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(call().await, 200, "the first calls left the window as the clock moved a minute");
+    clock.advance(sim.config().token_lifetime);
+    assert_eq!(call().await, 401, "the token expired as the clock moved past its lifetime");
+}
+
+#[tokio::test]
 async fn in_return_existing_mode_a_duplicate_unisolate_gets_the_pending_action_back() {
     let config = SimulatorConfig {
         pending_for: Duration::from_secs(600),

@@ -3,8 +3,11 @@
 
 mod mde_support;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use dualkey::mde::simulator::{RouteKind, SimulatorConfig};
-use dualkey::mde::{AssertionAlg, MdeCredential, MdeError};
+use dualkey::mde::{AssertionAlg, MdeClient, MdeCredential, MdeError};
 use dualkey::secret::Secret;
 use mde_support::*;
 
@@ -72,7 +75,7 @@ async fn a_token_for_an_audience_the_api_does_not_accept_gets_403() {
     let mut config =
         config_for(&sim, MdeCredential::ClientSecret(Secret::new(dualkey::mde::simulator::DEV_CLIENT_SECRET)));
     config.scope = "https://graph.microsoft.com/.default".into();
-    let client = dualkey::mde::MdeClient::new(config, std::sync::Arc::new(dualkey::clock::SystemClock)).unwrap();
+    let client = MdeClient::new(config, Arc::new(dualkey::clock::SystemClock)).unwrap();
     let err = client.get_machine(MACHINE).await.unwrap_err();
     assert_eq!(err.status(), Some(403));
     assert_eq!(err.code(), Some("Forbidden"));
@@ -87,4 +90,40 @@ async fn a_token_endpoint_failure_is_retryable_when_it_is_a_5xx() {
     assert!(matches!(err, MdeError::Token { status: 503, .. }), "got {err:?}");
     assert!(err.is_retryable());
     client.get_machine(MACHINE).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cached_token_is_replaced_a_minute_before_it_expires_on_the_clock() {
+    let clock = dualkey::clock::ManualClock::new();
+    let sim = start_on(fast_config(), &clock).await;
+    let lifetime = sim.config().token_lifetime;
+    let client = client_on(&sim, &clock);
+    client.get_machine(MACHINE).await.unwrap();
+    clock.advance(lifetime - Duration::from_secs(65));
+    client.get_machine(MACHINE).await.unwrap();
+    assert_eq!(sim.count(RouteKind::Token), 1, "still cached more than a minute before it expires");
+    clock.advance(Duration::from_secs(10));
+    client.get_machine(MACHINE).await.unwrap();
+    assert_eq!(sim.count(RouteKind::Token), 2, "replaced within the last minute");
+    assert!(sim.requests().iter().all(|r| r.status == Some(200)), "an expired token was never sent");
+}
+
+#[tokio::test]
+async fn a_certificate_assertion_is_checked_against_the_simulators_clock() {
+    let clock = dualkey::clock::ManualClock::new();
+    let sim = start_on(certificate_only(), &clock).await;
+    let credential = || certificate(KEY, AssertionAlg::PS256);
+    let ahead = dualkey::clock::ManualClock::new();
+    ahead.advance(Duration::from_secs(2 * 3600));
+    let early = MdeClient::new(config_for(&sim, credential()), Arc::new(ahead)).unwrap();
+    let err = early.get_machine(MACHINE).await.unwrap_err();
+    assert_eq!(err.code(), Some("invalid_client"));
+    assert!(err.message().unwrap().starts_with("AADSTS700024:"), "{err}");
+    // Two hours later on the simulator's clock, an assertion made on that clock is in range.
+    clock.advance(Duration::from_secs(2 * 3600));
+    MdeClient::new(config_for(&sim, credential()), Arc::new(clock.clone()))
+        .unwrap()
+        .get_machine(MACHINE)
+        .await
+        .unwrap();
 }
