@@ -77,6 +77,7 @@ impl Drop for Parked {
 }
 
 impl ManualClock {
+    /// A clock at real time, not advanced yet.
     pub fn new() -> Self {
         Self::default()
     }

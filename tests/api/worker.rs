@@ -234,6 +234,11 @@ async fn an_mde_action_that_ends_failed_fails_the_release() {
     assert_eq!(actions_named(&m.app.audit().await, "release_failed")[0]["details"]["mde_action_status"], "TimeOut");
 }
 
+/// The unisolate calls the simulator received, in arrival order.
+fn sends_seen(m: &MdeApp) -> Vec<dualkey::mde::simulator::SeenRequest> {
+    m.sim.requests().into_iter().filter(|r| r.kind == RouteKind::Unisolate).collect()
+}
+
 #[tokio::test]
 async fn a_backlog_larger_than_the_minute_limit_drains_oldest_first_without_a_single_429() {
     // MDE allows 3 unisolates a minute here (reads stay at 100), so 5 releases need a second
@@ -274,11 +279,16 @@ async fn a_backlog_larger_than_the_minute_limit_drains_oldest_first_without_a_si
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert_eq!(m.sim.count(RouteKind::Unisolate), 3, "the first window's sends");
-    // The client's window is MDE's minute plus a second of slack.
-    clock.advance(Duration::from_secs(61));
+    // The worker sleeps on the clock until the first send leaves its window (MDE's minute plus a
+    // second of slack); the daemons' sweepers sleep only 30 s.
+    let first = sends_seen(&m)[0].instant;
+    let waiting = clock.wait_for_sleeper_matching(|d| d > first + Duration::from_secs(59));
+    let wake = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("the worker waits on the clock");
+    assert_eq!(m.sim.count(RouteKind::Unisolate), 3, "nothing more is sent while the window is full");
+    clock.advance_to(wake);
     let done = tokio::time::timeout(Duration::from_secs(10), drain).await.expect("the backlog drains").unwrap();
     assert_eq!(done.unwrap(), 5);
-    let sends: Vec<_> = m.sim.requests().into_iter().filter(|r| r.kind == RouteKind::Unisolate).collect();
+    let sends = sends_seen(&m);
     assert!(sends.iter().all(|r| r.status == Some(201)), "{sends:?}");
     assert_eq!(m.sim.requests().iter().filter(|r| r.status == Some(429)).count(), 0);
     assert!(m.sim.max_calls_in_rolling_minute(RouteKind::Unisolate) <= 3);
