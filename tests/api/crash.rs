@@ -6,8 +6,10 @@ use dualkey::mde::simulator::{DEV_CLIENT_SECRET, FaultAction, RouteKind};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The real `dualkey serve` as a worker-only second process on the test app's database.
-fn start_worker_process(m: &MdeApp) -> Daemon {
+/// The real `dualkey serve` as a worker-only second process on the test app's database,
+/// listening on `bind`. It runs on the system clock; the test app and the simulator run on the
+/// test's clock, which is real time plus whatever the test advanced.
+fn start_worker_process(m: &MdeApp, bind: &str) -> Daemon {
     let client = m.sim.client_config().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dualkey"));
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DUALKEY_")) {
@@ -15,7 +17,7 @@ fn start_worker_process(m: &MdeApp) -> Daemon {
     }
     cmd.args(["serve", "--config"])
         .arg(&m.app.config_path)
-        .env("DUALKEY_SERVER__BIND", "127.0.0.1:0")
+        .env("DUALKEY_SERVER__BIND", bind)
         .env("DUALKEY_MDE__WORKER_ENABLED", "true")
         .env("DUALKEY_MDE__API_BASE", &client.api_base)
         .env("DUALKEY_MDE__TOKEN_URL", &client.token_url)
@@ -23,7 +25,7 @@ fn start_worker_process(m: &MdeApp) -> Daemon {
         .env("DUALKEY_MDE__CLIENT_ID", &client.client_id)
         .env("DUALKEY_MDE__CLIENT_SECRET", DEV_CLIENT_SECRET)
         .env("DUALKEY_MDE__REQUEST_TIMEOUT", "5s")
-        .env("DUALKEY_MDE__LEASE", "6s")
+        .env("DUALKEY_MDE__LEASE", LEASE)
         .env("DUALKEY_MDE__SCAN_INTERVAL", "100ms")
         .env("DUALKEY_MDE__POLL_INTERVAL", "100ms")
         .env("DUALKEY_MDE__BACKOFF_BASE", "50ms")
@@ -33,6 +35,15 @@ fn start_worker_process(m: &MdeApp) -> Daemon {
         .spawn()
         .map(Daemon)
         .unwrap()
+}
+
+/// The lease the worker process takes on a claim.
+const LEASE: &str = "6s";
+
+/// A loopback address with a port free right now, so the test knows where the process listens.
+fn free_loopback_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }
 
 async fn status(m: &MdeApp, id: &str) -> String {
@@ -50,19 +61,22 @@ async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
 }
 
 /// Kills the worker process once MDE has the request (`fault` decides whether MDE acted on it
-/// before the kill), restarts it, and checks the release ends with exactly one action.
+/// before the kill), then lets the dead process's lease run out on the test's clock and has
+/// another worker on the same database take the job over: the release must end with exactly
+/// one action.
 async fn crash_and_recover(fault: FaultAction) -> MdeApp {
     let m = spawn_with_mde(quick_simulator(), |_| {}).await;
     m.sim.inject(RouteKind::Unisolate, fault, 1);
-    let mut first = start_worker_process(&m);
+    let mut first = start_worker_process(&m, "127.0.0.1:0");
     let id = m.approved(SEEDED).await;
     wait_for("the unisolate call to reach MDE", async || m.sim.count(RouteKind::Unisolate) == 1).await;
     first.kill();
     assert_eq!(status(&m, &id).await, "dispatching", "the crash left the send unrecorded");
 
-    let mut second = start_worker_process(&m);
-    wait_for("the release to succeed after the restart", async || status(&m, &id).await == "succeeded").await;
-    second.kill();
+    // Before the lease runs out, nobody may take the job over.
+    assert_eq!(m.worker.run_until_idle().await.unwrap(), 0, "a live lease was taken over");
+    m.app.clock.advance(humantime::parse_duration(LEASE).unwrap() + Duration::from_millis(100));
+    m.drive_until(&id, "succeeded").await;
 
     assert_eq!(m.sim.unisolate_count(SEEDED), 1, "exactly one MDE action for the release");
     let report: serde_json::Value = m.app.get("/api/v1/audit/verify", &m.app.auditor()).await.json().await.unwrap();
@@ -97,12 +111,18 @@ async fn a_daemon_killed_while_mde_was_still_receiving_the_call_sends_exactly_on
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_call_finish_and_record_before_exiting() {
     let m = spawn_with_mde(quick_simulator(), |_| {}).await;
-    m.sim.inject(RouteKind::Unisolate, FaultAction::Delay(Duration::from_millis(1500)), 1);
-    let mut daemon = start_worker_process(&m);
+    // The simulator holds the call until the test's clock moves past the delay.
+    m.sim.inject(RouteKind::Unisolate, FaultAction::Delay(Duration::from_secs(3)), 1);
+    let bind = free_loopback_addr();
+    let mut daemon = start_worker_process(&m, &bind);
     let id = m.approved(SEEDED).await;
     wait_for("the unisolate call to reach MDE", async || m.sim.count(RouteKind::Unisolate) == 1).await;
     let term = Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().unwrap();
     assert!(term.success());
+    // Shutdown has begun once the process stops accepting connections; only then does MDE answer.
+    wait_for("the process to stop accepting connections", async || std::net::TcpStream::connect(&bind).is_err()).await;
+    assert_eq!(m.app.release(&id).await["status"], "dispatching", "the call is still in flight");
+    m.app.clock.advance(Duration::from_secs(3));
     let exit = tokio::task::spawn_blocking(move || daemon.0.wait()).await.unwrap().unwrap();
     assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
     let r = m.app.release(&id).await;
