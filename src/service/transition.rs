@@ -122,3 +122,7 @@ fn after(t: Transitioned) -> Transitioned {
     tracing::debug!(release_id = %t.id, mv = %t.mv, from = ?t.from, to = %t.to, "release moved");
     t
 }
+
+#[cfg(test)]
+#[path = "transition_tests.rs"]
+mod tests;
