@@ -35,11 +35,23 @@ pub(crate) struct Sets {
 }
 
 impl Sets {
+    /// An update that leaves the status alone (the status changes only through
+    /// [`Sets::moving_to`]).
     pub(crate) fn new() -> Self {
         Self { q: QueryBuilder::new("UPDATE releases SET "), any: false }
     }
 
+    /// The update of a move to `status`: for `db::transition` alone, called by the one
+    /// transition path after it checked the move.
+    pub(super) fn moving_to(status: ReleaseStatus) -> Self {
+        let mut sets = Self::new();
+        sets.q.push(col::status).push(" = ").push_bind(status.as_str());
+        sets.any = true;
+        sets
+    }
+
     fn column(&mut self, column: &'static str) -> &mut QueryBuilder<Sqlite> {
+        assert_ne!(column, col::status, "a status changes only through service::transition");
         if self.any {
             self.q.push(", ");
         }

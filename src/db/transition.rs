@@ -179,7 +179,7 @@ impl Change<'_> {
 
 /// The columns `change` sets and the guards it adds to the fence.
 fn sql_of(change: &Change<'_>, now: Timestamp) -> Result<(Sets, Vec<Guard<'static>>), sqlx::Error> {
-    let sets = Sets::new().set(col::status, change.mv().to().as_str());
+    let sets = Sets::moving_to(change.mv().to());
     Ok(match *change {
         Change::Approve => (sets.set(col::approved_at, now).set(col::next_attempt_at, now), vec![]),
         Change::Reject { by, comment } => (
