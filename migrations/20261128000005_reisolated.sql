@@ -85,19 +85,21 @@ INSERT INTO releases_new (
     approved_at, decided_by, decided_at, decision_comment, mde_action_id, mde_action_status, attempts, last_error,
     lease_owner, lease_expires_at, next_attempt_at, updated_at, dispatched_at, finished_at, policy_rule, policy_hash,
     policy_applied, device, isolated_by, break_glass, ratify_by, ratified_by, ratified_at, reisolation_action_id,
-    reisolated_at)
+    reisolated_at, reisolation_due_at)
 SELECT
     seq, id, machine_id, comment, ticket,
     -- Releases re-isolated before this status existed get it now.
     CASE WHEN reisolation_action_id IS NOT NULL THEN 'reisolated' ELSE status END,
     requested_by, requested_at, expires_at, approvals_required,
     approved_at, decided_by, decided_at, decision_comment, mde_action_id, mde_action_status, attempts, last_error,
-    -- Before this migration a failed re-isolation parked its retry time in the lease.
-    CASE WHEN reisolation_action_id IS NOT NULL THEN NULL ELSE lease_owner END,
-    CASE WHEN reisolation_action_id IS NOT NULL THEN NULL ELSE lease_expires_at END,
+    lease_owner,
+    -- Before this migration a failed re-isolation parked its retry time in a lease without an
+    -- owner (nothing else leaves one): it moves to reisolation_due_at.
+    CASE WHEN lease_owner IS NULL THEN NULL ELSE lease_expires_at END,
     next_attempt_at, updated_at, dispatched_at, finished_at, policy_rule, policy_hash,
     policy_applied, device, isolated_by, break_glass, ratify_by, ratified_by, ratified_at, reisolation_action_id,
-    reisolated_at
+    reisolated_at,
+    CASE WHEN break_glass = 1 AND lease_owner IS NULL AND reisolation_action_id IS NULL THEN lease_expires_at END
 FROM releases;
 
 DROP TABLE releases;

@@ -129,3 +129,6 @@ impl Db {
         self.read.close().await;
     }
 }
+
+#[cfg(test)]
+mod migration_tests;

@@ -9,8 +9,9 @@ use std::fmt;
 /// status.
 ///
 /// ```text
-/// (new) --request--> pending --approve (quorum)--> approved --claim--> dispatching --dispatched--> dispatched --succeed--> succeeded
+/// (new) --request--> pending --approve (quorum)--> approved --claim--> dispatching
 /// (new) --request_break_glass--> approved
+/// dispatching --dispatch (MDE 201)--> dispatched --succeed--> succeeded
 /// pending --reject--> rejected      pending --cancel--> cancelled      pending --expire--> expired
 /// dispatching --reclaim (lease lapsed)--> dispatching      dispatching --retry--> approved
 /// dispatching --reopen (policy asks for more)--> pending  dispatching --expire_approval--> expired

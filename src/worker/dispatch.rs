@@ -161,7 +161,6 @@ async fn record_dispatched(
     let mut tx = w.state.db.begin().await?;
     if !w.moved(&mut tx, c, change, &event, now).await? {
         // Our lease expired and another worker owns the job; it will find this action by listing.
-        tracing::warn!(mde_action_id = action_id, "lost the claim before recording the MDE action");
         return Ok(());
     }
     tx.commit().await?;
@@ -180,7 +179,8 @@ async fn failed_attempt_as(w: &Worker, c: &Claim, e: &MdeError, retryable: bool)
     let delay = if retryable { w.config.retry.delay(c.attempts, e.retry_after(), Worker::jitter()) } else { None };
     let next_attempt = delay.map(|d| now.plus(d));
     let error = e.to_string();
-    tracing::warn!(error = %error, retryable, next_attempt = ?next_attempt.map(|t| t.to_string()), "unisolate attempt failed");
+    let next = next_attempt.map(|t| t.to_string());
+    tracing::warn!(error = %error, retryable, next_attempt = ?next, "unisolate attempt failed");
     let attempt_event = AuditEvent::DispatchAttemptFailed {
         attempt: c.attempts,
         http_status: e.status(),
@@ -207,7 +207,6 @@ async fn failed_attempt_as(w: &Worker, c: &Claim, e: &MdeError, retryable: bool)
         }
     };
     if !owned {
-        tracing::warn!("lost the claim before recording the failed attempt");
         return Ok(());
     }
     tx.commit().await?;

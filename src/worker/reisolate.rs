@@ -82,19 +82,12 @@ async fn failed_attempt(
         next_attempt_at: next,
     };
     w.audit(tx, c, &event).await?;
-    match next {
-        Some(due) => {
-            tracing::error!(%error, attempt, next_attempt_at = %due, "re-isolating an unratified break-glass release failed; will retry")
-        }
-        None => {
-            w.audit(
-                tx,
-                c,
-                &AuditEvent::BreakGlassReisolationAbandoned { attempts: attempt, last_error: error.clone() },
-            )
-            .await?;
-            tracing::error!(%error, attempts = attempt, "gave up re-isolating an unratified break-glass release; isolate the device by hand");
-        }
-    }
+    let Some(due) = next else {
+        let event = AuditEvent::BreakGlassReisolationAbandoned { attempts: attempt, last_error: error.clone() };
+        w.audit(tx, c, &event).await?;
+        tracing::error!(%error, attempts = attempt, "gave up re-isolating the device; isolate it by hand");
+        return Ok(true);
+    };
+    tracing::error!(%error, attempt, next_attempt_at = %due, "re-isolating the device failed; will retry");
     Ok(true)
 }
