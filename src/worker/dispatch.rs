@@ -61,7 +61,7 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
                     message,
                     retry_after: None,
                 };
-                failed_attempt_as(w, &c, &e, true).await
+                failed_attempt_as(w, &c, &e, Failure::Retryable).await
             }
             Err(e) => failed_attempt(w, &c, e).await,
         },
@@ -168,14 +168,22 @@ async fn record_dispatched(
 }
 
 async fn failed_attempt(w: &Worker, c: &Claim, e: MdeError) -> anyhow::Result<()> {
-    let retryable = e.is_retryable();
-    failed_attempt_as(w, c, &e, retryable).await
+    let failure = if e.is_retryable() { Failure::Retryable } else { Failure::Permanent };
+    failed_attempt_as(w, c, &e, failure).await
 }
 
-/// Records a failed attempt: back to `approved` with a backoff when `retryable` and attempts
+/// Whether a failed send may be tried again (attempts permitting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Retryable,
+    Permanent,
+}
+
+/// Records a failed attempt: back to `approved` with a backoff when retryable and attempts
 /// remain, otherwise `failed`.
-async fn failed_attempt_as(w: &Worker, c: &Claim, e: &MdeError, retryable: bool) -> anyhow::Result<()> {
+async fn failed_attempt_as(w: &Worker, c: &Claim, e: &MdeError, failure: Failure) -> anyhow::Result<()> {
     let now = w.state.clock.now();
+    let retryable = failure == Failure::Retryable;
     let delay = if retryable { w.config.retry.delay(c.attempts, e.retry_after(), Worker::jitter()) } else { None };
     let next_attempt = delay.map(|d| now.plus(d));
     let error = e.to_string();
