@@ -86,7 +86,7 @@ struct Daemon {
 
 impl Daemon {
     async fn start(settings: Settings) -> anyhow::Result<Self> {
-        let now = SystemClock.now();
+        let now = SystemClock.now().to_datetime();
         let ttl = Duration::from_secs(3600);
         let a = &settings.auth;
         let requester = mint_hs256(a, "bench-requester", std::slice::from_ref(&a.requester_role), ttl, now)?;

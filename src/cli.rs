@@ -142,7 +142,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Token { config, sub, roles, ttl } => {
             let settings = load_settings(&config)?;
-            let token = crate::auth::mint_hs256(&settings.auth, &sub, &roles, ttl.get(), SystemClock.now())?;
+            let token =
+                crate::auth::mint_hs256(&settings.auth, &sub, &roles, ttl.get(), SystemClock.now().to_datetime())?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
@@ -239,7 +240,7 @@ fn print_dev_banner(app: &Application, sim: &SimulatorHandle) -> anyhow::Result<
     let s = &app.state().settings;
     let a = &s.auth;
     let ttl = std::time::Duration::from_secs(12 * 3600);
-    let now = SystemClock.now();
+    let now = SystemClock.now().to_datetime();
     let mint = |sub: &str, role: &str| crate::auth::mint_hs256(a, sub, &[role.to_string()], ttl, now);
     let (requester, approver, auditor) =
         (mint("alice", &a.requester_role)?, mint("bob", &a.approver_role)?, mint("audrey", &a.auditor_role)?);

@@ -22,7 +22,8 @@ pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// A source of the current time and of waiting. Logic takes `now` as a parameter; only the
 /// edges call this.
 pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> OffsetDateTime;
+    /// The current wall time.
+    fn now(&self) -> Timestamp;
 
     /// Monotonic time: never goes back, whatever happens to the wall clock.
     fn monotonic(&self) -> Monotonic;
@@ -41,8 +42,8 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+    fn now(&self) -> Timestamp {
+        Timestamp::from_datetime(OffsetDateTime::now_utc())
     }
 
     fn monotonic(&self) -> Monotonic {
@@ -132,31 +133,14 @@ impl serde::Serialize for Timestamp {
     }
 }
 
-/// Milliseconds since the Unix epoch: how times are stored.
-pub fn to_ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// The inverse of [`to_ms`].
-pub fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-28T13:08:21.123Z`.
-pub fn rfc3339_ms(ms: i64) -> String {
-    let t = from_ms(ms);
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    t.format(&fmt).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn times_render_as_rfc3339_utc() {
-        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(Timestamp::EPOCH.to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(Timestamp::from_unix_ms(1_700_000_000_123).to_string(), "2023-11-14T22:13:20.123Z");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! No I/O and no clock: the caller passes everything in, so every rule is a table test.
 
 use crate::audit::RefusalReason;
+use crate::clock::Timestamp;
 use crate::domain::{Release, ReleaseStatus};
 use crate::rules::{Approver, Quorum, Slot};
 use std::collections::BTreeSet;
@@ -24,14 +25,14 @@ pub struct ApprovalEffect {
     pub reaches_quorum: bool,
 }
 
-fn expired(r: &Release, now_ms: i64) -> bool {
-    r.status == ReleaseStatus::Expired || r.is_past_expiry(now_ms)
+fn expired(r: &Release, now: Timestamp) -> bool {
+    r.status == ReleaseStatus::Expired || r.is_past_expiry(now)
 }
 
 /// The slots a release must fill: its rule's, or for a release stored before policies existed,
 /// `approvals_required` approvers with the approver role.
 pub fn slots_of(r: &Release, approver_role: &str) -> Vec<Slot> {
-    match &r.policy {
+    match &r.decided_under {
         Some(p) => p.rule.slots.clone(),
         None => vec![Slot { role: approver_role.to_string(), count: r.approvals_required }],
     }
@@ -49,13 +50,13 @@ fn holds_a_slot_role(slots: &[Slot], caller: Caller<'_>) -> bool {
 }
 
 fn is_isolator(r: &Release, caller: Caller<'_>) -> bool {
-    let Some(p) = &r.policy else { return false };
+    let Some(p) = &r.decided_under else { return false };
     let Some(isolator) = p.isolated_by.as_deref() else { return false };
     p.rule.exclude_isolator
         && [Some(caller.id), caller.upn].into_iter().flatten().any(|me| me.eq_ignore_ascii_case(isolator))
 }
 
-/// May `caller` approve `r` at `now_ms`? In this order: the requester never approves their own
+/// May `caller` approve `r` at `now`? In this order: the requester never approves their own
 /// release (whatever roles they hold); the caller must hold a role one of the release's slots
 /// needs; whoever isolated the device is refused when the rule excludes the isolator; then
 /// expiry, pending, one approval per person, and the approval must fill an open seat.
@@ -63,7 +64,7 @@ pub fn decide_approval(
     r: &Release,
     caller: Caller<'_>,
     approver_role: &str,
-    now_ms: i64,
+    now: Timestamp,
 ) -> Result<ApprovalEffect, RefusalReason> {
     if caller.id == r.requested_by {
         return Err(RefusalReason::SelfDecision);
@@ -75,7 +76,7 @@ pub fn decide_approval(
     if is_isolator(r, caller) {
         return Err(RefusalReason::IsolatorExcluded);
     }
-    if expired(r, now_ms) {
+    if expired(r, now) {
         return Err(RefusalReason::Expired);
     }
     if r.status != ReleaseStatus::Pending {
@@ -102,7 +103,7 @@ pub fn decide_ratification(
     r: &Release,
     caller: Caller<'_>,
     approver_role: &str,
-    now_ms: i64,
+    now: Timestamp,
 ) -> Result<(), RefusalReason> {
     let Some(bg) = &r.break_glass else { return Err(RefusalReason::NotPending) };
     if caller.id == r.requested_by {
@@ -114,7 +115,7 @@ pub fn decide_ratification(
     if bg.ratified_at.is_some() {
         return Err(RefusalReason::AlreadyApproved);
     }
-    if bg.reisolation_action_id.is_some() || now_ms >= bg.ratify_by {
+    if bg.reisolation_action_id.is_some() || now >= bg.ratify_by {
         return Err(RefusalReason::RatificationTooLate);
     }
     Ok(())
@@ -126,7 +127,7 @@ pub fn decide_rejection(
     r: &Release,
     caller: Caller<'_>,
     approver_role: &str,
-    now_ms: i64,
+    now: Timestamp,
 ) -> Result<(), RefusalReason> {
     if caller.id == r.requested_by {
         return Err(RefusalReason::SelfDecision);
@@ -134,7 +135,7 @@ pub fn decide_rejection(
     if !caller.roles.contains(approver_role) && !holds_a_slot_role(&slots_of(r, approver_role), caller) {
         return Err(RefusalReason::MissingRole);
     }
-    if expired(r, now_ms) {
+    if expired(r, now) {
         return Err(RefusalReason::Expired);
     }
     if r.status != ReleaseStatus::Pending {
@@ -144,11 +145,11 @@ pub fn decide_rejection(
 }
 
 /// May `caller` cancel `r`? Only its requester, only while pending.
-pub fn decide_cancel(r: &Release, caller_id: &str, now_ms: i64) -> Result<(), RefusalReason> {
+pub fn decide_cancel(r: &Release, caller_id: &str, now: Timestamp) -> Result<(), RefusalReason> {
     if caller_id != r.requested_by {
         return Err(RefusalReason::NotRequester);
     }
-    if expired(r, now_ms) {
+    if expired(r, now) {
         return Err(RefusalReason::Expired);
     }
     if r.status != ReleaseStatus::Pending {
@@ -160,12 +161,16 @@ pub fn decide_cancel(r: &Release, caller_id: &str, now_ms: i64) -> Result<(), Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Approval, MachineId, ReleaseId, ReleasePolicy};
+    use crate::domain::{Approval, DecidedUnder, MachineId, ReleaseId};
     use crate::rules::{AppliedRule, DeviceSnapshot};
     use RefusalReason::*;
     use std::time::Duration;
 
-    const NOW: i64 = 1_000_000;
+    const NOW: Timestamp = Timestamp::from_unix_ms(1_000_000);
+
+    fn ms(n: i64) -> Timestamp {
+        Timestamp::from_unix_ms(NOW.unix_ms() + n)
+    }
     const APPROVE: &str = "Release.Approve";
     const OWNER: &str = "Tier0.Owner";
 
@@ -189,8 +194,8 @@ mod tests {
             ticket: None,
             status,
             requested_by: "alice".into(),
-            requested_at: NOW - 1000,
-            expires_at: NOW + 1000,
+            requested_at: ms(-1000),
+            expires_at: ms(1000),
             approvals_required: slots.iter().map(|s| s.1).sum(),
             approved_at: None,
             decided_by: None,
@@ -205,11 +210,11 @@ mod tests {
                 .map(|(who, rs)| Approval {
                     approver: who.to_string(),
                     comment: None,
-                    at: NOW - 10,
+                    at: ms(-10),
                     roles: rs.iter().map(|r| r.to_string()).collect(),
                 })
                 .collect(),
-            policy: Some(ReleasePolicy {
+            decided_under: Some(DecidedUnder {
                 rule,
                 hash: "h".into(),
                 device: DeviceSnapshot::default(),
@@ -224,7 +229,7 @@ mod tests {
         id: &str,
         rs: &[&str],
         upn: Option<&str>,
-        now: i64,
+        now: Timestamp,
     ) -> Result<ApprovalEffect, RefusalReason> {
         let held = roles(rs);
         decide_approval(r, Caller { id, roles: &held, upn }, APPROVE, now)
@@ -240,7 +245,7 @@ mod tests {
         let one = [(APPROVE, 1)];
         let two = [(APPROVE, 2)];
         let tier0 = [(APPROVE, 1), (OWNER, 1)];
-        type Case<'a> = (&'a str, Release, &'a str, &'a [&'a str], i64, Result<ApprovalEffect, RefusalReason>);
+        type Case<'a> = (&'a str, Release, &'a str, &'a [&'a str], Timestamp, Result<ApprovalEffect, RefusalReason>);
         let cases: Vec<Case> = vec![
             (
                 "a second person completes a quorum of one",
@@ -269,7 +274,7 @@ mod tests {
                 release(Pending, &one, &[]),
                 "bob",
                 &[APPROVE],
-                NOW + 1000,
+                ms(1000),
                 Err(RefusalReason::Expired),
             ),
             (
@@ -339,10 +344,7 @@ mod tests {
         let eve = Caller { id: "eve", roles: &none, upn: None };
         assert_eq!(decide_rejection(&release(Pending, &one, &[]), eve, APPROVE, NOW), Err(MissingRole));
         assert_eq!(decide_rejection(&release(Approved, &one, &[]), bob, APPROVE, NOW), Err(NotPending));
-        assert_eq!(
-            decide_rejection(&release(Pending, &one, &[]), bob, APPROVE, NOW + 5000),
-            Err(RefusalReason::Expired)
-        );
+        assert_eq!(decide_rejection(&release(Pending, &one, &[]), bob, APPROVE, ms(5000)), Err(RefusalReason::Expired));
     }
 
     #[test]
@@ -352,6 +354,6 @@ mod tests {
         assert_eq!(decide_cancel(&release(Pending, &one, &[]), "alice", NOW), Ok(()));
         assert_eq!(decide_cancel(&release(Pending, &one, &[]), "bob", NOW), Err(NotRequester));
         assert_eq!(decide_cancel(&release(Approved, &one, &[]), "alice", NOW), Err(NotPending));
-        assert_eq!(decide_cancel(&release(Pending, &one, &[]), "alice", NOW + 1000), Err(RefusalReason::Expired));
+        assert_eq!(decide_cancel(&release(Pending, &one, &[]), "alice", ms(1000)), Err(RefusalReason::Expired));
     }
 }

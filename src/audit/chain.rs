@@ -4,6 +4,7 @@
 //! fields (`action`, `actor`, `at`, `details`, `machine_id`, `release_id`, `seq`) as JSON with
 //! keys sorted at every level and no whitespace. The first entry's `prev_hash` is 64 zeros.
 
+use crate::clock::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -12,11 +13,11 @@ use sha2::{Digest, Sha256};
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One row of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
     pub seq: i64,
-    /// Milliseconds since the Unix epoch.
-    pub at: i64,
+    /// Hashed as milliseconds since the Unix epoch.
+    pub at: Timestamp,
     pub actor: String,
     pub action: String,
     pub release_id: Option<String>,
@@ -70,7 +71,7 @@ pub fn entry_hash(entry: &AuditEntry) -> Result<String, serde_json::Error> {
     let details: Value = serde_json::from_str(&entry.details)?;
     let body = serde_json::json!({
         "seq": entry.seq,
-        "at": entry.at,
+        "at": entry.at.unix_ms(),
         "actor": entry.actor,
         "action": entry.action,
         "release_id": entry.release_id,
@@ -172,7 +173,7 @@ mod tests {
             .map(|seq| {
                 let mut e = AuditEntry {
                     seq,
-                    at: 1_700_000_000_000 + seq,
+                    at: Timestamp::from_unix_ms(1_700_000_000_000 + seq),
                     actor: "alice".into(),
                     action: "release_requested".into(),
                     release_id: Some("r".into()),

@@ -1,5 +1,6 @@
 //! Typed audit events. The variant name is the entry's `action`; its fields are `details`.
 
+use crate::clock::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -38,7 +39,7 @@ pub enum AuditEvent {
         comment: String,
         ticket: Option<String>,
         approvals_required: u32,
-        expires_at: String,
+        expires_at: Timestamp,
         rule: String,
         policy_hash: String,
         isolated_by: Option<String>,
@@ -76,7 +77,7 @@ pub enum AuditEvent {
         status: String,
     },
     ReleaseExpired {
-        expires_at: String,
+        expires_at: Timestamp,
     },
     /// The policy in force, recorded at start-up whenever its hash differs from the last one.
     PolicyLoaded {
@@ -114,7 +115,7 @@ pub enum AuditEvent {
         mde_error_message: Option<String>,
         error: String,
         retryable: bool,
-        next_attempt_at: Option<String>,
+        next_attempt_at: Option<Timestamp>,
     },
     /// Polling saw the MDE action move to a new status.
     MdeActionProgressed {
@@ -136,7 +137,7 @@ pub enum AuditEvent {
     },
     /// A break-glass release: approved at once by its requester's break-glass role.
     BreakGlassReleased {
-        ratify_by: String,
+        ratify_by: Timestamp,
         roles: Vec<String>,
     },
     /// A distinct approver ratified a break-glass release in time.
@@ -146,18 +147,28 @@ pub enum AuditEvent {
     /// Ratification did not come in time: dualkey isolated the device again.
     BreakGlassReisolated {
         mde_action_id: String,
-        ratify_by: String,
+        ratify_by: Timestamp,
     },
-    /// Re-isolating an unratified break-glass release failed; it is tried again.
+    /// Re-isolating an unratified break-glass release failed. `attempt` counts from 1;
+    /// `next_attempt_at` is when it is tried again, `null` when this was the last attempt.
+    /// (`attempt` and `next_attempt_at` were added later; older entries lack them.)
     BreakGlassReisolationFailed {
         error: String,
         http_status: Option<u16>,
         mde_error_code: Option<String>,
+        attempt: u32,
+        next_attempt_at: Option<Timestamp>,
+    },
+    /// dualkey stopped trying to isolate the device again after `attempts` failures: a person
+    /// must isolate it (or ratify the release).
+    BreakGlassReisolationAbandoned {
+        attempts: u32,
+        last_error: String,
     },
     /// The approval ran past its rule's `approval_ttl` before the release was sent: expired.
     ApprovalExpired {
-        approved_at: String,
-        expired_at: String,
+        approved_at: Timestamp,
+        expired_at: Timestamp,
         rule: String,
     },
     /// The policy now in force asks for more than the release had: back to pending.
@@ -165,7 +176,7 @@ pub enum AuditEvent {
         rule: String,
         policy_hash: String,
         approvals_required: u32,
-        expires_at: String,
+        expires_at: Timestamp,
     },
     /// The release ended without releasing the device.
     ReleaseFailed {

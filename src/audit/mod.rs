@@ -7,10 +7,9 @@ mod event;
 pub use chain::{AuditEntry, GENESIS_HASH, VerifyReport, canonical_json, entry_hash, verify_entries};
 pub use event::{AuditEvent, RefusalReason};
 
-use crate::clock::to_ms;
+use crate::clock::Timestamp;
 use crate::db;
 use sqlx::SqliteConnection;
-use time::OffsetDateTime;
 
 /// Who or what caused an audit entry.
 #[derive(Debug, Clone)]
@@ -42,7 +41,7 @@ pub struct Subject<'a> {
 /// the change (fail closed).
 pub async fn record(
     tx: &mut SqliteConnection,
-    now: OffsetDateTime,
+    now: Timestamp,
     actor: Actor<'_>,
     subject: Subject<'_>,
     event: &AuditEvent,
@@ -50,7 +49,7 @@ pub async fn record(
     let (prev_seq, prev_hash) = db::audit::head(tx).await?.unwrap_or((0, GENESIS_HASH.to_string()));
     let mut entry = AuditEntry {
         seq: prev_seq + 1,
-        at: to_ms(now),
+        at: now,
         actor: actor.name().to_string(),
         action: event.action().to_string(),
         release_id: subject.release_id.map(str::to_string),

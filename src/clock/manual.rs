@@ -8,7 +8,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use super::{Clock, Monotonic, Sleep};
+use super::{Clock, Monotonic, Sleep, Timestamp};
 
 /// The real clock shifted by an offset that tests advance. Real time keeps flowing (work paced
 /// in real milliseconds, such as the test simulator's action lifecycle, still finishes), and
@@ -122,8 +122,8 @@ impl ManualClock {
 }
 
 impl Clock for ManualClock {
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + self.inner.offset()
+    fn now(&self) -> Timestamp {
+        Timestamp::from_datetime(OffsetDateTime::now_utc() + self.inner.offset())
     }
 
     fn monotonic(&self) -> Monotonic {
@@ -168,7 +168,7 @@ mod tests {
         let c = ManualClock::new();
         let (wall, mono) = (c.now(), c.monotonic());
         c.advance(HOUR);
-        assert!(c.now() - wall >= time::Duration::seconds(3600));
+        assert!(c.now().since(wall) >= HOUR);
         assert!(c.monotonic() - mono >= HOUR);
         let copy = c.clone();
         copy.advance(HOUR);

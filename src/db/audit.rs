@@ -1,23 +1,26 @@
 //! SQL for the audit log. Only INSERT and SELECT: the table refuses UPDATE and DELETE.
 
 use crate::audit::AuditEntry;
-use sqlx::{FromRow, SqliteConnection};
+use crate::clock::Timestamp;
+use sqlx::SqliteConnection;
 
-#[derive(FromRow)]
-struct Row {
-    seq: i64,
-    at: i64,
-    actor: String,
-    action: String,
-    release_id: Option<String>,
-    machine_id: Option<String>,
-    details: String,
-    prev_hash: String,
-    hash: String,
+table_row! {
+    /// One row of `audit_log`, every column.
+    struct AuditRow in "audit_log", columns col {
+        seq: i64,
+        at: Timestamp,
+        actor: String,
+        action: String,
+        release_id: Option<String>,
+        machine_id: Option<String>,
+        details: String,
+        prev_hash: String,
+        hash: String,
+    }
 }
 
-impl From<Row> for AuditEntry {
-    fn from(r: Row) -> Self {
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> Self {
         AuditEntry {
             seq: r.seq,
             at: r.at,
@@ -32,28 +35,29 @@ impl From<Row> for AuditEntry {
     }
 }
 
+impl From<&AuditEntry> for AuditRow {
+    fn from(e: &AuditEntry) -> Self {
+        AuditRow {
+            seq: e.seq,
+            at: e.at,
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            release_id: e.release_id.clone(),
+            machine_id: e.machine_id.clone(),
+            details: e.details.clone(),
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+        }
+    }
+}
+
 /// The last entry's sequence number and hash, if any.
 pub async fn head(conn: &mut SqliteConnection) -> Result<Option<(i64, String)>, sqlx::Error> {
     sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(conn).await
 }
 
 pub async fn insert(conn: &mut SqliteConnection, e: &AuditEntry) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor, action, release_id, machine_id, details, prev_hash, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(e.seq)
-    .bind(e.at)
-    .bind(&e.actor)
-    .bind(&e.action)
-    .bind(&e.release_id)
-    .bind(&e.machine_id)
-    .bind(&e.details)
-    .bind(&e.prev_hash)
-    .bind(&e.hash)
-    .execute(conn)
-    .await?;
-    Ok(())
+    AuditRow::from(e).insert(conn).await
 }
 
 /// Entries after `after_seq` in order, at most `limit`, optionally for one release.
@@ -63,19 +67,18 @@ pub async fn list(
     limit: i64,
     release_id: Option<&str>,
 ) -> Result<Vec<AuditEntry>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT seq, at, actor, action, release_id, machine_id, details, prev_hash, hash
-         FROM audit_log
-         WHERE seq > ? AND (? IS NULL OR release_id = ?)
-         ORDER BY seq
-         LIMIT ?",
-    )
-    .bind(after_seq)
-    .bind(release_id)
-    .bind(release_id)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
+    let sql = format!(
+        "SELECT {} FROM {} WHERE seq > ? AND (? IS NULL OR release_id = ?) ORDER BY seq LIMIT ?",
+        AuditRow::COLUMNS,
+        AuditRow::TABLE
+    );
+    let rows: Vec<AuditRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(after_seq)
+        .bind(release_id)
+        .bind(release_id)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
     Ok(rows.into_iter().map(AuditEntry::from).collect())
 }
 

@@ -1,8 +1,66 @@
 //! Every SQL statement lives under this module. Callers own the transaction: write
 //! functions take the connection of a transaction begun with [`Db::begin`].
+//!
+//! Each table has one row struct, declared with [`table_row!`]: its fields are the column list
+//! every statement uses, so the SQL and the struct cannot drift. A release's status changes only
+//! through [`transition`] (called by `service::transition`); other updates of a release go
+//! through the fenced update in [`fenced`].
 
+/// Declares a table's row struct and, from the same field list, its column list
+/// (`COLUMNS`), a module of column-name constants checked by the compiler, and an INSERT of
+/// the whole row. Fields under `@generated` are read but never inserted (the database makes
+/// them).
+macro_rules! table_row {
+    (
+        $(#[$meta:meta])*
+        struct $name:ident in $table:literal, columns $cols:ident {
+            $(@generated { $($gfield:ident : $gty:ty),* $(,)? })?
+            $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        // Some columns are stored for people reading the database, not read back by dualkey.
+        #[allow(dead_code)]
+        #[derive(Debug, Clone, sqlx::FromRow)]
+        pub(crate) struct $name {
+            $($(pub(crate) $gfield: $gty,)*)?
+            $($(#[$fmeta])* pub(crate) $field: $ty,)*
+        }
+
+        /// The table's column names, one constant per field of the row struct.
+        #[allow(non_upper_case_globals, dead_code)]
+        pub(crate) mod $cols {
+            $($(pub(crate) const $gfield: &str = stringify!($gfield);)*)?
+            $(pub(crate) const $field: &str = stringify!($field);)*
+        }
+
+        #[allow(dead_code)]
+        impl $name {
+            pub(crate) const TABLE: &'static str = $table;
+            /// Every column, in the struct's order: what every SELECT of this table names.
+            pub(crate) const COLUMNS: &'static str = stringify!($($($gfield,)*)? $($field),*);
+
+            /// `INSERT INTO <table> (<columns>) VALUES (...)` with this row's values bound.
+            pub(crate) async fn insert(self, conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                    "INSERT INTO {} ({}) ",
+                    $table,
+                    stringify!($($field),*)
+                ));
+                q.push_values(std::iter::once(self), |mut b, row| {
+                    $(b.push_bind(row.$field);)*
+                });
+                q.build().execute(conn).await.map(|_| ())
+            }
+        }
+    };
+}
+
+pub mod approvals;
 pub mod audit;
+pub(crate) mod fenced;
 pub mod releases;
+pub(crate) mod transition;
 pub mod worker;
 
 use crate::settings::DatabaseSettings;
@@ -71,3 +129,6 @@ impl Db {
         self.read.close().await;
     }
 }
+
+#[cfg(test)]
+mod migration_tests;

@@ -1,373 +1,197 @@
-//! SQL for the release worker: claiming a job with a lease in one statement, and finishing it
-//! with updates fenced on that claim, so a worker whose lease expired cannot overwrite the work
-//! of the worker that took the job over.
+//! SQL for the release worker: finding the next due job, holding it with a lease, and the
+//! worker's updates that change fields but not the status, all fenced on the claim, so a worker
+//! whose lease expired cannot overwrite the work of the worker that took the job over. The
+//! claim of a send is a move of the state machine (`approved -> dispatching`) and goes through
+//! `service::transition`.
 
-use crate::domain::{MachineId, ReleaseId};
+use super::fenced::{Guard, Sets, update};
+use super::releases::{ReleaseRow, col};
+use crate::clock::Timestamp;
+use crate::domain::{MachineId, ReleaseId, ReleaseStatus};
 use sqlx::SqliteConnection;
 
-/// A claimed job. `claim` is the fencing token: every later update names it.
+/// The kinds of job the worker does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// Send an approved release (or take over one whose worker's lease lapsed mid-send).
+    Dispatch,
+    /// Follow a dispatched release's MDE action.
+    Poll,
+    /// Isolate again the device of a break-glass release not ratified in time.
+    Reisolate,
+}
+
+/// A job the worker holds. `claim` is the fencing token: every later update names it.
 #[derive(Debug, Clone)]
 pub struct Claim {
     pub id: ReleaseId,
     pub machine_id: MachineId,
     pub claim: String,
-    /// Attempts to send, including this one (dispatch jobs only).
+    /// The status the release had when claimed (and still has while the claim holds).
+    pub status: ReleaseStatus,
+    /// Attempts to send, including this one (dispatch jobs).
     pub attempts: u32,
     /// Set for poll jobs: the MDE action being followed.
     pub mde_action_id: Option<String>,
     pub mde_action_status: Option<String>,
     /// The last failure recorded for this release, if any.
     pub last_error: Option<String>,
+    /// Failed attempts to isolate the device again so far (re-isolation jobs).
+    pub reisolation_attempts: u32,
 }
 
-type ClaimRow = (String, String, String, i64, Option<String>, Option<String>, Option<String>);
-
-fn into_claim(row: ClaimRow) -> Result<Claim, sqlx::Error> {
-    let (id, machine, claim, attempts, action, action_status, last_error) = row;
-    let bad = |what: &str, e: crate::domain::ParseError| sqlx::Error::Decode(format!("stored {what}: {e}").into());
-    Ok(Claim {
-        id: ReleaseId::parse(&id).map_err(|e| bad("release id", e))?,
-        machine_id: MachineId::parse(&machine).map_err(|e| bad("machine id", e))?,
-        claim,
-        attempts: attempts.max(0) as u32,
-        mde_action_id: action,
-        mde_action_status: action_status,
-        last_error,
-    })
+/// A due job, as read before claiming it.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub claim: Claim,
+    /// The lease holder the row had (set when taking over a lapsed `dispatching` release).
+    pub lease_owner: Option<String>,
 }
 
-/// Runs one claim statement (`?1` claim token, `?2` now, `?3` lease end) and maps its row.
-async fn claim_one(
+impl Due {
+    fn from_row(row: ReleaseRow) -> Result<Self, sqlx::Error> {
+        let count = |n: i64| n.max(0) as u32;
+        Ok(Due {
+            claim: Claim {
+                id: row.release_id()?,
+                machine_id: row.machine()?,
+                claim: String::new(),
+                status: row.release_status()?,
+                attempts: count(row.attempts),
+                mde_action_id: row.mde_action_id,
+                mde_action_status: row.mde_action_status,
+                last_error: row.last_error,
+                reisolation_attempts: count(row.reisolation_attempts),
+            },
+            lease_owner: row.lease_owner,
+        })
+    }
+}
+
+/// The most overdue job of this kind at `now`, if any.
+pub async fn next(conn: &mut SqliteConnection, job: Job, now: Timestamp) -> Result<Option<Due>, sqlx::Error> {
+    let (filter, order) = match job {
+        Job::Dispatch => (
+            "(status = 'approved' AND COALESCE(next_attempt_at, 0) <= ?1)
+             OR (status = 'dispatching' AND lease_expires_at <= ?1)",
+            "approved_at, seq",
+        ),
+        Job::Poll => (
+            "status = 'dispatched' AND COALESCE(next_attempt_at, 0) <= ?1
+             AND (lease_expires_at IS NULL OR lease_expires_at <= ?1)",
+            "next_attempt_at, seq",
+        ),
+        Job::Reisolate => (
+            "break_glass = 1 AND ratified_at IS NULL AND reisolation_action_id IS NULL
+             AND reisolation_abandoned_at IS NULL AND status IN ('dispatched', 'succeeded')
+             AND ratify_by <= ?1 AND COALESCE(reisolation_due_at, 0) <= ?1
+             AND (lease_expires_at IS NULL OR lease_expires_at <= ?1)",
+            "ratify_by, seq",
+        ),
+    };
+    let sql =
+        format!("SELECT {} FROM {} WHERE {filter} ORDER BY {order} LIMIT 1", ReleaseRow::COLUMNS, ReleaseRow::TABLE);
+    let row: Option<ReleaseRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(now).fetch_optional(conn).await?;
+    row.map(Due::from_row).transpose()
+}
+
+/// Holds a due poll or re-isolation job (its status does not change) with a lease until
+/// `lease_until`. False when another worker took it first.
+pub async fn take_lease(
     conn: &mut SqliteConnection,
-    sql: &'static str,
+    due: &Due,
     claim: &str,
-    now: i64,
-    lease_until: i64,
-) -> Result<Option<Claim>, sqlx::Error> {
-    let row: Option<ClaimRow> =
-        sqlx::query_as(sql).bind(claim).bind(now).bind(lease_until).fetch_optional(conn).await?;
-    row.map(into_claim).transpose()
-}
-
-/// Claims the oldest due release to send: an approved one whose backoff has passed, or one
-/// left `dispatching` by a worker whose lease expired (it died mid-call). It becomes
-/// `dispatching` with a new lease and one more attempt, in one statement.
-pub async fn claim_dispatch(
-    conn: &mut SqliteConnection,
-    claim: &str,
-    now: i64,
-    lease_until: i64,
-) -> Result<Option<Claim>, sqlx::Error> {
-    claim_one(
-        conn,
-        "UPDATE releases
-         SET status = 'dispatching', lease_owner = ?1, lease_expires_at = ?3, attempts = attempts + 1, updated_at = ?2
-         WHERE id = (
-             SELECT id FROM releases
-             WHERE (status = 'approved' AND COALESCE(next_attempt_at, 0) <= ?2)
-                OR (status = 'dispatching' AND lease_expires_at <= ?2)
-             ORDER BY approved_at, seq
-             LIMIT 1)
-         RETURNING id, machine_id, lease_owner, attempts, mde_action_id, mde_action_status, last_error",
-        claim,
-        now,
-        lease_until,
-    )
-    .await
-}
-
-/// Claims the dispatched release whose poll is most overdue.
-pub async fn claim_poll(
-    conn: &mut SqliteConnection,
-    claim: &str,
-    now: i64,
-    lease_until: i64,
-) -> Result<Option<Claim>, sqlx::Error> {
-    claim_one(
-        conn,
-        "UPDATE releases
-         SET lease_owner = ?1, lease_expires_at = ?3, updated_at = ?2
-         WHERE id = (
-             SELECT id FROM releases
-             WHERE status = 'dispatched' AND COALESCE(next_attempt_at, 0) <= ?2
-               AND (lease_expires_at IS NULL OR lease_expires_at <= ?2)
-             ORDER BY next_attempt_at, seq
-             LIMIT 1)
-         RETURNING id, machine_id, lease_owner, attempts, mde_action_id, mde_action_status, last_error",
-        claim,
-        now,
-        lease_until,
-    )
-    .await
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<bool, sqlx::Error> {
+    let sets = Sets::new().set(col::lease_owner, claim.to_string()).set(col::lease_expires_at, lease_until);
+    let guards = [Guard::Status(due.claim.status), Guard::LeaseFreeAt(now)];
+    update(conn, due.claim.id, sets, &guards, now).await
 }
 
 /// The earliest time any job becomes due (for the worker's sleep), if any.
-pub async fn next_due(conn: &mut SqliteConnection) -> Result<Option<i64>, sqlx::Error> {
+pub async fn next_due(conn: &mut SqliteConnection) -> Result<Option<Timestamp>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT MIN(t) FROM (
              SELECT COALESCE(next_attempt_at, 0) AS t FROM releases WHERE status IN ('approved', 'dispatched')
              UNION ALL
              SELECT lease_expires_at FROM releases WHERE status = 'dispatching'
              UNION ALL
-             SELECT MAX(ratify_by, COALESCE(lease_expires_at, 0)) FROM releases
+             SELECT MAX(ratify_by, COALESCE(lease_expires_at, 0), COALESCE(reisolation_due_at, 0)) FROM releases
              WHERE break_glass = 1 AND ratified_at IS NULL AND reisolation_action_id IS NULL
-               AND status IN ('dispatched', 'succeeded'))",
+               AND reisolation_abandoned_at IS NULL AND status IN ('dispatched', 'succeeded'))",
     )
     .fetch_one(conn)
     .await
 }
 
-/// Extends the lease, if the claim is still ours. False means another worker took the job.
-pub async fn renew(conn: &mut SqliteConnection, c: &Claim, now: i64, lease_until: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE releases SET lease_expires_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_expires_at > ?",
-    )
-    .bind(lease_until)
-    .bind(now)
-    .bind(c.id.to_string())
-    .bind(&c.claim)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-/// MDE has the action: `dispatching` becomes `dispatched`, polled from `next_poll`.
-pub async fn mark_dispatched(
+/// Extends the lease, if the claim is still ours and has not lapsed. False means another
+/// worker may take (or took) the job.
+pub async fn renew(
     conn: &mut SqliteConnection,
     c: &Claim,
-    action_id: &str,
-    action_status: Option<&str>,
-    now: i64,
-    next_poll: i64,
+    now: Timestamp,
+    lease_until: Timestamp,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE releases
-         SET status = 'dispatched', mde_action_id = ?, mde_action_status = ?, dispatched_at = ?, next_attempt_at = ?,
-             last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-         WHERE id = ? AND lease_owner = ? AND status = 'dispatching'",
-    )
-    .bind(action_id)
-    .bind(action_status)
-    .bind(now)
-    .bind(next_poll)
-    .bind(now)
-    .bind(c.id.to_string())
-    .bind(&c.claim)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-/// A send failed but may succeed later: back to `approved`, due again at `next_attempt`.
-pub async fn mark_retry(
-    conn: &mut SqliteConnection,
-    c: &Claim,
-    error: &str,
-    now: i64,
-    next_attempt: i64,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE releases
-         SET status = 'approved', last_error = ?, next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-         WHERE id = ? AND lease_owner = ? AND status = 'dispatching'",
-    )
-    .bind(error)
-    .bind(next_attempt)
-    .bind(now)
-    .bind(c.id.to_string())
-    .bind(&c.claim)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-/// Final: `failed` (from dispatching or dispatched) or `succeeded` (from dispatched).
-pub async fn mark_finished(
-    conn: &mut SqliteConnection,
-    c: &Claim,
-    succeeded: bool,
-    action_status: Option<&str>,
-    error: Option<&str>,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE releases
-         SET status = ?, mde_action_status = COALESCE(?, mde_action_status), last_error = COALESCE(?, last_error),
-             finished_at = ?, next_attempt_at = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-         WHERE id = ? AND lease_owner = ? AND status IN ('dispatching', 'dispatched')",
-    )
-    .bind(if succeeded { "succeeded" } else { "failed" })
-    .bind(action_status)
-    .bind(error)
-    .bind(now)
-    .bind(now)
-    .bind(c.id.to_string())
-    .bind(&c.claim)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    let sets = Sets::new().set(col::lease_expires_at, lease_until);
+    update(conn, c.id, sets, &[Guard::Owner(&c.claim), Guard::After(col::lease_expires_at, now)], now).await
 }
 
 /// A poll saw the action still running (or could not read it): record what it saw, poll again
 /// at `next_poll`, and release the lease.
-pub async fn mark_polled(
+pub async fn polled(
     conn: &mut SqliteConnection,
     c: &Claim,
     action_status: Option<&str>,
     error: Option<&str>,
-    now: i64,
-    next_poll: i64,
+    now: Timestamp,
+    next_poll: Timestamp,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE releases
-         SET mde_action_status = COALESCE(?, mde_action_status), last_error = ?, next_attempt_at = ?,
-             lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-         WHERE id = ? AND lease_owner = ? AND status = 'dispatched'",
-    )
-    .bind(action_status)
-    .bind(error)
-    .bind(next_poll)
-    .bind(now)
-    .bind(c.id.to_string())
-    .bind(&c.claim)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    let sets = Sets::new()
+        .set_some(col::mde_action_status, action_status.map(str::to_string))
+        .set(col::last_error, error.map(str::to_string))
+        .set(col::next_attempt_at, next_poll)
+        .release_lease();
+    update(conn, c.id, sets, &[Guard::Status(ReleaseStatus::Dispatched), Guard::Owner(&c.claim)], now).await
 }
 
-/// Who requested and who approved a release, for the comment sent to MDE.
+/// Re-isolation failed: count the attempt and release the claim; try again from `due_at`.
+pub async fn defer_reisolation(
+    conn: &mut SqliteConnection,
+    c: &Claim,
+    attempts: u32,
+    due_at: Timestamp,
+    now: Timestamp,
+) -> Result<bool, sqlx::Error> {
+    let sets = Sets::new()
+        .set(col::reisolation_attempts, i64::from(attempts))
+        .set(col::reisolation_due_at, due_at)
+        .release_lease();
+    update(conn, c.id, sets, &[Guard::Status(c.status), Guard::Owner(&c.claim)], now).await
+}
+
+/// Re-isolation failed for the last allowed time: count it, stop trying, release the claim.
+pub async fn abandon_reisolation(
+    conn: &mut SqliteConnection,
+    c: &Claim,
+    attempts: u32,
+    now: Timestamp,
+) -> Result<bool, sqlx::Error> {
+    let sets = Sets::new()
+        .set(col::reisolation_attempts, i64::from(attempts))
+        .set(col::reisolation_abandoned_at, now)
+        .clear(col::reisolation_due_at)
+        .release_lease();
+    update(conn, c.id, sets, &[Guard::Status(c.status), Guard::Owner(&c.claim)], now).await
+}
+
+/// Who requested a release and why, and who approved it, for the comment sent to MDE.
 pub async fn parties(conn: &mut SqliteConnection, id: ReleaseId) -> Result<(String, String, Vec<String>), sqlx::Error> {
     let (requester, comment): (String, String) =
         sqlx::query_as("SELECT requested_by, comment FROM releases WHERE id = ?")
             .bind(id.to_string())
             .fetch_one(&mut *conn)
             .await?;
-    let approvers: Vec<String> =
-        sqlx::query_scalar("SELECT approver FROM approvals WHERE release_id = ? ORDER BY at, approver")
-            .bind(id.to_string())
-            .fetch_all(conn)
-            .await?;
+    let approvers = super::approvals::approvers(conn, id).await?;
     Ok((requester, comment, approvers))
-}
-
-/// The approval ran past its `approval_ttl` before the release was sent: `expired`, final.
-pub async fn mark_approval_expired(
-    conn: &mut SqliteConnection,
-    c: &Claim,
-    error: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE releases
-         SET status = 'expired', last_error = ?, finished_at = ?, next_attempt_at = NULL,
-             lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-         WHERE id = ? AND lease_owner = ? AND status = 'dispatching'",
-    )
-    .bind(error)
-    .bind(now)
-    .bind(now)
-    .bind(c.id.to_string())
-    .bind(&c.claim)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-/// The policy in force asks for more than the release has: back to `pending` under the new
-/// rule, with a fresh request lifetime, so approvers can fill the missing slots.
-pub async fn reopen(
-    conn: &mut SqliteConnection,
-    c: &Claim,
-    policy: &crate::domain::ReleasePolicy,
-    approvals_required: u32,
-    expires_at: i64,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let rule = serde_json::to_string(&policy.rule).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let r = sqlx::query(
-        "UPDATE releases
-         SET status = 'pending', approved_at = NULL, next_attempt_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
-             policy_rule = ?, policy_hash = ?, policy_applied = ?, approvals_required = ?, expires_at = ?, updated_at = ?
-         WHERE id = ? AND lease_owner = ? AND status = 'dispatching'",
-    )
-    .bind(&policy.rule.name)
-    .bind(&policy.hash)
-    .bind(rule)
-    .bind(approvals_required as i64)
-    .bind(expires_at)
-    .bind(now)
-    .bind(c.id.to_string())
-    .bind(&c.claim)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-/// Claims the unratified break-glass release whose ratification deadline passed longest ago
-/// and whose device was (or is being) released, to isolate it again.
-pub async fn claim_reisolation(
-    conn: &mut SqliteConnection,
-    claim: &str,
-    now: i64,
-    lease_until: i64,
-) -> Result<Option<Claim>, sqlx::Error> {
-    claim_one(
-        conn,
-        "UPDATE releases
-         SET lease_owner = ?1, lease_expires_at = ?3, updated_at = ?2
-         WHERE id = (
-             SELECT id FROM releases
-             WHERE break_glass = 1 AND ratified_at IS NULL AND reisolation_action_id IS NULL
-               AND ratify_by <= ?2 AND status IN ('dispatched', 'succeeded')
-               AND (lease_expires_at IS NULL OR lease_expires_at <= ?2)
-             ORDER BY ratify_by, seq
-             LIMIT 1)
-         RETURNING id, machine_id, lease_owner, attempts, mde_action_id, mde_action_status, last_error",
-        claim,
-        now,
-        lease_until,
-    )
-    .await
-}
-
-/// The device is isolated again; record the action and release the claim.
-pub async fn mark_reisolated(
-    conn: &mut SqliteConnection,
-    c: &Claim,
-    action_id: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE releases SET reisolation_action_id = ?, reisolated_at = ?, lease_owner = NULL, lease_expires_at = NULL,
-                             updated_at = ?
-         WHERE id = ? AND lease_owner = ?",
-    )
-    .bind(action_id)
-    .bind(now)
-    .bind(now)
-    .bind(c.id.to_string())
-    .bind(&c.claim)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-/// Re-isolation failed: release the claim but keep the job until `retry_at`.
-pub async fn defer_reisolation(
-    conn: &mut SqliteConnection,
-    c: &Claim,
-    retry_at: i64,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE releases SET lease_owner = NULL, lease_expires_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ?",
-    )
-    .bind(retry_at)
-    .bind(now)
-    .bind(c.id.to_string())
-    .bind(&c.claim)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
 }

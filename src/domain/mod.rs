@@ -4,11 +4,13 @@ mod ids;
 mod release;
 mod status;
 mod text;
+mod transition;
 
 pub use ids::{MachineId, ReleaseId};
-pub use release::{Approval, BreakGlass, Release, ReleasePolicy};
+pub use release::{Approval, BreakGlass, DecidedUnder, Release};
 pub use status::ReleaseStatus;
 pub use text::{Comment, Ticket};
+pub use transition::{MOVES, Move, MoveRule};
 
 /// Why a wire value could not become a domain value. `code` is the stable API error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! A release request as dualkey holds it.
 
 use super::{MachineId, ReleaseId, ReleaseStatus};
+use crate::clock::Timestamp;
 use crate::rules::{AppliedRule, DeviceSnapshot};
 
 /// One approval of a release.
@@ -8,8 +9,7 @@ use crate::rules::{AppliedRule, DeviceSnapshot};
 pub struct Approval {
     pub approver: String,
     pub comment: Option<String>,
-    /// Milliseconds since the Unix epoch.
-    pub at: i64,
+    pub at: Timestamp,
     /// The roles the approver held when approving (slots are filled by role).
     pub roles: Vec<String>,
 }
@@ -17,19 +17,23 @@ pub struct Approval {
 /// A break-glass release: released by one person, to be ratified by another in time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakGlass {
-    /// Ratification deadline (ms).
-    pub ratify_by: i64,
+    /// Ratification deadline.
+    pub ratify_by: Timestamp,
     pub ratified_by: Option<String>,
-    pub ratified_at: Option<i64>,
+    pub ratified_at: Option<Timestamp>,
     /// The Isolate action dualkey made when ratification did not come in time.
     pub reisolation_action_id: Option<String>,
-    pub reisolated_at: Option<i64>,
+    pub reisolated_at: Option<Timestamp>,
+    /// Failed attempts to isolate the device again.
+    pub reisolation_attempts: u32,
+    /// When dualkey stopped trying to isolate the device again (attempts exhausted).
+    pub reisolation_abandoned_at: Option<Timestamp>,
 }
 
 /// What a release was decided under: the rule that applied to its device, the hash of the
 /// policy it came from, and the device as MDE described it at request time.
 #[derive(Debug, Clone)]
-pub struct ReleasePolicy {
+pub struct DecidedUnder {
     pub rule: AppliedRule,
     pub hash: String,
     pub device: DeviceSnapshot,
@@ -37,7 +41,7 @@ pub struct ReleasePolicy {
     pub isolated_by: Option<String>,
 }
 
-/// A release and its approvals. Times are milliseconds since the Unix epoch.
+/// A release and its approvals.
 #[derive(Debug, Clone)]
 pub struct Release {
     pub id: ReleaseId,
@@ -46,12 +50,12 @@ pub struct Release {
     pub ticket: Option<String>,
     pub status: ReleaseStatus,
     pub requested_by: String,
-    pub requested_at: i64,
-    pub expires_at: i64,
+    pub requested_at: Timestamp,
+    pub expires_at: Timestamp,
     pub approvals_required: u32,
-    pub approved_at: Option<i64>,
+    pub approved_at: Option<Timestamp>,
     pub decided_by: Option<String>,
-    pub decided_at: Option<i64>,
+    pub decided_at: Option<Timestamp>,
     pub decision_comment: Option<String>,
     pub mde_action_id: Option<String>,
     pub mde_action_status: Option<String>,
@@ -59,15 +63,15 @@ pub struct Release {
     pub last_error: Option<String>,
     pub approvals: Vec<Approval>,
     /// `None` only for releases stored before policies existed.
-    pub policy: Option<ReleasePolicy>,
+    pub decided_under: Option<DecidedUnder>,
     /// `Some` for a break-glass release.
     pub break_glass: Option<BreakGlass>,
 }
 
 impl Release {
     /// A pending release whose time ran out (it may not have been marked yet).
-    pub fn is_past_expiry(&self, now_ms: i64) -> bool {
-        self.status == ReleaseStatus::Pending && now_ms >= self.expires_at
+    pub fn is_past_expiry(&self, now: Timestamp) -> bool {
+        self.status == ReleaseStatus::Pending && now >= self.expires_at
     }
 
     pub fn approved_by(&self, principal: &str) -> bool {

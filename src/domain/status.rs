@@ -1,13 +1,22 @@
-//! The release state machine. The database enforces the same set of values with a CHECK.
+//! The release statuses. The legal moves between them are the table in [`super::Move`]; the
+//! database enforces the same set of values with a CHECK.
 
 use super::ParseError;
+use super::transition::MOVES;
 use std::fmt;
 
-/// Where a release is in its life.
+/// Where a release is in its life. Every arrow is a [`super::Move`]; nothing else changes a
+/// status.
 ///
 /// ```text
-/// pending --approve(quorum)--> approved --claim--> dispatching --201--> dispatched --> succeeded | failed
-///    |--reject--> rejected   |--cancel--> cancelled   |--ttl--> expired        dispatching --> failed
+/// (new) --request--> pending --approve (quorum)--> approved --claim--> dispatching
+/// (new) --request_break_glass--> approved
+/// dispatching --dispatch (MDE 201)--> dispatched --succeed--> succeeded
+/// pending --reject--> rejected      pending --cancel--> cancelled      pending --expire--> expired
+/// dispatching --reclaim (lease lapsed)--> dispatching      dispatching --retry--> approved
+/// dispatching --reopen (policy asks for more)--> pending  dispatching --expire_approval--> expired
+/// dispatching | dispatched --fail--> failed
+/// dispatched | succeeded --reisolate (break-glass not ratified)--> reisolated
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReleaseStatus {
@@ -20,10 +29,12 @@ pub enum ReleaseStatus {
     Rejected,
     Cancelled,
     Expired,
+    /// A break-glass release that was not ratified in time: dualkey isolated the device again.
+    Reisolated,
 }
 
 impl ReleaseStatus {
-    pub const ALL: [ReleaseStatus; 9] = [
+    pub const ALL: [ReleaseStatus; 10] = [
         Self::Pending,
         Self::Approved,
         Self::Dispatching,
@@ -33,6 +44,7 @@ impl ReleaseStatus {
         Self::Rejected,
         Self::Cancelled,
         Self::Expired,
+        Self::Reisolated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +58,7 @@ impl ReleaseStatus {
             Self::Rejected => "rejected",
             Self::Cancelled => "cancelled",
             Self::Expired => "expired",
+            Self::Reisolated => "reisolated",
         }
     }
 
@@ -66,16 +79,14 @@ impl ReleaseStatus {
         matches!(self, Self::Pending | Self::Approved | Self::Dispatching | Self::Dispatched)
     }
 
-    /// Whether the state machine allows moving from `self` to `next`.
+    /// Whether some move of the state machine goes from `self` to `next`.
     pub fn can_become(self, next: ReleaseStatus) -> bool {
-        use ReleaseStatus::*;
-        matches!(
-            (self, next),
-            (Pending, Approved | Rejected | Cancelled | Expired)
-                | (Approved, Dispatching | Expired)
-                | (Dispatching, Dispatched | Failed | Approved)
-                | (Dispatched, Succeeded | Failed)
-        )
+        MOVES.iter().any(|m| m.from.contains(&Some(self)) && m.to == next)
+    }
+
+    /// Whether a release may be stored for the first time in this status.
+    pub fn can_start_as(self) -> bool {
+        MOVES.iter().any(|m| m.from.contains(&None) && m.to == self)
     }
 }
 
@@ -100,9 +111,10 @@ mod tests {
 
     #[test]
     fn final_states_go_nowhere() {
-        for from in [Succeeded, Failed, Rejected, Cancelled, Expired] {
+        for from in [Succeeded, Failed, Rejected, Cancelled, Expired, Reisolated] {
             for to in ReleaseStatus::ALL {
-                assert!(!from.can_become(to), "{from} -> {to}");
+                let reisolation = from == Succeeded && to == Reisolated;
+                assert_eq!(from.can_become(to), reisolation, "{from} -> {to}");
             }
         }
     }
@@ -113,5 +125,19 @@ mod tests {
         assert!(!Approved.can_become(Rejected));
         assert!(!Dispatched.can_become(Cancelled));
         assert!(!Pending.can_become(Dispatching));
+    }
+
+    #[test]
+    fn a_release_is_born_pending_or_as_break_glass_approved() {
+        let born: Vec<_> = ReleaseStatus::ALL.into_iter().filter(|s| s.can_start_as()).collect();
+        assert_eq!(born, [Pending, Approved]);
+    }
+
+    #[test]
+    fn open_statuses_are_exactly_those_with_a_way_out_other_than_reisolation() {
+        for s in ReleaseStatus::ALL {
+            let way_out = ReleaseStatus::ALL.into_iter().any(|t| t != Reisolated && s.can_become(t));
+            assert_eq!(s.is_open(), way_out, "{s}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! JSON shapes of the API's answers.
 
 use crate::audit::AuditEntry;
-use crate::clock::rfc3339_ms;
+use crate::clock::Timestamp;
 use crate::domain::Release;
 use serde::Serialize;
 use serde_json::Value;
@@ -10,7 +10,7 @@ use serde_json::Value;
 pub struct ApprovalView {
     pub approver: String,
     pub comment: Option<String>,
-    pub at: String,
+    pub at: Timestamp,
 }
 
 /// What the release was decided under and what it still needs.
@@ -27,11 +27,15 @@ pub struct PolicyView {
 /// A break-glass release's ratification state.
 #[derive(Serialize)]
 pub struct BreakGlassView {
-    pub ratify_by: String,
+    pub ratify_by: Timestamp,
     pub ratified_by: Option<String>,
-    pub ratified_at: Option<String>,
+    pub ratified_at: Option<Timestamp>,
     pub reisolation_action_id: Option<String>,
-    pub reisolated_at: Option<String>,
+    pub reisolated_at: Option<Timestamp>,
+    /// Failed attempts to isolate the device again.
+    pub reisolation_attempts: u32,
+    /// Set when dualkey gave up isolating the device again (a person must act).
+    pub reisolation_abandoned_at: Option<Timestamp>,
 }
 
 #[derive(Serialize)]
@@ -42,13 +46,13 @@ pub struct ReleaseView {
     pub ticket: Option<String>,
     pub status: &'static str,
     pub requested_by: String,
-    pub requested_at: String,
-    pub expires_at: String,
+    pub requested_at: Timestamp,
+    pub expires_at: Timestamp,
     pub approvals_required: u32,
     pub approvals: Vec<ApprovalView>,
-    pub approved_at: Option<String>,
+    pub approved_at: Option<Timestamp>,
     pub decided_by: Option<String>,
-    pub decided_at: Option<String>,
+    pub decided_at: Option<Timestamp>,
     pub decision_comment: Option<String>,
     pub mde_action_id: Option<String>,
     pub mde_action_status: Option<String>,
@@ -64,7 +68,7 @@ impl ReleaseView {
     /// policies existed.
     pub fn new(r: Release, approver_role: &str) -> Self {
         let quorum = crate::policy::quorum_of(&r, approver_role);
-        let policy = match &r.policy {
+        let policy = match &r.decided_under {
             Some(p) => PolicyView {
                 rule: p.rule.name.clone(),
                 policy_hash: Some(p.hash.clone()),
@@ -89,17 +93,17 @@ impl ReleaseView {
             ticket: r.ticket,
             status: r.status.as_str(),
             requested_by: r.requested_by,
-            requested_at: rfc3339_ms(r.requested_at),
-            expires_at: rfc3339_ms(r.expires_at),
+            requested_at: r.requested_at,
+            expires_at: r.expires_at,
             approvals_required: r.approvals_required,
             approvals: r
                 .approvals
                 .into_iter()
-                .map(|a| ApprovalView { approver: a.approver, comment: a.comment, at: rfc3339_ms(a.at) })
+                .map(|a| ApprovalView { approver: a.approver, comment: a.comment, at: a.at })
                 .collect(),
-            approved_at: r.approved_at.map(rfc3339_ms),
+            approved_at: r.approved_at,
             decided_by: r.decided_by,
-            decided_at: r.decided_at.map(rfc3339_ms),
+            decided_at: r.decided_at,
             decision_comment: r.decision_comment,
             mde_action_id: r.mde_action_id,
             mde_action_status: r.mde_action_status,
@@ -107,11 +111,13 @@ impl ReleaseView {
             last_error: r.last_error,
             policy,
             break_glass: r.break_glass.map(|b| BreakGlassView {
-                ratify_by: rfc3339_ms(b.ratify_by),
+                ratify_by: b.ratify_by,
                 ratified_by: b.ratified_by,
-                ratified_at: b.ratified_at.map(rfc3339_ms),
+                ratified_at: b.ratified_at,
                 reisolation_action_id: b.reisolation_action_id,
-                reisolated_at: b.reisolated_at.map(rfc3339_ms),
+                reisolated_at: b.reisolated_at,
+                reisolation_attempts: b.reisolation_attempts,
+                reisolation_abandoned_at: b.reisolation_abandoned_at,
             }),
         }
     }
@@ -120,7 +126,7 @@ impl ReleaseView {
 #[derive(Serialize)]
 pub struct AuditEntryView {
     pub seq: i64,
-    pub at: String,
+    pub at: Timestamp,
     /// The exact value hashed into the chain (milliseconds since the Unix epoch).
     pub at_ms: i64,
     pub actor: String,
@@ -136,8 +142,8 @@ impl From<AuditEntry> for AuditEntryView {
     fn from(e: AuditEntry) -> Self {
         Self {
             seq: e.seq,
-            at: rfc3339_ms(e.at),
-            at_ms: e.at,
+            at: e.at,
+            at_ms: e.at.unix_ms(),
             actor: e.actor,
             action: e.action,
             release_id: e.release_id,

@@ -1,46 +1,40 @@
 //! Expiring pending releases past their `request_ttl`: on access and from a background sweeper.
 
-use crate::audit::{self, Actor, AuditEvent, Subject};
-use crate::clock::{rfc3339_ms, to_ms};
+use super::transition::{self, At, Change, TransitionError};
+use crate::audit::{Actor, AuditEvent};
+use crate::clock::Timestamp;
 use crate::db::{self, Db};
-use crate::domain::{MachineId, ReleaseId};
+use crate::domain::{MachineId, ReleaseId, ReleaseStatus};
 use std::time::Duration;
-use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 const SWEEP_BATCH: i64 = 100;
 
 /// Marks `id` expired and records it, inside the caller's transaction. Returns false if the
-/// release was not pending or not yet due.
+/// release was no longer pending or not yet due.
 pub async fn expire_in_tx(
     tx: &mut sqlx::SqliteConnection,
-    now: OffsetDateTime,
+    now: Timestamp,
     id: ReleaseId,
     machine_id: &MachineId,
-    expires_at: i64,
-) -> Result<bool, sqlx::Error> {
-    if !db::releases::mark_expired(tx, id, to_ms(now)).await? {
-        return Ok(false);
+    expires_at: Timestamp,
+) -> Result<bool, TransitionError> {
+    let at = At { id, machine_id, status: ReleaseStatus::Pending, claim: None };
+    let event = AuditEvent::ReleaseExpired { expires_at };
+    match transition::apply(tx, &at, Change::Expire, Actor::System, &event, now).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_lost() => Ok(false),
+        Err(e) => Err(e),
     }
-    let rid = id.to_string();
-    audit::record(
-        tx,
-        now,
-        Actor::System,
-        Subject { release_id: Some(&rid), machine_id: Some(machine_id.as_str()) },
-        &AuditEvent::ReleaseExpired { expires_at: rfc3339_ms(expires_at) },
-    )
-    .await?;
-    Ok(true)
 }
 
 /// Expires every pending release past its expiry, in batches; each batch is one transaction.
-pub async fn expire_due(db: &Db, now: OffsetDateTime) -> Result<usize, sqlx::Error> {
+pub async fn expire_due(db: &Db, now: Timestamp) -> Result<usize, TransitionError> {
     let mut total = 0;
     loop {
         let due = {
             let mut conn = db.reader().await?;
-            db::releases::due_for_expiry(&mut conn, to_ms(now), SWEEP_BATCH).await?
+            db::releases::due_for_expiry(&mut conn, now, SWEEP_BATCH).await?
         };
         if due.is_empty() {
             return Ok(total);

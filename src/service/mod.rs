@@ -6,3 +6,4 @@ pub mod expiry;
 pub mod policy;
 pub mod releases;
 pub mod request;
+pub mod transition;

@@ -1,15 +1,18 @@
 //! Requesting, deciding and reading releases.
 
 use super::expiry::expire_in_tx;
+use super::transition::{self, At, Change, TransitionError};
 use crate::audit::{self, Actor, AuditEvent, RefusalReason, Subject};
 use crate::auth::Principal;
-use crate::clock::{rfc3339_ms, to_ms};
+use crate::clock::Timestamp;
 use crate::db;
 use crate::domain::{Comment, MachineId, Release, ReleaseId, ReleaseStatus};
 use crate::error::ApiError;
 use crate::policy::{self, Caller};
 use crate::rules::over_limit;
 use crate::state::AppState;
+
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Which decision a refusal was about, for its audit entry and error code.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +34,7 @@ fn refusal_error(decision: Decision, reason: RefusalReason, r: &Release, state: 
         RefusalReason::MissingRole => ApiError::missing_role(&state.settings.auth.approver_role),
         RefusalReason::Expired => ApiError::conflict(
             "release_expired",
-            format!("this release expired at {}; request a new one", rfc3339_ms(r.expires_at)),
+            format!("this release expired at {}; request a new one", r.expires_at),
         ),
         RefusalReason::NotPending => ApiError::conflict(
             "release_not_pending",
@@ -63,7 +66,7 @@ fn refusal_error(decision: Decision, reason: RefusalReason, r: &Release, state: 
 /// Records `event` about release `id` on `machine`, by `p`, in the caller's transaction.
 pub(super) async fn record(
     tx: &mut sqlx::SqliteConnection,
-    now: time::OffsetDateTime,
+    now: Timestamp,
     p: &Principal,
     id: ReleaseId,
     machine: &MachineId,
@@ -114,7 +117,7 @@ async fn refuse(
     reason: RefusalReason,
 ) -> ApiError {
     let now = state.clock.now();
-    let result: Result<(), sqlx::Error> = async {
+    let result: Result<(), TransitionError> = async {
         if reason == RefusalReason::Expired && r.status == ReleaseStatus::Pending {
             expire_in_tx(&mut tx, now, r.id, &r.machine_id, r.expires_at).await?;
         }
@@ -125,7 +128,7 @@ async fn refuse(
             Decision::Cancel => AuditEvent::CancellationRefused { reason, status },
         };
         record(&mut tx, now, p, r.id, &r.machine_id, &event).await?;
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
     .await;
     match result {
@@ -148,24 +151,23 @@ pub async fn approve(
     comment: Option<Comment>,
 ) -> Result<Release, ApiError> {
     let now = state.clock.now();
-    let now_ms = to_ms(now);
     let mut tx = state.db.begin().await?;
     let r = load(&mut tx, id).await?;
     let approver_role = &state.settings.auth.approver_role;
     if r.break_glass.is_some() {
         return ratify(state, tx, p, r, comment, now).await;
     }
-    let effect = match policy::decide_approval(&r, caller(p), approver_role, now_ms) {
+    let effect = match policy::decide_approval(&r, caller(p), approver_role, now) {
         Ok(effect) => effect,
         Err(reason) => return Err(refuse(state, tx, p, &r, Decision::Approve, reason).await),
     };
-    let recent = db::releases::approvals_since(&mut tx, &p.id, now_ms - 3600 * 1000).await?;
+    let recent = db::approvals::approvals_since(&mut tx, &p.id, now.minus(HOUR)).await?;
     if over_limit(recent, state.policy().max_approvals_per_approver_per_hour()) {
         return Err(refuse(state, tx, p, &r, Decision::Approve, RefusalReason::RateExceeded).await);
     }
     let comment = comment.as_ref().map(Comment::as_str);
     let roles = p.roles_vec();
-    db::releases::insert_approval(&mut tx, id, &p.id, &roles, comment, now_ms).await?;
+    db::approvals::insert(&mut tx, id, &p.id, &roles, comment, now).await?;
     let event = AuditEvent::ApprovalRecorded {
         comment: comment.map(str::to_string),
         roles,
@@ -174,12 +176,11 @@ pub async fn approve(
     };
     record(&mut tx, now, p, id, &r.machine_id, &event).await?;
     if effect.reaches_quorum {
-        if !db::releases::mark_approved(&mut tx, id, now_ms).await? {
-            return Err(ApiError::internal(anyhow::anyhow!("pending release {id} could not be marked approved")));
-        }
         let mut approvers: Vec<String> = r.approvals.iter().map(|a| a.approver.clone()).collect();
         approvers.push(p.id.clone());
-        record(&mut tx, now, p, id, &r.machine_id, &AuditEvent::ReleaseApproved { approvers }).await?;
+        let at = At { id, machine_id: &r.machine_id, status: r.status, claim: None };
+        let event = AuditEvent::ReleaseApproved { approvers };
+        transition::apply(&mut tx, &at, Change::Approve, Actor::Principal(&p.id), &event, now).await?;
     }
     let release = load(&mut tx, id).await?;
     tx.commit().await?;
@@ -197,15 +198,14 @@ async fn ratify(
     p: &Principal,
     r: Release,
     comment: Option<Comment>,
-    now: time::OffsetDateTime,
+    now: Timestamp,
 ) -> Result<Release, ApiError> {
-    let now_ms = to_ms(now);
-    if let Err(reason) = policy::decide_ratification(&r, caller(p), &state.settings.auth.approver_role, now_ms) {
+    if let Err(reason) = policy::decide_ratification(&r, caller(p), &state.settings.auth.approver_role, now) {
         return Err(refuse(state, tx, p, &r, Decision::Approve, reason).await);
     }
     let roles = p.roles_vec();
-    db::releases::insert_approval(&mut tx, r.id, &p.id, &roles, comment.as_ref().map(Comment::as_str), now_ms).await?;
-    if !db::releases::mark_ratified(&mut tx, r.id, &p.id, now_ms).await? {
+    db::approvals::insert(&mut tx, r.id, &p.id, &roles, comment.as_ref().map(Comment::as_str), now).await?;
+    if !db::releases::ratify(&mut tx, r.id, &p.id, now).await? {
         return Err(ApiError::conflict("already_ratified", "this break-glass release was already ratified"));
     }
     record(&mut tx, now, p, r.id, &r.machine_id, &AuditEvent::BreakGlassRatified { ratified_by: p.id.clone() }).await?;
@@ -221,10 +221,11 @@ pub async fn reject(state: &AppState, p: &Principal, id: ReleaseId, comment: Com
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let r = load(&mut tx, id).await?;
-    if let Err(reason) = policy::decide_rejection(&r, caller(p), &state.settings.auth.approver_role, to_ms(now)) {
+    if let Err(reason) = policy::decide_rejection(&r, caller(p), &state.settings.auth.approver_role, now) {
         return Err(refuse(state, tx, p, &r, Decision::Reject, reason).await);
     }
-    decide_final(state, tx, p, &r, ReleaseStatus::Rejected, Some(comment)).await
+    let event = AuditEvent::ReleaseRejected { comment: comment.as_str().to_string() };
+    decide_final(tx, p, &r, Change::Reject { by: &p.id, comment: comment.as_str() }, event, now).await
 }
 
 /// Cancels a pending release at its requester's wish: final.
@@ -233,33 +234,26 @@ pub async fn cancel(state: &AppState, p: &Principal, id: ReleaseId) -> Result<Re
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let r = load(&mut tx, id).await?;
-    if let Err(reason) = policy::decide_cancel(&r, &p.id, to_ms(now)) {
+    if let Err(reason) = policy::decide_cancel(&r, &p.id, now) {
         return Err(refuse(state, tx, p, &r, Decision::Cancel, reason).await);
     }
-    decide_final(state, tx, p, &r, ReleaseStatus::Cancelled, None).await
+    decide_final(tx, p, &r, Change::Cancel { by: &p.id }, AuditEvent::ReleaseCancelled, now).await
 }
 
+/// Rejects or cancels a pending release: final.
 async fn decide_final(
-    state: &AppState,
     mut tx: db::Tx,
     p: &Principal,
     r: &Release,
-    status: ReleaseStatus,
-    comment: Option<Comment>,
+    change: Change<'_>,
+    event: AuditEvent,
+    now: Timestamp,
 ) -> Result<Release, ApiError> {
-    let now = state.clock.now();
-    let comment = comment.as_ref().map(Comment::as_str);
-    if !db::releases::mark_decided(&mut tx, r.id, status, &p.id, comment, to_ms(now)).await? {
-        return Err(ApiError::internal(anyhow::anyhow!("pending release {} could not be marked {status}", r.id)));
-    }
-    let event = match status {
-        ReleaseStatus::Rejected => AuditEvent::ReleaseRejected { comment: comment.unwrap_or_default().to_string() },
-        _ => AuditEvent::ReleaseCancelled,
-    };
-    record(&mut tx, now, p, r.id, &r.machine_id, &event).await?;
+    let at = At { id: r.id, machine_id: &r.machine_id, status: r.status, claim: None };
+    let moved = transition::apply(&mut tx, &at, change, Actor::Principal(&p.id), &event, now).await?;
     let release = load(&mut tx, r.id).await?;
     tx.commit().await?;
-    tracing::info!(%status, "release decided");
+    tracing::info!(status = %moved.to, "release decided");
     Ok(release)
 }
 
@@ -271,7 +265,7 @@ pub async fn get(state: &AppState, p: &Principal, id: ReleaseId) -> Result<Relea
         let mut conn = state.db.reader().await?;
         load(&mut conn, id).await?
     };
-    if !r.is_past_expiry(to_ms(now)) {
+    if !r.is_past_expiry(now) {
         return Ok(r);
     }
     let mut tx = state.db.begin().await?;

@@ -4,11 +4,11 @@
 use super::device;
 use super::expiry::expire_in_tx;
 use super::releases::{load, record, require_role};
+use super::transition::{self, NewRelease, TransitionError};
 use crate::audit::{self, Actor, AuditEvent, Subject};
 use crate::auth::Principal;
-use crate::clock::{rfc3339_ms, to_ms};
-use crate::db::{self, releases::InsertError};
-use crate::domain::{Comment, MachineId, Release, ReleaseId, ReleasePolicy, Ticket};
+use crate::db;
+use crate::domain::{Comment, DecidedUnder, MachineId, Release, ReleaseId, Ticket};
 use crate::error::ApiError;
 use crate::rules::over_limit;
 use crate::state::AppState;
@@ -24,7 +24,7 @@ pub struct NewRequest {
     pub break_glass: bool,
 }
 
-const HOUR_MS: i64 = 3600 * 1000;
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Records a refused request (nothing else is stored) and returns its error.
 async fn refuse(state: &AppState, p: &Principal, machine: &MachineId, event: AuditEvent, err: ApiError) -> ApiError {
@@ -78,9 +78,8 @@ pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result
         return Err(refuse(state, p, &req.machine_id, event, err).await);
     }
     let now = state.clock.now();
-    let now_ms = to_ms(now);
     let mut tx = state.db.begin().await?;
-    let recent = db::releases::requests_since(&mut tx, &p.id, now_ms - HOUR_MS).await?;
+    let recent = db::releases::requests_since(&mut tx, &p.id, now.minus(HOUR)).await?;
     if over_limit(recent, policy.max_requests_per_requester_per_hour()) {
         drop(tx);
         let message = "you reached the policy's limit of release requests per hour; try again later".to_string();
@@ -92,7 +91,7 @@ pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result
     if let Some(open) = db::releases::open_for_machine(&mut tx, &req.machine_id).await? {
         let existing = load(&mut tx, open).await?;
         // An expired-but-unswept request must not block a new one.
-        if !(existing.is_past_expiry(now_ms)
+        if !(existing.is_past_expiry(now)
             && expire_in_tx(&mut tx, now, open, &existing.machine_id, existing.expires_at).await?)
         {
             return Err(ApiError::conflict(
@@ -103,44 +102,43 @@ pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result
         }
     }
     let id = ReleaseId::new();
-    let expires_at = now_ms + rule.request_ttl.as_millis() as i64;
+    let expires_at = now.plus(rule.request_ttl);
     let approvals_required = rule.slots.iter().map(|s| s.count).sum::<u32>().max(1);
     let decided_under =
-        ReleasePolicy { rule, hash: policy.hash(), device: facts.device, isolated_by: facts.isolated_by };
-    let new = db::releases::NewRelease {
+        DecidedUnder { rule, hash: policy.hash(), device: facts.device, isolated_by: facts.isolated_by };
+    let new = NewRelease {
         id,
         machine_id: &req.machine_id,
         comment: req.comment.as_str(),
         ticket: req.ticket.as_ref().map(Ticket::as_str),
         requested_by: &p.id,
-        requested_at: now_ms,
+        requested_at: now,
         expires_at,
         approvals_required,
-        policy: &decided_under,
-        break_glass: glass.map(|within| now_ms + within.as_millis() as i64),
+        decided_under: &decided_under,
+        break_glass: glass.map(|within| now.plus(within)),
     };
-    match db::releases::insert(&mut tx, &new).await {
-        Ok(()) => {}
-        Err(InsertError::AlreadyOpen) => {
+    let event = AuditEvent::ReleaseRequested {
+        comment: req.comment.as_str().to_string(),
+        ticket: req.ticket.as_ref().map(|t| t.as_str().to_string()),
+        approvals_required,
+        expires_at,
+        rule: decided_under.rule.name.clone(),
+        policy_hash: decided_under.hash.clone(),
+        isolated_by: decided_under.isolated_by.clone(),
+    };
+    match transition::create(&mut tx, &new, Actor::Principal(&p.id), &event).await {
+        Ok(_) => {}
+        Err(TransitionError::AlreadyOpen) => {
             return Err(ApiError::conflict(
                 "release_already_open",
                 format!("machine {} already has an open release", req.machine_id),
             ));
         }
-        Err(InsertError::Db(e)) => return Err(e.into()),
+        Err(e) => return Err(e.into()),
     }
-    let event = AuditEvent::ReleaseRequested {
-        comment: req.comment.as_str().to_string(),
-        ticket: req.ticket.as_ref().map(|t| t.as_str().to_string()),
-        approvals_required,
-        expires_at: rfc3339_ms(expires_at),
-        rule: decided_under.rule.name.clone(),
-        policy_hash: decided_under.hash.clone(),
-        isolated_by: decided_under.isolated_by.clone(),
-    };
-    record(&mut tx, now, p, id, &req.machine_id, &event).await?;
     if let Some(ratify_by) = new.break_glass {
-        let event = AuditEvent::BreakGlassReleased { ratify_by: rfc3339_ms(ratify_by), roles: p.roles_vec() };
+        let event = AuditEvent::BreakGlassReleased { ratify_by, roles: p.roles_vec() };
         record(&mut tx, now, p, id, &req.machine_id, &event).await?;
     }
     let release = load(&mut tx, id).await?;

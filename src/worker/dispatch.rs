@@ -3,10 +3,10 @@
 use super::recheck::{self, Recheck};
 use super::{Worker, comment};
 use crate::audit::AuditEvent;
-use crate::clock::{rfc3339_ms, to_ms};
 use crate::db::{self, worker::Claim};
 use crate::domain::Release;
 use crate::mde::{ActionType, Api, MachineAction, MdeError};
+use crate::service::transition::Change;
 
 /// Why an action was adopted rather than created.
 const AFTER_UNRECORDED_ATTEMPT: &str = "list_before_resend";
@@ -61,7 +61,7 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
                     message,
                     retry_after: None,
                 };
-                failed_attempt_as(w, &c, &e, true).await
+                failed_attempt_as(w, &c, &e, Failure::Retryable).await
             }
             Err(e) => failed_attempt(w, &c, e).await,
         },
@@ -71,30 +71,24 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
 
 /// An approval past its rule's `approval_ttl` is never acted on: the release expires instead.
 async fn approval_expired(w: &Worker, c: &Claim, release: &Release) -> anyhow::Result<bool> {
-    let (Some(policy), Some(approved_at)) = (&release.policy, release.approved_at) else { return Ok(false) };
+    let (Some(decided_under), Some(approved_at)) = (&release.decided_under, release.approved_at) else {
+        return Ok(false);
+    };
     // A break-glass release is bounded by its ratification deadline instead.
     let deadline = match &release.break_glass {
         Some(bg) if bg.ratified_at.is_none() => bg.ratify_by,
-        Some(_) => i64::MAX,
-        None => approved_at + policy.rule.approval_ttl.as_millis() as i64,
+        Some(_) => return Ok(false),
+        None => approved_at.plus(decided_under.rule.approval_ttl),
     };
     let now = w.state.clock.now();
-    if to_ms(now) < deadline {
+    if now < deadline {
         return Ok(false);
     }
-    let error = format!(
-        "the approval expired at {} (approval_ttl of rule {}) before it was sent",
-        rfc3339_ms(deadline),
-        policy.rule.name
-    );
+    let rule = &decided_under.rule.name;
+    let error = format!("the approval expired at {deadline} (approval_ttl of rule {rule}) before it was sent");
     let mut tx = w.state.db.begin().await?;
-    if db::worker::mark_approval_expired(&mut tx, c, &error, to_ms(now)).await? {
-        let event = AuditEvent::ApprovalExpired {
-            approved_at: rfc3339_ms(approved_at),
-            expired_at: rfc3339_ms(deadline),
-            rule: policy.rule.name.clone(),
-        };
-        w.audit(&mut tx, c, &event).await?;
+    let event = AuditEvent::ApprovalExpired { approved_at, expired_at: deadline, rule: rule.clone() };
+    if w.moved(&mut tx, c, Change::ExpireApproval { error: &error }, &event, now).await? {
         tx.commit().await?;
         tracing::warn!("approval expired before dispatch; not sending");
     }
@@ -113,9 +107,8 @@ pub(super) async fn hold_until_budget(w: &Worker, c: &Claim, api: Api) -> anyhow
         }
         w.state.clock.sleep_until(ready.min(now + w.config.lease / 3)).await;
         let now = w.state.clock.now();
-        let lease_until = to_ms(now) + w.config.lease.as_millis() as i64;
         let mut tx = w.state.db.begin().await?;
-        let renewed = db::worker::renew(&mut tx, c, to_ms(now), lease_until).await?;
+        let renewed = db::worker::renew(&mut tx, c, now, now.plus(w.config.lease)).await?;
         tx.commit().await?;
         if !renewed {
             tracing::warn!(?api, "lost the claim while waiting for MDE rate budget; not sending");
@@ -163,31 +156,39 @@ async fn record_dispatched(
     event: AuditEvent,
 ) -> anyhow::Result<()> {
     let now = w.state.clock.now();
-    let next_poll = to_ms(now) + w.config.poll_interval.as_millis() as i64;
+    let next_poll = now.plus(w.config.poll_interval);
+    let change = Change::Dispatch { action_id, action_status: status, next_poll };
     let mut tx = w.state.db.begin().await?;
-    if !db::worker::mark_dispatched(&mut tx, c, action_id, status, to_ms(now), next_poll).await? {
+    if !w.moved(&mut tx, c, change, &event, now).await? {
         // Our lease expired and another worker owns the job; it will find this action by listing.
-        tracing::warn!(mde_action_id = action_id, "lost the claim before recording the MDE action");
         return Ok(());
     }
-    w.audit(&mut tx, c, &event).await?;
     tx.commit().await?;
     Ok(())
 }
 
 async fn failed_attempt(w: &Worker, c: &Claim, e: MdeError) -> anyhow::Result<()> {
-    let retryable = e.is_retryable();
-    failed_attempt_as(w, c, &e, retryable).await
+    let failure = if e.is_retryable() { Failure::Retryable } else { Failure::Permanent };
+    failed_attempt_as(w, c, &e, failure).await
 }
 
-/// Records a failed attempt: back to `approved` with a backoff when `retryable` and attempts
+/// Whether a failed send may be tried again (attempts permitting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Retryable,
+    Permanent,
+}
+
+/// Records a failed attempt: back to `approved` with a backoff when retryable and attempts
 /// remain, otherwise `failed`.
-async fn failed_attempt_as(w: &Worker, c: &Claim, e: &MdeError, retryable: bool) -> anyhow::Result<()> {
+async fn failed_attempt_as(w: &Worker, c: &Claim, e: &MdeError, failure: Failure) -> anyhow::Result<()> {
     let now = w.state.clock.now();
+    let retryable = failure == Failure::Retryable;
     let delay = if retryable { w.config.retry.delay(c.attempts, e.retry_after(), Worker::jitter()) } else { None };
-    let next_attempt = delay.map(|d| to_ms(now) + d.as_millis() as i64);
+    let next_attempt = delay.map(|d| now.plus(d));
     let error = e.to_string();
-    tracing::warn!(error = %error, retryable, next_attempt = ?next_attempt.map(rfc3339_ms), "unisolate attempt failed");
+    let next = next_attempt.map(|t| t.to_string());
+    tracing::warn!(error = %error, retryable, next_attempt = ?next, "unisolate attempt failed");
     let attempt_event = AuditEvent::DispatchAttemptFailed {
         attempt: c.attempts,
         http_status: e.status(),
@@ -195,26 +196,26 @@ async fn failed_attempt_as(w: &Worker, c: &Claim, e: &MdeError, retryable: bool)
         mde_error_message: e.message().map(str::to_string),
         error: error.clone(),
         retryable: next_attempt.is_some(),
-        next_attempt_at: next_attempt.map(rfc3339_ms),
+        next_attempt_at: next_attempt,
     };
     let mut tx = w.state.db.begin().await?;
     let owned = match next_attempt {
-        Some(at) => db::worker::mark_retry(&mut tx, c, &error, to_ms(now), at).await?,
-        None => db::worker::mark_finished(&mut tx, c, false, None, Some(&error), to_ms(now)).await?,
+        Some(next_attempt) => {
+            w.moved(&mut tx, c, Change::Retry { error: &error, next_attempt }, &attempt_event, now).await?
+        }
+        None => {
+            w.audit(&mut tx, c, &attempt_event).await?;
+            let reason = if retryable {
+                format!("gave up after {} attempts: {error}", c.attempts)
+            } else {
+                format!("MDE refused the release: {error}")
+            };
+            let event = AuditEvent::ReleaseFailed { reason, mde_action_id: None, mde_action_status: None };
+            w.moved(&mut tx, c, Change::Fail { action_status: None, error: &error }, &event, now).await?
+        }
     };
     if !owned {
-        tracing::warn!("lost the claim before recording the failed attempt");
         return Ok(());
-    }
-    w.audit(&mut tx, c, &attempt_event).await?;
-    if next_attempt.is_none() {
-        let reason = if retryable {
-            format!("gave up after {} attempts: {error}", c.attempts)
-        } else {
-            format!("MDE refused the release: {error}")
-        };
-        w.audit(&mut tx, c, &AuditEvent::ReleaseFailed { reason, mde_action_id: None, mde_action_status: None })
-            .await?;
     }
     tx.commit().await?;
     Ok(())

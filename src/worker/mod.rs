@@ -17,9 +17,14 @@ pub use comment::{build as build_comment, marker as comment_marker};
 pub use retry::RetryPolicy;
 
 use crate::audit::{self, Actor, AuditEvent, Subject};
-use crate::clock::to_ms;
-use crate::db::{self, worker::Claim};
+use crate::clock::Timestamp;
+use crate::db::{
+    self,
+    worker::{Claim, Job},
+};
+use crate::domain::ReleaseStatus;
 use crate::mde::MdeClient;
+use crate::service::transition::{self, At, Change};
 use crate::state::AppState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,15 +102,15 @@ impl Worker {
 
     /// Claims and works one job: a send if one is due, else a poll.
     pub async fn step(&self) -> anyhow::Result<Step> {
-        if let Some(claim) = self.claim(true).await? {
+        if let Some(claim) = self.claim(Job::Dispatch).await? {
             dispatch::run(self, claim).await?;
             return Ok(Step::Worked);
         }
-        if let Some(claim) = self.claim(false).await? {
+        if let Some(claim) = self.claim(Job::Poll).await? {
             poll::run(self, claim).await?;
             return Ok(Step::Worked);
         }
-        if let Some(claim) = self.claim_reisolation().await? {
+        if let Some(claim) = self.claim(Job::Reisolate).await? {
             reisolate::run(self, claim).await?;
             return Ok(Step::Worked);
         }
@@ -117,41 +122,69 @@ impl Worker {
             Ok(mut conn) => db::worker::next_due(&mut conn).await.ok().flatten(),
             Err(_) => None,
         };
-        let now = to_ms(self.state.clock.now());
+        let now = self.state.clock.now();
         match next {
-            Some(t) if t > now => Duration::from_millis((t - now) as u64).min(self.config.scan_interval),
+            Some(t) if t > now => t.since(now).min(self.config.scan_interval),
             Some(_) => Duration::from_millis(10),
             None => self.config.scan_interval,
         }
     }
 
-    async fn claim(&self, dispatch: bool) -> anyhow::Result<Option<Claim>> {
+    /// Claims the most overdue job of this kind with a lease, in one committed transaction
+    /// (under SQLite's write lock, so the read and the fenced write cannot be overtaken). A send
+    /// is the move `approved -> dispatching` (or the reclaim of a lapsed `dispatching` lease),
+    /// so it goes through the transition path; polls and re-isolations only take the lease.
+    async fn claim(&self, job: Job) -> anyhow::Result<Option<Claim>> {
         let now = self.state.clock.now();
-        let (now_ms, lease_until) = (to_ms(now), to_ms(now) + self.config.lease.as_millis() as i64);
+        let lease_until = now.plus(self.config.lease);
         let token = format!("{}/{}", self.name, uuid::Uuid::new_v4().simple());
         let mut tx = self.state.db.begin().await?;
-        let claim = if dispatch {
-            db::worker::claim_dispatch(&mut tx, &token, now_ms, lease_until).await?
-        } else {
-            db::worker::claim_poll(&mut tx, &token, now_ms, lease_until).await?
-        };
-        let Some(claim) = claim else { return Ok(None) };
-        if dispatch {
+        let Some(due) = db::worker::next(&mut tx, job, now).await? else { return Ok(None) };
+        let mut claim = Claim { claim: token.clone(), ..due.claim.clone() };
+        if job == Job::Dispatch {
+            let attempts = due.claim.attempts;
+            let (change, holder) = match due.claim.status {
+                ReleaseStatus::Dispatching => {
+                    (Change::Reclaim { claim: &token, lease_until, attempts }, due.lease_owner.as_deref())
+                }
+                _ => (Change::Claim { claim: &token, lease_until, attempts }, None),
+            };
+            let at =
+                At { id: due.claim.id, machine_id: &due.claim.machine_id, status: due.claim.status, claim: holder };
+            (claim.attempts, claim.status) = (attempts + 1, ReleaseStatus::Dispatching);
             let event = AuditEvent::DispatchClaimed { attempt: claim.attempts, worker: self.name.to_string() };
-            self.audit(&mut tx, &claim, &event).await?;
+            match transition::apply(&mut tx, &at, change, Actor::System, &event, now).await {
+                Ok(_) => {}
+                Err(e) if e.is_lost() => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        } else if !db::worker::take_lease(&mut tx, &due, &token, now, lease_until).await? {
+            return Ok(None);
         }
         tx.commit().await?;
         Ok(Some(claim))
     }
 
-    async fn claim_reisolation(&self) -> anyhow::Result<Option<Claim>> {
-        let now = to_ms(self.state.clock.now());
-        let token = format!("{}/{}", self.name, uuid::Uuid::new_v4().simple());
-        let mut tx = self.state.db.begin().await?;
-        let claim =
-            db::worker::claim_reisolation(&mut tx, &token, now, now + self.config.lease.as_millis() as i64).await?;
-        tx.commit().await?;
-        Ok(claim)
+    /// Moves the release `c` holds through the transition path, fenced on the claim. False when
+    /// the claim was lost (another worker owns the job): nothing is written and the caller
+    /// drops its transaction.
+    async fn moved(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        c: &Claim,
+        change: Change<'_>,
+        event: &AuditEvent,
+        now: Timestamp,
+    ) -> anyhow::Result<bool> {
+        let at = At { id: c.id, machine_id: &c.machine_id, status: c.status, claim: Some(&c.claim) };
+        match transition::apply(tx, &at, change, Actor::System, event, now).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_lost() => {
+                tracing::warn!(release_id = %c.id, "lost the claim; not recording `{}`", change.mv());
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn audit(&self, tx: &mut sqlx::SqliteConnection, c: &Claim, event: &AuditEvent) -> Result<(), sqlx::Error> {

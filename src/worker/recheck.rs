@@ -3,11 +3,12 @@
 
 use super::{Worker, comment};
 use crate::audit::AuditEvent;
-use crate::clock::{rfc3339_ms, to_ms};
-use crate::db::{self, worker::Claim};
-use crate::domain::{Release, ReleasePolicy};
+use crate::clock::Timestamp;
+use crate::db::worker::Claim;
+use crate::domain::{DecidedUnder, Release};
 use crate::mde::{ActionStatus, ActionType, Api, MachineAction, MdeError};
 use crate::rules::{Approver, DeviceSnapshot, Quorum};
+use crate::service::transition::Change;
 
 /// What the re-check decided.
 pub(super) enum Recheck {
@@ -60,7 +61,7 @@ pub(super) async fn run(w: &Worker, c: &Claim, r: &Release) -> anyhow::Result<Re
     }
     // Isolated again after the approvals, for a new reason.
     if let Some(i) = last_isolate
-        && i.created_at().is_some_and(|t| to_ms(t) > approved_at)
+        && i.created_at().is_some_and(|t| Timestamp::from(t) > approved_at)
     {
         let who = i.requestor.clone().unwrap_or_else(|| "someone".into());
         return stop(w, c, format!("the device was isolated again by {who} after the approvals (MDE action {})", i.id))
@@ -90,20 +91,20 @@ pub(super) async fn run(w: &Worker, c: &Claim, r: &Release) -> anyhow::Result<Re
     }
     let now = w.state.clock.now();
     let seats = rule.slots.iter().map(|s| s.count).sum::<u32>().max(1);
-    let expires_at = to_ms(now) + rule.request_ttl.as_millis() as i64;
-    let isolated_by = r.policy.as_ref().and_then(|p| p.isolated_by.clone());
-    let policy = ReleasePolicy { rule, hash: w.state.policy().hash(), device: snapshot, isolated_by };
+    let expires_at = now.plus(rule.request_ttl);
+    let isolated_by = r.decided_under.as_ref().and_then(|p| p.isolated_by.clone());
+    let decided_under = DecidedUnder { rule, hash: w.state.policy().hash(), device: snapshot, isolated_by };
+    let event = AuditEvent::ReleaseReopened {
+        rule: decided_under.rule.name.clone(),
+        policy_hash: decided_under.hash.clone(),
+        approvals_required: seats,
+        expires_at,
+    };
+    let change = Change::Reopen { decided_under: &decided_under, approvals_required: seats, expires_at };
     let mut tx = w.state.db.begin().await?;
-    if db::worker::reopen(&mut tx, c, &policy, seats, expires_at, to_ms(now)).await? {
-        let event = AuditEvent::ReleaseReopened {
-            rule: policy.rule.name.clone(),
-            policy_hash: policy.hash.clone(),
-            approvals_required: seats,
-            expires_at: rfc3339_ms(expires_at),
-        };
-        w.audit(&mut tx, c, &event).await?;
+    if w.moved(&mut tx, c, change, &event, now).await? {
         tx.commit().await?;
-        tracing::warn!(rule = %policy.rule.name, "the policy now requires more approvals; back to pending");
+        tracing::warn!(rule = %decided_under.rule.name, "the policy now requires more approvals; back to pending");
     }
     Ok(Recheck::Stopped)
 }
@@ -111,9 +112,8 @@ pub(super) async fn run(w: &Worker, c: &Claim, r: &Release) -> anyhow::Result<Re
 async fn stop(w: &Worker, c: &Claim, reason: String) -> anyhow::Result<Recheck> {
     let now = w.state.clock.now();
     let mut tx = w.state.db.begin().await?;
-    if db::worker::mark_finished(&mut tx, c, false, None, Some(&reason), to_ms(now)).await? {
-        let event = AuditEvent::ReleaseFailed { reason: reason.clone(), mde_action_id: None, mde_action_status: None };
-        w.audit(&mut tx, c, &event).await?;
+    let event = AuditEvent::ReleaseFailed { reason: reason.clone(), mde_action_id: None, mde_action_status: None };
+    if w.moved(&mut tx, c, Change::Fail { action_status: None, error: &reason }, &event, now).await? {
         tx.commit().await?;
         tracing::warn!(%reason, "not sending the release");
     }

@@ -126,7 +126,7 @@ async fn a_rehashed_forgery_breaks_the_next_link_and_a_deleted_entry_leaves_a_ga
     let entries = app.audit().await;
     let mut forged = dualkey::audit::AuditEntry {
         seq: 2,
-        at: entries[1]["at_ms"].as_i64().unwrap(),
+        at: dualkey::clock::Timestamp::from_unix_ms(entries[1]["at_ms"].as_i64().unwrap()),
         actor: "mallory".into(),
         action: entries[1]["action"].as_str().unwrap().into(),
         release_id: entries[1]["release_id"].as_str().map(Into::into),
