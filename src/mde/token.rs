@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{MdeError, parse_retry_after};
-use crate::clock::{Monotonic, SharedClock, Timestamp};
+use crate::clock::{Monotonic, SharedClock};
 use crate::secret::Secret;
 
 /// The `client_assertion_type` Entra expects with a certificate assertion.
@@ -185,7 +185,7 @@ impl TokenSource {
                 form.push(("client_secret", secret.expose().to_owned()));
             }
             MdeCredential::Certificate { certificate_pem, private_key_pem, alg } => {
-                let now = Timestamp::from(self.clock.now()).unix_ms().div_euclid(1000);
+                let now = self.clock.now().unix_ms().div_euclid(1000);
                 let assertion =
                     client_assertion(&self.client_id, &self.token_url, certificate_pem, private_key_pem, *alg, now)?;
                 form.push(("client_assertion_type", JWT_BEARER.into()));

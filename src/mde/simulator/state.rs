@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::config::{SeedMachine, SimulatorConfig};
 use super::faults::{Fault, FaultAction, RouteKind, SeenRequest};
 use super::wire::{WireAction, timestamp};
-use crate::clock::{Monotonic, SharedClock, Timestamp};
+use crate::clock::{Monotonic, SharedClock};
 use crate::mde::rate::{Api, RollingWindow};
 use crate::mde::types::{ActionStatus, ActionType};
 
@@ -60,7 +60,7 @@ impl Shared {
 }
 
 fn wall_now(clock: &SharedClock) -> OffsetDateTime {
-    Timestamp::from(clock.now()).to_datetime()
+    clock.now().to_datetime()
 }
 
 /// An access token the simulator issued.
