@@ -51,10 +51,10 @@ pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result
             ApiError::unprocessable("break_glass_disabled", "break-glass releases are not enabled by the policy")
         })?;
         require_role(p, &bg.role)?;
-        if req.comment.as_str().chars().count() < bg.min_comment_len as usize {
+        if req.comment.visible_len() < bg.min_comment_len as usize {
             return Err(ApiError::unprocessable(
                 "invalid_comment",
-                format!("a break-glass release needs a comment of at least {} characters", bg.min_comment_len),
+                format!("a break-glass release needs a comment of at least {} visible characters", bg.min_comment_len),
             ));
         }
         Some(bg.ratify_within)

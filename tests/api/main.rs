@@ -9,6 +9,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod helpers;
+mod invisible_text;
 mod policy;
 mod recheck;
 mod releases;
