@@ -9,6 +9,7 @@ pub mod clock;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod logsafe;
 pub mod mde;
 pub mod policy;
 pub mod routes;

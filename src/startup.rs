@@ -57,6 +57,7 @@ impl Application {
             clock,
             verifier: Arc::new(verifier),
             approved: Arc::new(Notify::new()),
+            refusal_log: Arc::new(crate::logsafe::LogLimiter::for_refusals()),
         };
         crate::service::policy::record_policy(&state).await.context("recording the policy in the audit chain")?;
         let mut app = Self { listener, addr, state, worker: None, reload_from: None };

@@ -8,7 +8,7 @@ mod text;
 pub use ids::{MachineId, ReleaseId};
 pub use release::{Approval, BreakGlass, Release, ReleasePolicy};
 pub use status::ReleaseStatus;
-pub use text::{Comment, Ticket};
+pub use text::{Comment, Ticket, is_hidden_control, visible_chars};
 
 /// Why a wire value could not become a domain value. `code` is the stable API error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

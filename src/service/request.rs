@@ -43,7 +43,7 @@ async fn refuse(state: &AppState, p: &Principal, machine: &MachineId, event: Aud
 }
 
 /// Stores a new pending release and its audit entry, under the rule the policy gives its device.
-#[tracing::instrument(skip_all, fields(machine_id = %req.machine_id, requested_by = %p.id))]
+#[tracing::instrument(skip_all, fields(machine_id = %req.machine_id, requested_by = %crate::logsafe::untrusted(&p.id)))]
 pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result<Release, ApiError> {
     let policy = state.policy();
     let glass = if req.break_glass {

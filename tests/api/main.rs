@@ -10,6 +10,7 @@ mod concurrency;
 mod crash;
 mod helpers;
 mod invisible_text;
+mod log_injection;
 mod policy;
 mod recheck;
 mod releases;
