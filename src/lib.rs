@@ -15,6 +15,7 @@ pub mod policy;
 pub mod routes;
 pub mod rules;
 pub mod secret;
+pub mod server;
 pub mod service;
 pub mod settings;
 pub mod startup;

@@ -7,6 +7,7 @@ mod bad_input;
 mod break_glass;
 mod cli;
 mod concurrency;
+mod connections;
 mod crash;
 mod helpers;
 mod invisible_text;
