@@ -34,12 +34,49 @@ pub struct Settings {
 pub struct ServerSettings {
     /// Address and port to listen on, e.g. `127.0.0.1:8080`; port 0 picks a free port.
     pub bind: String,
+    /// How long a client has to send a whole request head, counted from the moment its
+    /// connection opens or its previous response was sent; then the connection is closed.
+    #[serde(deserialize_with = "positive_duration")]
+    pub header_timeout: HumanDuration,
+    /// How long a client has to send a whole request body once its head has arrived; then it
+    /// is answered 408 `body_timeout` and the connection is closed.
+    #[serde(deserialize_with = "positive_duration")]
+    pub body_timeout: HumanDuration,
+    /// A connection on which no byte moves either way for this long, while no request is being
+    /// handled, is closed (e.g. a client that stopped reading its response).
+    #[serde(deserialize_with = "positive_duration")]
+    pub idle_timeout: HumanDuration,
+    /// Connections served at once; one more is answered 503 `too_many_connections` and closed.
+    #[serde(deserialize_with = "positive_u32")]
+    pub max_connections: u32,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:8080".into() }
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            header_timeout: HumanDuration::from_secs(10),
+            body_timeout: HumanDuration::from_secs(30),
+            idle_timeout: HumanDuration::from_secs(60),
+            max_connections: 1024,
+        }
     }
+}
+
+fn positive_duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<HumanDuration, D::Error> {
+    let d = HumanDuration::deserialize(deserializer)?;
+    if d.get().is_zero() {
+        return Err(serde::de::Error::custom("must be greater than zero"));
+    }
+    Ok(d)
+}
+
+fn positive_u32<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let n = lenient_u32(deserializer)?;
+    if n == 0 {
+        return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(n)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,6 +142,39 @@ impl Default for AuthSettings {
             leeway: HumanDuration::from_secs(60),
             jwks_min_refresh: HumanDuration::from_secs(5),
             jwks_max_age: HumanDuration::from_secs(24 * 3600),
+        }
+    }
+}
+
+#[cfg(test)]
+mod server_tests {
+    use super::*;
+
+    fn with(var: &str, value: &str) -> Result<Settings, SettingsError> {
+        load_from_str(EMBEDDED_DEFAULT, "test", [(var.to_string(), value.to_string())])
+    }
+
+    #[test]
+    fn connection_limits_default_to_the_documented_values() {
+        let s = load_from_str(EMBEDDED_DEFAULT, "test", []).unwrap().server;
+        assert_eq!(
+            (s.header_timeout.get().as_secs(), s.body_timeout.get().as_secs(), s.idle_timeout.get().as_secs()),
+            (10, 30, 60)
+        );
+        assert_eq!(s.max_connections, 1024);
+        assert_eq!(with("DUALKEY_SERVER__MAX_CONNECTIONS", "900").unwrap().server.max_connections, 900);
+    }
+
+    #[test]
+    fn a_zero_connection_limit_stops_start_up_and_names_the_key() {
+        for (var, value, key) in [
+            ("DUALKEY_SERVER__HEADER_TIMEOUT", "0s", "server.header_timeout"),
+            ("DUALKEY_SERVER__BODY_TIMEOUT", "0ms", "server.body_timeout"),
+            ("DUALKEY_SERVER__IDLE_TIMEOUT", "0s", "server.idle_timeout"),
+            ("DUALKEY_SERVER__MAX_CONNECTIONS", "0", "server.max_connections"),
+        ] {
+            let e = with(var, value).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
         }
     }
 }

@@ -58,6 +58,7 @@ impl Application {
             clock,
             verifier: Arc::new(verifier),
             approved: Arc::new(Notify::new()),
+            refusal_log: Arc::new(crate::logsafe::LogLimiter::for_refusals()),
         };
         crate::service::policy::record_policy(&state).await.context("recording the policy in the audit chain")?;
         let mut app = Self { listener, addr, state, worker: None, reload_from: None };
@@ -117,17 +118,16 @@ impl Application {
         let app = routes::router(self.state.clone());
         tracing::info!(addr = %self.addr, "dualkey listening");
         let stop_serving = stop.clone();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = shutdown => {}
-                    _ = stop_serving.cancelled() => {}
-                }
-                // Stop claiming new work as soon as shutdown starts.
-                stop_serving.cancel();
-            })
-            .await
-            .context("serving HTTP")?;
+        let limits = crate::server::Limits::from(&self.state.settings.server);
+        crate::server::serve(self.listener, app, limits, self.state.clock.clone(), async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stop_serving.cancelled() => {}
+            }
+            // Stop claiming new work as soon as shutdown starts.
+            stop_serving.cancel();
+        })
+        .await;
         stop.cancel();
         let _ = sweeper.await;
         if let Some(reloader) = reloader {

@@ -22,6 +22,8 @@ pub struct AppState {
     pub mde: Option<Arc<MdeClient>>,
     /// Signalled when a release becomes approved, so the worker wakes at once.
     pub approved: Arc<Notify>,
+    /// The log budget for refused tokens (anyone can cause them).
+    pub refusal_log: Arc<crate::logsafe::LogLimiter>,
 }
 
 impl AppState {

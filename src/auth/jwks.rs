@@ -72,7 +72,7 @@ impl JwksCache {
                 Ok(k) => {
                     keys.insert(kid.clone(), k);
                 }
-                Err(e) => tracing::warn!(kid = %kid, error = %e, "skipping unusable JWK"),
+                Err(e) => tracing::warn!(kid = %crate::logsafe::untrusted(kid), error = %e, "skipping unusable JWK"),
             }
         }
         tracing::info!(keys = keys.len(), "fetched JWKS");

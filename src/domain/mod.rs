@@ -9,7 +9,7 @@ mod transition;
 pub use ids::{MachineId, ReleaseId};
 pub use release::{Approval, BreakGlass, DecidedUnder, Release};
 pub use status::ReleaseStatus;
-pub use text::{Comment, Ticket};
+pub use text::{Comment, Ticket, is_hidden_control, visible_chars};
 pub use transition::{MOVES, Move, MoveRule};
 
 /// Why a wire value could not become a domain value. `code` is the stable API error code.

@@ -3,6 +3,7 @@
 use crate::auth::{AuthError, Principal};
 use crate::domain::ReleaseId;
 use crate::error::ApiError;
+use crate::logsafe::{Admit, MAX_MESSAGE_CHARS, untrusted};
 use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
@@ -94,9 +95,22 @@ impl FromRequestParts<AppState> for Principal {
                 anyhow::anyhow!(reason),
             )),
             Err(e) => {
-                tracing::info!(reason = %e, "token refused");
+                log_refusal(state, &e);
                 Err(ApiError::unauthorized("invalid_token", "the bearer token is invalid or expired"))
             }
         }
+    }
+}
+
+/// Logs a refused token within the budget for lines anyone can cause without a token. The
+/// reason may quote the token (its `kid`, a claim), so it is escaped and cut.
+fn log_refusal(state: &AppState, e: &AuthError) {
+    let now = state.clock.now();
+    if let Admit::Log { suppressed } = state.refusal_log.admit(now) {
+        if suppressed > 0 {
+            tracing::warn!(suppressed, "token refusals not logged (over the log budget for refusals)");
+        }
+        let reason = e.to_string();
+        tracing::warn!(reason = %untrusted(&reason).max_chars(MAX_MESSAGE_CHARS), "token refused");
     }
 }

@@ -34,7 +34,11 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        // The default span records method and URI only: never headers, so never a bearer token.
-        .layer(TraceLayer::new_for_http())
+        // Method and path only: never headers (so never a bearer token), and the path escaped
+        // and cut, as it is the client's text.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+            let path = crate::logsafe::untrusted(req.uri().path()).max_chars(crate::logsafe::MAX_MESSAGE_CHARS);
+            tracing::debug_span!("request", method = %req.method(), path = %path)
+        }))
         .with_state(state)
 }

@@ -133,7 +133,7 @@ async fn refuse(
     .await;
     match result {
         Ok(()) => {
-            tracing::warn!(release_id = %r.id, principal = %p.id, ?decision, ?reason, "refused");
+            tracing::warn!(release_id = %r.id, principal = %crate::logsafe::untrusted(&p.id), ?decision, ?reason, "refused");
             refusal_error(decision, reason, r, state)
         }
         // Fail closed: without its audit entry, the refusal is reported as an outage.
@@ -143,7 +143,7 @@ async fn refuse(
 
 /// Records `p`'s approval; the release becomes `approved` in the same transaction when the
 /// number of distinct approvers reaches its quorum.
-#[tracing::instrument(skip_all, fields(release_id = %id, approver = %p.id))]
+#[tracing::instrument(skip_all, fields(release_id = %id, approver = %crate::logsafe::untrusted(&p.id)))]
 pub async fn approve(
     state: &AppState,
     p: &Principal,
@@ -216,7 +216,7 @@ async fn ratify(
 }
 
 /// Rejects a pending release: final.
-#[tracing::instrument(skip_all, fields(release_id = %id, principal = %p.id))]
+#[tracing::instrument(skip_all, fields(release_id = %id, principal = %crate::logsafe::untrusted(&p.id)))]
 pub async fn reject(state: &AppState, p: &Principal, id: ReleaseId, comment: Comment) -> Result<Release, ApiError> {
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
@@ -229,7 +229,7 @@ pub async fn reject(state: &AppState, p: &Principal, id: ReleaseId, comment: Com
 }
 
 /// Cancels a pending release at its requester's wish: final.
-#[tracing::instrument(skip_all, fields(release_id = %id, principal = %p.id))]
+#[tracing::instrument(skip_all, fields(release_id = %id, principal = %crate::logsafe::untrusted(&p.id)))]
 pub async fn cancel(state: &AppState, p: &Principal, id: ReleaseId) -> Result<Release, ApiError> {
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;

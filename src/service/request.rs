@@ -43,7 +43,7 @@ async fn refuse(state: &AppState, p: &Principal, machine: &MachineId, event: Aud
 }
 
 /// Stores a new pending release and its audit entry, under the rule the policy gives its device.
-#[tracing::instrument(skip_all, fields(machine_id = %req.machine_id, requested_by = %p.id))]
+#[tracing::instrument(skip_all, fields(machine_id = %req.machine_id, requested_by = %crate::logsafe::untrusted(&p.id)))]
 pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result<Release, ApiError> {
     let policy = state.policy();
     let glass = if req.break_glass {
@@ -51,10 +51,10 @@ pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result
             ApiError::unprocessable("break_glass_disabled", "break-glass releases are not enabled by the policy")
         })?;
         require_role(p, &bg.role)?;
-        if req.comment.as_str().chars().count() < bg.min_comment_len as usize {
+        if req.comment.visible_len() < bg.min_comment_len as usize {
             return Err(ApiError::unprocessable(
                 "invalid_comment",
-                format!("a break-glass release needs a comment of at least {} characters", bg.min_comment_len),
+                format!("a break-glass release needs a comment of at least {} visible characters", bg.min_comment_len),
             ));
         }
         Some(bg.ratify_within)
