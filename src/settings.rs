@@ -1,5 +1,6 @@
 //! The settings tree: `config/default.toml` (or `--config PATH`), then `DUALKEY_<SECTION>__<KEY>`
-//! environment overrides. Every key is documented in `config/production.example.toml`.
+//! environment overrides (`__` separates levels: `DUALKEY_POLICY__BREAK_GLASS__ENABLED`). Every
+//! key is documented in `config/production.example.toml`.
 
 mod load;
 mod mde;

@@ -79,6 +79,26 @@ fn an_invalid_setting_stops_start_up_and_names_the_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/dualkey.toml"));
 }
 
+#[test]
+fn environment_variables_reach_nested_settings_and_a_mistyped_one_is_named() {
+    let out = dualkey().args(["policy", "check"]).env("DUALKEY_POLICY__BREAK_GLASS__ENABLED", "true").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("break-glass: on"));
+
+    let out = dualkey().args(["policy", "check"]).env("DUALKEY_POLICY__BREAK_GLASS__ENABLD", "true").output().unwrap();
+    assert!(!out.status.success(), "a mistyped security setting is never ignored");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DUALKEY_POLICY__BREAK_GLASS__ENABLD"), "{stderr}");
+
+    let out = dualkey().args(["policy", "check"]).env("DUALKEY_POLICY__MIN_COMMENT_LEN", "abc").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DUALKEY_POLICY__MIN_COMMENT_LEN: policy.min_comment_len: `abc` is not a whole number"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn serve_dev_prints_tokens_that_work_and_keeps_the_configured_database() {
     let dir = tempfile::tempdir().unwrap();
