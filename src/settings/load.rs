@@ -16,8 +16,10 @@ const ENV_PREFIX: &str = "DUALKEY_";
 /// Why the settings could not be loaded. The message always names the file, variable or key.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    // The OS error is part of the message and deliberately not a `source`: callers print the
+    // cause chain (`{:#}`), which would repeat it.
+    #[error("cannot read config file {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("config file {origin} is not valid TOML: {message}")]
     Toml { origin: String, message: String },
     #[error("environment variable {name}: {message}")]
@@ -39,7 +41,7 @@ fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
 pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Settings, SettingsError> {
     let (text, origin) = match path {
         Some(p) => (
-            std::fs::read_to_string(p).map_err(|source| SettingsError::Read { path: p.to_path_buf(), source })?,
+            std::fs::read_to_string(p).map_err(|error| SettingsError::Read { path: p.to_path_buf(), error })?,
             p.display().to_string(),
         ),
         None => match std::fs::read_to_string("config/default.toml") {
