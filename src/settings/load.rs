@@ -243,6 +243,9 @@ fn validate(s: &Settings) -> Result<(), SettingsError> {
     if let Some(url) = &a.jwks_url {
         check_url("auth.jwks_url", url)?;
     }
+    if a.jwks_timeout.get().is_zero() {
+        return Err(invalid("auth.jwks_timeout", "must be greater than zero"));
+    }
     for (key, value) in [
         ("auth.issuer", &a.issuer),
         ("auth.audience", &a.audience),
