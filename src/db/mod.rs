@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod releases;
+pub mod velocity;
 pub mod worker;
 
 use crate::settings::DatabaseSettings;

@@ -6,3 +6,4 @@ pub mod expiry;
 pub mod policy;
 pub mod releases;
 pub mod request;
+mod velocity;

@@ -7,6 +7,7 @@ use super::releases::{load, record, require_role};
 use crate::audit::{self, Actor, AuditEvent, Subject};
 use crate::auth::Principal;
 use crate::clock::{rfc3339_ms, to_ms};
+use crate::db::velocity::Counted;
 use crate::db::{self, releases::InsertError};
 use crate::domain::{Comment, MachineId, Release, ReleaseId, ReleasePolicy, Ticket};
 use crate::error::ApiError;
@@ -81,12 +82,15 @@ pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result
     let now_ms = to_ms(now);
     let mut tx = state.db.begin().await?;
     let recent = db::releases::requests_since(&mut tx, &p.id, now_ms - HOUR_MS).await?;
-    if over_limit(recent, policy.max_requests_per_requester_per_hour()) {
+    let limit = policy.max_requests_per_requester_per_hour();
+    if over_limit(recent, limit) {
+        let retry = super::velocity::retry_after(&mut tx, Counted::Requests, &p.id, now.into(), recent, limit).await?;
         drop(tx);
         let message = "you reached the policy's limit of release requests per hour; try again later".to_string();
         let event =
             AuditEvent::RequestRefused { reason: "request_rate_exceeded".into(), rule: None, message: message.clone() };
-        let err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "request_rate_exceeded", message);
+        let err =
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "request_rate_exceeded", message).with_retry_after(retry);
         return Err(refuse(state, p, &req.machine_id, event, err).await);
     }
     if let Some(open) = db::releases::open_for_machine(&mut tx, &req.machine_id).await? {
