@@ -8,6 +8,7 @@ mod break_glass;
 mod cli;
 mod concurrency;
 mod crash;
+mod health;
 mod helpers;
 mod policy;
 mod recheck;
