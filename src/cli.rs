@@ -228,6 +228,8 @@ async fn run_simulator(bind: &str) -> anyhow::Result<ExitCode> {
     println!("  DUALKEY_MDE__SCOPE={}", client.scope);
     println!("  DUALKEY_MDE__CLIENT_ID={}", client.client_id);
     println!("  DUALKEY_MDE__CLIENT_SECRET={}", crate::mde::simulator::DEV_CLIENT_SECRET);
+    // config/default.toml turns the worker off; without this the daemon never releases anything.
+    println!("  DUALKEY_MDE__WORKER_ENABLED=true");
     println!("Isolated machines:");
     for m in &config.machines {
         println!("  {}  {}", m.id, m.computer_dns_name);

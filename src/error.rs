@@ -14,17 +14,25 @@ pub struct ApiError {
     pub message: String,
     /// Extra fields for the error object (e.g. the id of the open release).
     pub extra: Map<String, Value>,
+    /// Sent as `Retry-After` (seconds): when trying again can succeed.
+    retry_after_secs: Option<u64>,
     /// The cause, logged for 5xx answers.
     source: Option<anyhow::Error>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: Map::new(), source: None }
+        Self { status, code, message: message.into(), extra: Map::new(), retry_after_secs: None, source: None }
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.extra.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// Answers with `Retry-After: secs`.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
         self
     }
 
@@ -104,6 +112,9 @@ impl IntoResponse for ApiError {
         error.insert("message".into(), Value::from(self.message));
         error.extend(self.extra);
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             let challenge = if self.code == "missing_token" {
                 "Bearer realm=\"dualkey\""

@@ -1,5 +1,6 @@
 //! The settings tree: `config/default.toml` (or `--config PATH`), then `DUALKEY_<SECTION>__<KEY>`
-//! environment overrides. Every key is documented in `config/production.example.toml`.
+//! environment overrides (`__` separates levels: `DUALKEY_POLICY__BREAK_GLASS__ENABLED`). Every
+//! key is documented in `config/production.example.toml`.
 
 mod load;
 mod mde;
@@ -124,6 +125,8 @@ pub struct AuthSettings {
     pub jwks_min_refresh: HumanDuration,
     /// Refetch the JWKS when the cached copy is older than this.
     pub jwks_max_age: HumanDuration,
+    /// How long one JWKS fetch may take. Only a token whose key is not cached waits for it.
+    pub jwks_timeout: HumanDuration,
 }
 
 impl Default for AuthSettings {
@@ -142,6 +145,7 @@ impl Default for AuthSettings {
             leeway: HumanDuration::from_secs(60),
             jwks_min_refresh: HumanDuration::from_secs(5),
             jwks_max_age: HumanDuration::from_secs(24 * 3600),
+            jwks_timeout: HumanDuration::from_secs(5),
         }
     }
 }

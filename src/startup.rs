@@ -8,7 +8,7 @@ use crate::mde::MdeClient;
 use crate::routes;
 use crate::service::expiry;
 use crate::settings::Settings;
-use crate::state::AppState;
+use crate::state::{AppState, WorkerRun, WorkerSwitch};
 use crate::worker::Worker;
 use anyhow::Context;
 use std::future::Future;
@@ -50,6 +50,7 @@ impl Application {
             None
         };
         let policy = settings.policy.validate(&settings.auth.approver_role).context("validating [policy]")?;
+        let settings_worker_enabled = settings.mde.worker_enabled;
         let state = AppState {
             policy_cell: Arc::new(std::sync::RwLock::new(Arc::new(policy))),
             mde,
@@ -59,6 +60,7 @@ impl Application {
             verifier: Arc::new(verifier),
             approved: Arc::new(Notify::new()),
             refusal_log: Arc::new(crate::logsafe::LogLimiter::for_refusals()),
+            worker: WorkerSwitch::new(if settings_worker_enabled { WorkerRun::Stopped } else { WorkerRun::Off }),
         };
         crate::service::policy::record_policy(&state).await.context("recording the policy in the audit chain")?;
         let mut app = Self { listener, addr, state, worker: None, reload_from: None };
@@ -109,7 +111,16 @@ impl Application {
             .clone()
             .map(|config| tokio::spawn(reload_on_sighup(self.state.clone(), config, stop.clone())));
         let worker = match self.worker {
-            Some(w) => Some(tokio::spawn(w.run(stop.clone()))),
+            Some(w) => {
+                let switch = self.state.worker.clone();
+                switch.set(WorkerRun::Running);
+                let stop = stop.clone();
+                Some(tokio::spawn(async move {
+                    // Reports the worker stopped however its task ends, a panic included.
+                    let _stopped = StoppedOnDrop(switch);
+                    w.run(stop).await;
+                }))
+            }
             None => {
                 tracing::warn!("the release worker is off (mde.worker_enabled = false): approved releases wait");
                 None
@@ -145,6 +156,15 @@ impl Application {
         self.state.db.close().await;
         tracing::info!("dualkey stopped");
         Ok(())
+    }
+}
+
+/// Marks the worker stopped when dropped.
+struct StoppedOnDrop(WorkerSwitch);
+
+impl Drop for StoppedOnDrop {
+    fn drop(&mut self) {
+        self.0.set(WorkerRun::Stopped);
     }
 }
 

@@ -6,6 +6,7 @@ use crate::db::Db;
 use crate::mde::MdeClient;
 use crate::rules::Policy;
 use crate::settings::Settings;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
@@ -24,6 +25,41 @@ pub struct AppState {
     pub approved: Arc<Notify>,
     /// The log budget for refused tokens (anyone can cause them).
     pub refusal_log: Arc<crate::logsafe::LogLimiter>,
+    /// Whether this process's release worker runs (set by `startup`, read by `/readyz`).
+    pub worker: WorkerSwitch,
+}
+
+/// Whether the release worker of this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerRun {
+    /// Not configured here (`mde.worker_enabled = false`).
+    Off,
+    /// Configured, and its task is running.
+    Running,
+    /// Configured, but its task is not running (not started yet, stopped, or panicked).
+    Stopped,
+}
+
+/// A shared [`WorkerRun`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct WorkerSwitch(Arc<AtomicU8>);
+
+impl WorkerSwitch {
+    pub fn new(run: WorkerRun) -> Self {
+        Self(Arc::new(AtomicU8::new(run as u8)))
+    }
+
+    pub fn get(&self) -> WorkerRun {
+        match self.0.load(Ordering::SeqCst) {
+            x if x == WorkerRun::Off as u8 => WorkerRun::Off,
+            x if x == WorkerRun::Running as u8 => WorkerRun::Running,
+            _ => WorkerRun::Stopped,
+        }
+    }
+
+    pub fn set(&self, run: WorkerRun) {
+        self.0.store(run as u8, Ordering::SeqCst);
+    }
 }
 
 impl AppState {

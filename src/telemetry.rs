@@ -1,5 +1,5 @@
-//! Logging: human-readable lines on stderr, filtered by `RUST_LOG` (default `info`). Colours
-//! only on a terminal, so a log file holds no escape sequences but those a client sent, escaped.
+//! Logging: human-readable lines on stderr, filtered by `RUST_LOG` (default `info`), coloured
+//! only when stderr is a terminal and `NO_COLOR` is unset (a log file or a pipe gets plain text).
 
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
@@ -10,6 +10,6 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
         .try_init();
 }

@@ -40,7 +40,8 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(settings: &AuthSettings) -> Result<Self, anyhow::Error> {
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
+        let timeout = settings.jwks_timeout.get();
+        let http = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout).build()?;
         Ok(Self {
             hs256: settings
                 .hs256_secret

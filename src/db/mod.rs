@@ -61,6 +61,7 @@ pub mod audit;
 pub(crate) mod fenced;
 pub mod releases;
 pub(crate) mod transition;
+pub mod velocity;
 pub mod worker;
 
 use crate::settings::DatabaseSettings;

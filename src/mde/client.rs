@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::error::{MdeError, parse_retry_after};
 use super::rate::{Api, RateLimiter, RollingWindow};
-use super::token::{MdeCredential, TokenSource};
+use super::token::{MdeCredential, TokenHealth, TokenSource};
 use super::types::{ActionType, IsolationType, Machine, MachineAction, ODataList};
 use crate::clock::{Monotonic, SharedClock};
 use crate::secret::Secret;
@@ -67,6 +67,12 @@ impl MdeClient {
         let tokens =
             TokenSource::new(http.clone(), config.token_url, config.scope, config.client_id, config.credential, clock);
         Ok(Self { http, api_base: config.api_base.trim_end_matches('/').to_owned(), tokens, limiters })
+    }
+
+    /// Whether the app can get a token, for `/readyz`: from what the client knows, fetching
+    /// (at most `bound`) only when nothing is known or the last failure is `recheck` old.
+    pub async fn token_health(&self, bound: Duration, recheck: Duration) -> TokenHealth {
+        self.tokens.check(bound, recheck).await
     }
 
     /// When `api`'s rate budget next allows a call (now or later), without taking it.

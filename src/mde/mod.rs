@@ -15,5 +15,5 @@ pub use client::{MdeClient, MdeClientConfig};
 pub use cloud::{CloudEndpoints, CloudPreset};
 pub use error::{MdeError, TransportKind};
 pub use rate::{Api, RateLimiter, RollingWindow};
-pub use token::{AssertionAlg, MdeCredential};
+pub use token::{AssertionAlg, MdeCredential, TokenHealth};
 pub use types::{ActionStatus, ActionType, IsolationType, Machine, MachineAction, MdeErrorBody};

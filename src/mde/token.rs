@@ -129,8 +129,26 @@ struct Cached {
     refresh_at: Monotonic,
 }
 
-/// Fetches tokens and caches one until shortly before it expires on the clock. Concurrent
-/// callers share a single fetch.
+/// What is known about the app's token without asking the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenHealth {
+    /// A token is cached and valid.
+    Ok,
+    /// The last attempt to get one failed (the reason, free of secrets).
+    Failing(String),
+    /// No token yet, or the cached one ran out and none was fetched since.
+    Unknown,
+}
+
+/// The outcome of the latest fetch, kept apart from the cache so it can be read without
+/// waiting for a fetch in flight.
+#[derive(Default)]
+struct Outcome {
+    valid_until: Option<Monotonic>,
+    failed: Option<(Monotonic, String)>,
+}
+
+/// Fetches tokens and caches one. Concurrent callers share a single fetch.
 pub(crate) struct TokenSource {
     http: reqwest::Client,
     token_url: String,
@@ -139,6 +157,7 @@ pub(crate) struct TokenSource {
     credential: MdeCredential,
     cache: tokio::sync::Mutex<Option<Cached>>,
     clock: SharedClock,
+    outcome: std::sync::Mutex<Outcome>,
 }
 
 impl TokenSource {
@@ -150,17 +169,26 @@ impl TokenSource {
         credential: MdeCredential,
         clock: SharedClock,
     ) -> Self {
-        Self { http, token_url, scope, client_id, credential, cache: tokio::sync::Mutex::new(None), clock }
+        let cache = tokio::sync::Mutex::new(None);
+        Self { http, token_url, scope, client_id, credential, cache, clock, outcome: Default::default() }
     }
 
     /// A token valid for at least about a minute more: the cached one or a fresh one.
     pub(crate) async fn get(&self) -> Result<Secret, MdeError> {
         let mut cache = self.cache.lock().await;
+        self.fill(&mut cache).await
+    }
+
+    async fn fill(&self, cache: &mut Option<Cached>) -> Result<Secret, MdeError> {
         if let Some(c) = cache.as_ref().filter(|c| self.clock.monotonic() < c.refresh_at) {
             return Ok(c.token.clone());
         }
-        let (token, lifetime) = self.fetch().await?;
-        let refresh_at = self.clock.monotonic() + lifetime.saturating_sub(REFRESH_MARGIN);
+        let fetched = self.fetch().await;
+        let mut outcome = self.outcome();
+        let now = self.clock.monotonic();
+        let (token, lifetime) = fetched.inspect_err(|e| outcome.failed = Some((now, e.to_string())))?;
+        let refresh_at = now + lifetime.saturating_sub(REFRESH_MARGIN);
+        *outcome = Outcome { valid_until: Some(refresh_at), failed: None };
         *cache = Some(Cached { token: token.clone(), refresh_at });
         Ok(token)
     }
@@ -170,7 +198,47 @@ impl TokenSource {
         let mut cache = self.cache.lock().await;
         if cache.as_ref().is_some_and(|c| &c.token == rejected) {
             *cache = None;
+            self.outcome().valid_until = None;
         }
+    }
+
+    fn outcome(&self) -> std::sync::MutexGuard<'_, Outcome> {
+        self.outcome.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What is known at `now`, without fetching.
+    pub(crate) fn health(&self, now: Monotonic) -> TokenHealth {
+        let outcome = self.outcome();
+        match (&outcome.failed, outcome.valid_until) {
+            (_, Some(until)) if now < until => TokenHealth::Ok,
+            (Some((_, why)), _) => TokenHealth::Failing(why.clone()),
+            _ => TokenHealth::Unknown,
+        }
+    }
+
+    /// The token's health, fetching one only when nothing is known (no token yet, or the last
+    /// one ran out) or the last failure is at least `recheck` old, and no fetch is under way;
+    /// such a fetch gets at most `bound` (running out is a failure too).
+    pub(crate) async fn check(&self, bound: Duration, recheck: Duration) -> TokenHealth {
+        let now = self.clock.monotonic();
+        let due = match self.health(now) {
+            TokenHealth::Ok => false,
+            TokenHealth::Failing(_) => self.outcome().failed.as_ref().is_some_and(|(at, _)| now - *at >= recheck),
+            TokenHealth::Unknown => true,
+        };
+        if !due {
+            return self.health(now);
+        }
+        // A fetch under way (by the worker or a request) will record its outcome: do not queue.
+        let Ok(mut cache) = self.cache.try_lock() else { return self.health(now) };
+        if tokio::time::timeout(bound, self.fill(&mut cache)).await.is_err() {
+            tracing::warn!(token_url = %self.token_url, ?bound, "the token endpoint did not answer in time");
+            self.outcome().failed = Some((
+                self.clock.monotonic(),
+                format!("the token endpoint did not answer within {}", humantime::format_duration(bound)),
+            ));
+        }
+        self.health(self.clock.monotonic())
     }
 
     #[tracing::instrument(skip_all, fields(token_url = %self.token_url))]

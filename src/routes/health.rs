@@ -1,11 +1,20 @@
 //! Liveness and readiness, without authentication.
 
-use crate::state::AppState;
+use crate::mde::TokenHealth;
+use crate::state::{AppState, WorkerRun};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The longest `/readyz` waits for a token when it has to ask for one.
+const TOKEN_CHECK_BOUND: Duration = Duration::from_secs(2);
+
+/// A failed token is asked for again by `/readyz` at most this often.
+const FAILED_TOKEN_RECHECK: Duration = Duration::from_secs(30);
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
@@ -16,11 +25,79 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The database answers.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    if state.db.ping().await {
-        (StatusCode::OK, Json(json!({"status": "ready"})))
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "database": "unreachable"})))
+/// Each part this instance needs, and whether together they let it do what it is configured to do.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+struct Readiness {
+    /// `ready` or `not_ready`.
+    status: &'static str,
+    /// `ok` or `unreachable`.
+    database: &'static str,
+    /// `running`, `off` (an API-only instance) or `stopped` (configured but not running).
+    worker: &'static str,
+    /// `not_configured`, `configured` (no token asked for yet), `token_ok` or `token_failing`.
+    mde: &'static str,
+}
+
+impl Readiness {
+    fn assess(database_ok: bool, worker: WorkerRun, mde: Option<&TokenHealth>) -> (StatusCode, Self) {
+        let database = if database_ok { "ok" } else { "unreachable" };
+        let worker = match worker {
+            WorkerRun::Off => "off",
+            WorkerRun::Running => "running",
+            WorkerRun::Stopped => "stopped",
+        };
+        let mde = match mde {
+            None => "not_configured",
+            Some(TokenHealth::Unknown) => "configured",
+            Some(TokenHealth::Ok) => "token_ok",
+            Some(TokenHealth::Failing(_)) => "token_failing",
+        };
+        let ready = database_ok && worker != "stopped" && mde != "token_failing";
+        let (code, status) =
+            if ready { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not_ready") };
+        (code, Self { status, database, worker, mde })
+    }
+}
+
+/// Ready when the database answers, a configured worker runs, and a configured MDE app can get
+/// a token. Cheap: the token is asked for only when nothing is known about it (see
+/// [`crate::mde::MdeClient::token_health`]); why it fails goes to the log, not to this
+/// unauthenticated answer.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let token = async {
+        match &state.mde {
+            Some(mde) => Some(mde.token_health(TOKEN_CHECK_BOUND, FAILED_TOKEN_RECHECK).await),
+            None => None,
+        }
+    };
+    let (database_ok, token) = tokio::join!(state.db.ping(), token);
+    let (code, readiness) = Readiness::assess(database_ok, state.worker.get(), token.as_ref());
+    if let Some(TokenHealth::Failing(why)) = &token {
+        tracing::debug!(error = %why, "not ready: no MDE token");
+    }
+    (code, Json(readiness))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_is_ready_only_when_it_can_do_what_it_is_configured_to_do() {
+        let failing = TokenHealth::Failing("invalid_client".into());
+        let cases = [
+            (true, WorkerRun::Off, None, true),
+            (true, WorkerRun::Running, Some(&TokenHealth::Ok), true),
+            (true, WorkerRun::Off, Some(&TokenHealth::Unknown), true),
+            (false, WorkerRun::Running, Some(&TokenHealth::Ok), false),
+            (true, WorkerRun::Stopped, Some(&TokenHealth::Ok), false),
+            (true, WorkerRun::Running, Some(&failing), false),
+            (true, WorkerRun::Off, Some(&failing), false),
+        ];
+        for (database_ok, worker, mde, ready) in cases {
+            let (code, r) = Readiness::assess(database_ok, worker, mde);
+            assert_eq!(code == StatusCode::OK, ready, "{r:?}");
+            assert_eq!(r.status == "ready", ready, "{r:?}");
+        }
     }
 }

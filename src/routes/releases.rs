@@ -149,20 +149,25 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Resul
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RejectBody {
-    comment: String,
+    comment: Option<String>,
 }
 
 async fn reject(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<RejectBody>,
+    body: Bytes,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
-    let comment = Comment::parse(&body.comment, state.settings.policy.min_comment_len as usize)?;
+    // No body, or none with a comment, is a missing comment (not a content-type problem).
+    let body: RejectBody = optional_json(&body)?;
+    let comment = body.comment.ok_or_else(|| {
+        ApiError::unprocessable("comment_required", "a rejection needs a comment: send {\"comment\": \"<why>\"}")
+    })?;
+    let comment = Comment::parse(&comment, state.settings.policy.min_comment_len as usize)?;
     Ok(view(&state, service::reject(&state, &principal, id, comment).await?))
 }
 

@@ -7,3 +7,4 @@ pub mod policy;
 pub mod releases;
 pub mod request;
 pub mod transition;
+mod velocity;

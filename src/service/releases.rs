@@ -6,6 +6,7 @@ use crate::audit::{self, Actor, AuditEvent, RefusalReason, Subject};
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::db;
+use crate::db::velocity::Counted;
 use crate::domain::{Comment, MachineId, Release, ReleaseId, ReleaseStatus};
 use crate::error::ApiError;
 use crate::policy::{self, Caller};
@@ -162,8 +163,11 @@ pub async fn approve(
         Err(reason) => return Err(refuse(state, tx, p, &r, Decision::Approve, reason).await),
     };
     let recent = db::approvals::approvals_since(&mut tx, &p.id, now.minus(HOUR)).await?;
-    if over_limit(recent, state.policy().max_approvals_per_approver_per_hour()) {
-        return Err(refuse(state, tx, p, &r, Decision::Approve, RefusalReason::RateExceeded).await);
+    let limit = state.policy().max_approvals_per_approver_per_hour();
+    if over_limit(recent, limit) {
+        let retry = super::velocity::retry_after(&mut tx, Counted::Approvals, &p.id, now, recent, limit).await?;
+        let refused = refuse(state, tx, p, &r, Decision::Approve, RefusalReason::RateExceeded).await;
+        return Err(refused.with_retry_after(retry));
     }
     let comment = comment.as_ref().map(Comment::as_str);
     let roles = p.roles_vec();

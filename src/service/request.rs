@@ -8,6 +8,7 @@ use super::transition::{self, NewRelease, TransitionError};
 use crate::audit::{self, Actor, AuditEvent, Subject};
 use crate::auth::Principal;
 use crate::db;
+use crate::db::velocity::Counted;
 use crate::domain::{Comment, DecidedUnder, MachineId, Release, ReleaseId, Ticket};
 use crate::error::ApiError;
 use crate::rules::over_limit;
@@ -80,12 +81,15 @@ pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let recent = db::releases::requests_since(&mut tx, &p.id, now.minus(HOUR)).await?;
-    if over_limit(recent, policy.max_requests_per_requester_per_hour()) {
+    let limit = policy.max_requests_per_requester_per_hour();
+    if over_limit(recent, limit) {
+        let retry = super::velocity::retry_after(&mut tx, Counted::Requests, &p.id, now, recent, limit).await?;
         drop(tx);
         let message = "you reached the policy's limit of release requests per hour; try again later".to_string();
         let event =
             AuditEvent::RequestRefused { reason: "request_rate_exceeded".into(), rule: None, message: message.clone() };
-        let err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "request_rate_exceeded", message);
+        let err =
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "request_rate_exceeded", message).with_retry_after(retry);
         return Err(refuse(state, p, &req.machine_id, event, err).await);
     }
     if let Some(open) = db::releases::open_for_machine(&mut tx, &req.machine_id).await? {

@@ -16,8 +16,10 @@ const ENV_PREFIX: &str = "DUALKEY_";
 /// Why the settings could not be loaded. The message always names the file, variable or key.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    // The OS error is part of the message and deliberately not a `source`: callers print the
+    // cause chain (`{:#}`), which would repeat it.
+    #[error("cannot read config file {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("config file {origin} is not valid TOML: {message}")]
     Toml { origin: String, message: String },
     #[error("environment variable {name}: {message}")]
@@ -33,11 +35,13 @@ fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
 }
 
 /// Loads settings from `path` (or `config/default.toml` in the working directory, or the
-/// embedded copy of it), applies `DUALKEY_<SECTION>__<KEY>` overrides from `env`, and validates.
+/// embedded copy of it), applies `DUALKEY_<SECTION>__<KEY>` overrides from `env` (nested keys
+/// too: `DUALKEY_POLICY__BREAK_GLASS__ENABLED`), and validates. An error about a value set by a
+/// variable names the variable.
 pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Settings, SettingsError> {
     let (text, origin) = match path {
         Some(p) => (
-            std::fs::read_to_string(p).map_err(|source| SettingsError::Read { path: p.to_path_buf(), source })?,
+            std::fs::read_to_string(p).map_err(|error| SettingsError::Read { path: p.to_path_buf(), error })?,
             p.display().to_string(),
         ),
         None => match std::fs::read_to_string("config/default.toml") {
@@ -58,14 +62,17 @@ pub fn load_from_str(
         origin: origin.into(),
         message: e.message().to_string(),
     })?;
-    apply_env(&mut table, env)?;
+    let origins = apply_env(&mut table, env)?;
     let deserializer = toml::Value::Table(table);
     let mut settings: Settings = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
-        invalid(&key, e.into_inner().to_string())
+        let message = e.into_inner().to_string();
+        // The key is named already; drop toml's own "in `section`" line.
+        let message = message.split_once("\nin `").map_or(message.as_str(), |(m, _)| m).to_string();
+        name_the_variable(invalid(&key, message), &origins)
     })?;
     normalise(&mut settings);
-    validate(&settings).map_err(|e| match e {
+    validate(&settings).map_err(|e| name_the_variable(e, &origins)).map_err(|e| match e {
         // Point at the rule's line in the file, so the fix is one look away.
         SettingsError::Policy(message) => {
             let line = settings
@@ -84,23 +91,70 @@ pub fn load_from_str(
     Ok(settings)
 }
 
-fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), SettingsError> {
+/// Where one environment override went: the variable's name and the dotted key it set.
+struct EnvOrigin {
+    var: String,
+    key: String,
+}
+
+/// Puts each `DUALKEY_A__B__C` variable at key `a.b.c` of `table` (`__` separates levels, at any
+/// depth), and returns where each went so later errors can name the variable. A name that does
+/// not fit the form is refused here; one naming no setting is refused by deserialisation.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<EnvOrigin>, SettingsError> {
+    let mut origins = Vec::new();
     for (name, value) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
-        let Some((section, key)) = rest.split_once("__") else {
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if path.len() < 2 || path.iter().any(|p| p.is_empty()) {
             return Err(SettingsError::Env {
                 name,
-                message: "expected the form DUALKEY_<SECTION>__<KEY>, e.g. DUALKEY_DATABASE__URL".into(),
+                message:
+                    "expected the form DUALKEY_<SECTION>__<KEY> (nested keys: DUALKEY_POLICY__BREAK_GLASS__ENABLED)"
+                        .into(),
             });
-        };
-        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
-        let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let toml::Value::Table(section_table) = entry else {
-            return Err(SettingsError::Env { name, message: format!("`{section}` is not a section") });
-        };
-        section_table.insert(key, toml::Value::String(value));
+        }
+        let (leaf, sections) = path.split_last().expect("at least two parts");
+        let mut at = &mut *table;
+        for (depth, section) in sections.iter().enumerate() {
+            let entry = at.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(inner) = entry else {
+                return Err(SettingsError::Env {
+                    name,
+                    message: format!("`{}` is not a section", path[..=depth].join(".")),
+                });
+            };
+            at = inner;
+        }
+        at.insert(leaf.clone(), toml::Value::String(value));
+        origins.push(EnvOrigin { var: name, key: path.join(".") });
     }
-    Ok(())
+    Ok(origins)
+}
+
+/// Names the environment variable behind an error about a key it set, so the reader knows
+/// what to fix: `DUALKEY_POLICY__MIN_COMMENT_LEN: policy.min_comment_len: ...`.
+fn name_the_variable(e: SettingsError, origins: &[EnvOrigin]) -> SettingsError {
+    // The key itself, or (for an unknown section) a section the variable created.
+    let var_for = |key: &str| {
+        let section = format!("{key}.");
+        origins.iter().rev().find(|o| o.key == key || o.key.starts_with(&section)).map(|o| o.var.clone())
+    };
+    match e {
+        SettingsError::Invalid { key, message } => match var_for(&key) {
+            Some(var) => SettingsError::Env { name: var, message: format!("{key}: {message}") },
+            None => SettingsError::Invalid { key, message },
+        },
+        SettingsError::Policy(message) => {
+            match origins.iter().rev().find(|o| message.starts_with(&format!("{} ", o.key))) {
+                Some(o) => SettingsError::Env { name: o.var.clone(), message },
+                None => SettingsError::Policy(message),
+            }
+        }
+        other => other,
+    }
 }
 
 /// Empty strings (e.g. an environment variable set to "") mean "unset".
@@ -189,6 +243,9 @@ fn validate(s: &Settings) -> Result<(), SettingsError> {
     if let Some(url) = &a.jwks_url {
         check_url("auth.jwks_url", url)?;
     }
+    if a.jwks_timeout.get().is_zero() {
+        return Err(invalid("auth.jwks_timeout", "must be greater than zero"));
+    }
     for (key, value) in [
         ("auth.issuer", &a.issuer),
         ("auth.audience", &a.audience),
@@ -255,6 +312,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("mde.rate_per_hour"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_reach_nested_keys_at_any_depth() {
+        let s = load_from_str(
+            EMBEDDED_DEFAULT,
+            "embedded",
+            env(&[
+                ("DUALKEY_POLICY__BREAK_GLASS__ENABLED", "true"),
+                ("DUALKEY_POLICY__BREAK_GLASS__RATIFY_WITHIN", "30m"),
+            ]),
+        )
+        .unwrap();
+        assert!(s.policy.break_glass.enabled);
+        assert_eq!(s.policy.break_glass.ratify_within.get(), std::time::Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn an_environment_variable_naming_no_setting_is_refused_and_named() {
+        for (var, key) in [
+            ("DUALKEY_POLICY__BREAK_GLASS__ENABLD", "policy.break_glass.enabld"),
+            ("DUALKEY_AUTH__HS256SECRET", "auth.hs256secret"),
+            ("DUALKEY_SERVR__BIND", "servr"),
+        ] {
+            let err = load_from_str(EMBEDDED_DEFAULT, "embedded", env(&[(var, "x")])).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}: {err}");
+            assert!(err.contains(key), "{var}: {err}");
+        }
+        for var in ["DUALKEY_POLICY", "DUALKEY_POLICY__", "DUALKEY_POLICY____ENABLED", "DUALKEY_SERVER__BIND__PORT"] {
+            let err = load_from_str(EMBEDDED_DEFAULT, "embedded", env(&[(var, "1")])).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_value_from_the_environment_names_the_variable_and_the_key() {
+        let err = load_from_str(EMBEDDED_DEFAULT, "embedded", env(&[("DUALKEY_POLICY__MIN_COMMENT_LEN", "abc")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("DUALKEY_POLICY__MIN_COMMENT_LEN: policy.min_comment_len: `abc` is not a whole number"),
+            "{err}"
+        );
+        let err = load_from_str(EMBEDDED_DEFAULT, "embedded", env(&[("DUALKEY_POLICY__MIN_COMMENT_LEN", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("DUALKEY_POLICY__MIN_COMMENT_LEN") && err.contains("policy.min_comment_len"), "{err}");
+        let err = load_from_str(EMBEDDED_DEFAULT, "embedded", env(&[("DUALKEY_POLICY__BREAK_GLASS__ROLE", "")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("DUALKEY_POLICY__BREAK_GLASS__ROLE"), "{err}");
     }
 
     #[test]

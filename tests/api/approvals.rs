@@ -118,7 +118,7 @@ async fn an_approver_rejects_with_a_required_comment_and_the_rejection_is_final(
     let id = app.create_release(1).await["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/releases/{id}/reject");
     let r = app.post(&path, &app.approver("bob"), json!({})).await;
-    assert_eq!(error_code(r).await, (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body".into()));
+    assert_eq!(error_code(r).await, (StatusCode::UNPROCESSABLE_ENTITY, "comment_required".into()));
     let r = app.post(&path, &app.approver("bob"), json!({"comment": "no"})).await;
     assert_eq!(error_code(r).await, (StatusCode::UNPROCESSABLE_ENTITY, "invalid_comment".into()));
     let r = app.post(&path, &app.requester(), json!({"comment": "I changed my mind about it"})).await;
@@ -133,6 +133,25 @@ async fn an_approver_rejects_with_a_required_comment_and_the_rejection_is_final(
     assert_eq!(error_code(r).await, (StatusCode::CONFLICT, "release_not_pending".into()));
     assert_eq!(app.audit_actions("release_rejected").await.len(), 1);
     assert_eq!(app.audit_actions("rejection_refused").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_rejection_without_a_body_is_422_saying_a_comment_is_required() {
+    let app = spawn_app().await;
+    let id = app.create_release(1).await["id"].as_str().unwrap().to_string();
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/releases/{id}/reject")))
+        .bearer_auth(app.approver("bob"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "comment_required");
+    assert!(body["error"]["message"].as_str().unwrap().contains("comment"), "{body}");
+    assert_eq!(app.release(&id).await["status"], "pending");
+    assert_eq!(app.count("SELECT COUNT(*) FROM audit_log WHERE action != 'policy_loaded'").await, 1);
 }
 
 #[tokio::test]

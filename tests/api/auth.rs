@@ -25,6 +25,38 @@ async fn jwks_server() -> (String, Arc<AtomicUsize>) {
     (url, fetches)
 }
 
+/// Serves the test JWKS for the first `answered` fetches; later fetches never get an answer.
+/// Counts every fetch.
+async fn jwks_server_that_hangs_after(answered: usize) -> (String, Arc<AtomicUsize>) {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let app = axum::Router::new().route(
+        "/keys",
+        axum::routing::get(move || {
+            let counter = counter.clone();
+            async move {
+                if counter.fetch_add(1, Ordering::SeqCst) >= answered {
+                    std::future::pending::<()>().await;
+                }
+                ([("content-type", "application/json")], RS256_JWKS)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/keys", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, fetches)
+}
+
+/// `n` concurrent reads with `token`; panics if they do not all answer within a bound far
+/// beyond their normal time (they would only take longer by waiting on a hanging fetch).
+async fn concurrent_statuses(app: &TestApp, token: &str, n: usize) -> Vec<StatusCode> {
+    let reads = (0..n).map(|_| status_of(app, token));
+    tokio::time::timeout(std::time::Duration::from_secs(10), futures::future::join_all(reads))
+        .await
+        .expect("the requests waited on the hanging key fetch")
+}
+
 async fn status_of(app: &TestApp, token: &str) -> StatusCode {
     app.get("/api/v1/releases", token).await.status()
 }
@@ -191,4 +223,53 @@ async fn the_principal_and_roles_come_from_the_configured_claims() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn tokens_with_a_cached_key_are_verified_at_once_while_a_refresh_hangs() {
+    let (url, fetches) = jwks_server_that_hangs_after(1).await;
+    let app = spawn_app_with(|s| {
+        s.auth.hs256_secret = None;
+        s.auth.jwks_url = Some(url);
+        // Every use finds the set stale, and the refresh would hang for an hour.
+        s.auth.jwks_max_age = "1ms".parse().unwrap();
+        s.auth.jwks_min_refresh = "1ms".parse().unwrap();
+        s.auth.jwks_timeout = "1h".parse().unwrap();
+    })
+    .await;
+    let good = rs256_token(RS256_KEY, "test-key-1", json!({"sub": "audrey", "roles": [AUDITOR]}));
+    assert_eq!(status_of(&app, &good).await, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+    assert_eq!(concurrent_statuses(&app, &good, 3).await, vec![StatusCode::OK; 3]);
+    for _ in 0..500 {
+        if fetches.load(Ordering::SeqCst) == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 2, "the stale set started one refresh");
+    assert_eq!(concurrent_statuses(&app, &good, 5).await, vec![StatusCode::OK; 5]);
+    assert_eq!(fetches.load(Ordering::SeqCst), 2, "one refresh at a time");
+}
+
+#[tokio::test]
+async fn a_failed_key_fetch_is_attempted_once_and_remembered_not_retried_per_request() {
+    let (url, fetches) = jwks_server_that_hangs_after(0).await;
+    let app = spawn_app_with(|s| {
+        s.auth.hs256_secret = None;
+        s.auth.jwks_url = Some(url);
+        s.auth.jwks_timeout = "50ms".parse().unwrap();
+        s.auth.jwks_min_refresh = "1h".parse().unwrap();
+    })
+    .await;
+    let good = rs256_token(RS256_KEY, "test-key-1", json!({"sub": "audrey", "roles": [AUDITOR]}));
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    assert_eq!(concurrent_statuses(&app, &good, 4).await, vec![unavailable; 4], "all wait for the one fetch");
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    for _ in 0..3 {
+        let r = app.get("/api/v1/releases", &good).await;
+        assert_eq!(error_code(r).await, (unavailable, "identity_provider_unavailable".into()));
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "the failure is remembered for jwks_min_refresh");
 }

@@ -79,6 +79,77 @@ fn an_invalid_setting_stops_start_up_and_names_the_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/dualkey.toml"));
 }
 
+#[test]
+fn a_missing_config_file_is_reported_with_its_os_error_once() {
+    let out = dualkey().args(["serve", "--config", "/nonexistent/dualkey.toml"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read config file /nonexistent/dualkey.toml"), "{stderr}");
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+}
+
+/// Starts `cmd` (a `serve`), waits for its "dualkey listening" log line and returns the daemon,
+/// its address and the log lines up to then; stderr keeps draining in the background.
+async fn serve_until_listening(mut cmd: Command) -> (Daemon, String, String) {
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map(Daemon).unwrap();
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut log = String::new();
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("dualkey listening")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(log.clone());
+            }
+        }
+        if let Some(tx) = tx.take() {
+            let _ = tx.send(log);
+        }
+    });
+    let log = tokio::time::timeout(std::time::Duration::from_secs(60), rx).await.unwrap().unwrap();
+    let start = log.find("addr=").unwrap_or_else(|| panic!("no listening address in {log}")) + "addr=".len();
+    let addr: String = log[start..].chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
+    (child, addr, log)
+}
+
+#[tokio::test]
+async fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = dualkey();
+    cmd.arg("serve")
+        .current_dir(dir.path())
+        .env("DUALKEY_SERVER__BIND", "127.0.0.1:0")
+        .env("DUALKEY_DATABASE__URL", format!("sqlite://{}/x.db?mode=rwc", dir.path().display()));
+    let (_daemon, addr, log) = serve_until_listening(cmd).await;
+    assert!(addr.starts_with("127.0.0.1:"), "{log}");
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "escape codes in a log that is not a terminal: {log:?}");
+}
+
+#[test]
+fn environment_variables_reach_nested_settings_and_a_mistyped_one_is_named() {
+    let out = dualkey().args(["policy", "check"]).env("DUALKEY_POLICY__BREAK_GLASS__ENABLED", "true").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("break-glass: on"));
+
+    let out = dualkey().args(["policy", "check"]).env("DUALKEY_POLICY__BREAK_GLASS__ENABLD", "true").output().unwrap();
+    assert!(!out.status.success(), "a mistyped security setting is never ignored");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DUALKEY_POLICY__BREAK_GLASS__ENABLD"), "{stderr}");
+
+    let out = dualkey().args(["policy", "check"]).env("DUALKEY_POLICY__MIN_COMMENT_LEN", "abc").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DUALKEY_POLICY__MIN_COMMENT_LEN: policy.min_comment_len: `abc` is not a whole number"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn serve_dev_prints_tokens_that_work_and_keeps_the_configured_database() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,4 +250,71 @@ async fn the_standalone_simulator_serves_mde_and_prints_how_to_reach_it() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "Unauthorized");
     assert!(body["error"]["target"].is_string());
+}
+
+#[tokio::test]
+async fn a_daemon_given_the_settings_the_simulator_prints_releases_devices() {
+    let mut sim = dualkey()
+        .args(["simulator", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Daemon)
+        .unwrap();
+    let stdout = sim.0.stdout.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let printed: Vec<String> = lines.by_ref().take_while(|l| !l.starts_with("Isolated machines")).collect();
+        let _ = tx.send(printed);
+        lines.for_each(drop);
+    });
+    let printed = rx.await.unwrap();
+    let settings: Vec<(String, String)> = printed
+        .iter()
+        .filter_map(|l| l.trim().split_once('='))
+        .filter(|(k, _)| k.starts_with("DUALKEY_"))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+
+    // Exactly what the simulator printed, plus a port and a database of the test's own.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = dualkey();
+    cmd.arg("serve")
+        .current_dir(dir.path())
+        .envs(settings)
+        .env("DUALKEY_SERVER__BIND", "127.0.0.1:0")
+        .env("DUALKEY_DATABASE__URL", format!("sqlite://{}/x.db?mode=rwc", dir.path().display()));
+    let (_daemon, addr, _) = serve_until_listening(cmd).await;
+    let token = |role: &str, sub: &str| {
+        let out = dualkey().current_dir(dir.path()).args(["token", "--sub", sub, "--role", role]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let http = reqwest::Client::new();
+    let api = format!("http://{addr}/api/v1");
+    let created: Value = http
+        .post(format!("{api}/releases"))
+        .bearer_auth(token(REQUESTER, "alice"))
+        .json(&json!({"machine_id": SEEDED, "comment": "reimaged and scanned clean"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap_or_else(|| panic!("{created}")).to_string();
+    let r = http.post(format!("{api}/releases/{id}/approve")).bearer_auth(token(APPROVER, "bob")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The background worker sends it at once; without it the release would stay approved.
+    let auditor = token(AUDITOR, "audrey");
+    for _ in 0..250 {
+        let release: Value =
+            http.get(format!("{api}/releases/{id}")).bearer_auth(&auditor).send().await.unwrap().json().await.unwrap();
+        if release["mde_action_id"].is_string() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the daemon never sent the approved release to the simulator: {printed:?}");
 }

@@ -9,6 +9,7 @@ mod cli;
 mod concurrency;
 mod connections;
 mod crash;
+mod health;
 mod helpers;
 mod invisible_text;
 mod log_injection;

@@ -334,3 +334,32 @@ async fn sighup_reloads_a_good_policy_and_keeps_the_old_one_on_a_bad_one() {
     assert_eq!(count_action(&db_url, "policy_loaded").await, 2, "the previous policy stays in force");
     daemon.kill();
 }
+
+#[tokio::test]
+async fn a_velocity_guards_429_says_in_retry_after_when_the_window_has_room() {
+    let policy = format!("max_requests_per_requester_per_hour = 2\nmax_approvals_per_approver_per_hour = 1\n{POLICY}");
+    let app = app_with(&policy).await;
+    let minutes = |m: u64| std::time::Duration::from_secs(60 * m);
+    let retry_after = |r: &reqwest::Response| -> u64 {
+        r.headers().get("retry-after").expect("a 429 carries Retry-After").to_str().unwrap().parse().unwrap()
+    };
+    let first = requested(&app, &machine(1)).await["id"].as_str().unwrap().to_string();
+    app.clock.advance(minutes(10));
+    let second = requested(&app, &machine(2)).await["id"].as_str().unwrap().to_string();
+    app.clock.advance(minutes(10));
+    // The first request (20 minutes ago) leaves the hour in 40 minutes.
+    let r = request(&app, &app.requester(), &machine(3)).await;
+    let wait = retry_after(&r);
+    assert_eq!(error_code(r).await.1, "request_rate_exceeded");
+    assert!((2390..=2400).contains(&wait), "Retry-After: {wait}");
+
+    assert_eq!(app.approve(&first, &app.approver("bob")).await.status(), StatusCode::OK);
+    app.clock.advance(minutes(15));
+    let r = app.approve(&second, &app.approver("bob")).await;
+    let wait = retry_after(&r);
+    assert_eq!(error_code(r).await.1, "approval_rate_exceeded");
+    assert!((2690..=2700).contains(&wait), "Retry-After: {wait}");
+    // Waiting that long is enough.
+    app.clock.advance(std::time::Duration::from_secs(wait));
+    assert_eq!(app.approve(&second, &app.approver("bob")).await.status(), StatusCode::OK);
+}
