@@ -37,7 +37,7 @@ impl Application {
             .await
             .with_context(|| format!("opening the database (database.url = {})", settings.database.url))?;
         db.migrate().await.context("applying database migrations")?;
-        let verifier = Verifier::new(&settings.auth).context("preparing token verification")?;
+        let verifier = Verifier::new(&settings.auth, clock.clone()).context("preparing token verification")?;
         let listener = TcpListener::bind(&settings.server.bind)
             .await
             .with_context(|| format!("binding server.bind = {}", settings.server.bind))?;

@@ -5,11 +5,12 @@
 //! included (so junk tokens or a hanging identity provider cannot make every request fetch).
 
 use super::AuthError;
+use crate::clock::{Monotonic, SharedClock};
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 pub struct JwksCache {
@@ -21,6 +22,7 @@ struct Inner {
     http: reqwest::Client,
     url: String,
     limits: Limits,
+    clock: SharedClock,
     /// Never held across an `.await`.
     state: Mutex<State>,
     /// Bumped each time a fetch ends, successful or not; waiters watch it.
@@ -37,9 +39,9 @@ struct Limits {
 struct State {
     keys: HashMap<String, DecodingKey>,
     /// The last successful fetch.
-    fetched_at: Option<Instant>,
+    fetched_at: Option<Monotonic>,
     /// When the last fetch started, successful or not.
-    attempted_at: Option<Instant>,
+    attempted_at: Option<Monotonic>,
     /// Why the last fetch failed; cleared by a successful one.
     last_error: Option<String>,
     in_flight: bool,
@@ -56,7 +58,7 @@ enum Plan {
 impl State {
     /// What to do for `kid` at `now`, and whether to start a fetch. A cached key always
     /// answers at once; a missing one waits for a fetch when one is running or may start.
-    fn plan(&self, kid: &str, now: Instant, limits: Limits) -> (Plan, bool) {
+    fn plan(&self, kid: &str, now: Monotonic, limits: Limits) -> (Plan, bool) {
         let may_fetch = !self.in_flight && self.attempted_at.is_none_or(|t| now - t >= limits.min_refresh);
         if let Some(key) = self.keys.get(kid) {
             let stale = self.fetched_at.is_none_or(|t| now - t >= limits.max_age);
@@ -83,13 +85,21 @@ impl State {
 }
 
 impl JwksCache {
-    /// `http` must carry the fetch timeout.
-    pub fn new(http: reqwest::Client, url: String, min_refresh: Duration, max_age: Duration) -> Self {
+    /// `http` must carry the fetch timeout; `clock` measures the key set's age and the pause
+    /// after a failed fetch.
+    pub fn new(
+        http: reqwest::Client,
+        url: String,
+        min_refresh: Duration,
+        max_age: Duration,
+        clock: SharedClock,
+    ) -> Self {
         let (fetches_done, _) = watch::channel(0);
         let inner = Inner {
             http,
             url,
             limits: Limits { min_refresh, max_age },
+            clock,
             state: Mutex::new(State::default()),
             fetches_done,
         };
@@ -100,12 +110,13 @@ impl JwksCache {
     pub async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
         let mut done = {
             let mut state = self.inner.lock();
-            let (plan, fetch) = state.plan(kid, Instant::now(), self.inner.limits);
+            let now = self.inner.clock.monotonic();
+            let (plan, fetch) = state.plan(kid, now, self.inner.limits);
             // Subscribed under the lock, so the end of a fetch running now cannot be missed.
             let done = self.inner.fetches_done.subscribe();
             if fetch {
                 state.in_flight = true;
-                state.attempted_at = Some(Instant::now());
+                state.attempted_at = Some(now);
                 drop(state);
                 // Its own task: it finishes (and records its outcome) even if this request is
                 // dropped, and a request holding a cached key does not wait for it.
@@ -144,7 +155,7 @@ impl Inner {
         match fetched {
             Ok(keys) => {
                 state.keys = keys;
-                state.fetched_at = Some(Instant::now());
+                state.fetched_at = Some(self.clock.monotonic());
                 state.last_error = None;
             }
             Err(e) => {
@@ -194,7 +205,7 @@ mod tests {
         DecodingKey::from_secret(b"not an rsa key, but the plan does not look inside").unwrap()
     }
 
-    fn cached(at: Instant) -> State {
+    fn cached(at: Monotonic) -> State {
         State {
             keys: HashMap::from([("k1".to_string(), key())]),
             fetched_at: Some(at),
@@ -215,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_cached_key_answers_at_once_whatever_the_fetch_state() {
-        let t0 = Instant::now();
+        let t0 = Monotonic::ORIGIN;
         let fresh = cached(t0);
         assert_eq!(describe(fresh.plan("k1", t0 + Duration::from_secs(1), LIMITS)), ("key", false));
         // Stale: answer with it and start a background refresh.
@@ -230,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_missing_key_waits_for_one_fetch_and_a_failure_is_remembered_for_min_refresh() {
-        let t0 = Instant::now();
+        let t0 = Monotonic::ORIGIN;
         assert_eq!(describe(State::default().plan("k1", t0, LIMITS)), ("wait", true));
         let running = State { in_flight: true, attempted_at: Some(t0), ..State::default() };
         assert_eq!(describe(running.plan("k1", t0, LIMITS)), ("wait", false));

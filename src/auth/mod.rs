@@ -8,6 +8,7 @@ mod principal;
 pub use mint::mint_hs256;
 pub use principal::Principal;
 
+use crate::clock::SharedClock;
 use crate::settings::AuthSettings;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use jwks::JwksCache;
@@ -39,7 +40,8 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(settings: &AuthSettings) -> Result<Self, anyhow::Error> {
+    /// `clock` paces the JWKS cache (its age and the pause after a failed fetch).
+    pub fn new(settings: &AuthSettings, clock: SharedClock) -> Result<Self, anyhow::Error> {
         let timeout = settings.jwks_timeout.get();
         let http = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout).build()?;
         Ok(Self {
@@ -49,7 +51,8 @@ impl Verifier {
                 .map(|s| DecodingKey::from_secret(s.expose().as_bytes()))
                 .transpose()?,
             jwks: settings.jwks_url.as_ref().map(|url| {
-                JwksCache::new(http, url.clone(), settings.jwks_min_refresh.get(), settings.jwks_max_age.get())
+                let (min_refresh, max_age) = (settings.jwks_min_refresh.get(), settings.jwks_max_age.get());
+                JwksCache::new(http, url.clone(), min_refresh, max_age, clock)
             }),
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),

@@ -167,12 +167,15 @@ async fn an_unknown_kid_is_refetched_once_the_minimum_interval_has_passed() {
     let app = spawn_app_with(|s| {
         s.auth.hs256_secret = None;
         s.auth.jwks_url = Some(url);
-        s.auth.jwks_min_refresh = "100ms".parse().unwrap();
+        s.auth.jwks_min_refresh = "1m".parse().unwrap();
     })
     .await;
     let unknown = rs256_token(RS256_KEY, "not-yet-published", json!({"sub": "audrey", "roles": [AUDITOR]}));
     assert_eq!(status_of(&app, &unknown).await, StatusCode::UNAUTHORIZED);
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    app.clock.advance(std::time::Duration::from_secs(59));
+    assert_eq!(status_of(&app, &unknown).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "not refetched within jwks_min_refresh");
+    app.clock.advance(std::time::Duration::from_secs(1));
     assert_eq!(status_of(&app, &unknown).await, StatusCode::UNAUTHORIZED);
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
 }
@@ -231,15 +234,15 @@ async fn tokens_with_a_cached_key_are_verified_at_once_while_a_refresh_hangs() {
     let app = spawn_app_with(|s| {
         s.auth.hs256_secret = None;
         s.auth.jwks_url = Some(url);
-        // Every use finds the set stale, and the refresh would hang for an hour.
-        s.auth.jwks_max_age = "1ms".parse().unwrap();
-        s.auth.jwks_min_refresh = "1ms".parse().unwrap();
+        // Once the clock passes max_age the set is stale, and the refresh would hang for an hour.
+        s.auth.jwks_max_age = "10m".parse().unwrap();
+        s.auth.jwks_min_refresh = "1s".parse().unwrap();
         s.auth.jwks_timeout = "1h".parse().unwrap();
     })
     .await;
     let good = rs256_token(RS256_KEY, "test-key-1", json!({"sub": "audrey", "roles": [AUDITOR]}));
     assert_eq!(status_of(&app, &good).await, StatusCode::OK);
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    app.clock.advance(std::time::Duration::from_secs(600));
 
     assert_eq!(concurrent_statuses(&app, &good, 3).await, vec![StatusCode::OK; 3]);
     for _ in 0..500 {
