@@ -4,13 +4,16 @@
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod canonical;
 pub mod cli;
 pub mod clock;
 pub mod db;
+pub mod decide;
 pub mod domain;
+pub mod duration;
 pub mod error;
+pub mod lenient;
 pub mod mde;
-pub mod policy;
 pub mod routes;
 pub mod rules;
 pub mod secret;
@@ -20,3 +23,6 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod worker;
+
+#[cfg(test)]
+mod module_graph_tests;

@@ -4,8 +4,9 @@
 mod mde_support;
 
 use dualkey::mde::simulator::{RouteKind, SimulatorConfig};
-use dualkey::mde::{AssertionAlg, MdeCredential, MdeError};
+use dualkey::mde::{MdeCredential, MdeError};
 use dualkey::secret::Secret;
+use dualkey::settings::AssertionAlg;
 use mde_support::*;
 
 fn certificate_only() -> SimulatorConfig {

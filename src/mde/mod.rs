@@ -4,7 +4,7 @@
 //! simulator, which reproduces its routes, bodies, limits and faults over real HTTP).
 
 pub mod client;
-pub mod cloud;
+mod config;
 pub mod error;
 pub mod rate;
 pub mod simulator;
@@ -12,8 +12,7 @@ pub mod token;
 pub mod types;
 
 pub use client::{MdeClient, MdeClientConfig};
-pub use cloud::{CloudEndpoints, CloudPreset};
 pub use error::{MdeError, TransportKind};
 pub use rate::{Api, RateLimiter, RollingWindow};
-pub use token::{AssertionAlg, MdeCredential};
+pub use token::MdeCredential;
 pub use types::{ActionStatus, ActionType, IsolationType, Machine, MachineAction, MdeErrorBody};

@@ -3,7 +3,7 @@
 
 use super::config::{PolicyDocument, RuleDocument};
 use super::{AppliedRule, BreakGlass, Matcher, Policy, Rule, Slot};
-use crate::settings::HumanDuration;
+use crate::duration::HumanDuration;
 use std::fmt;
 use std::time::Duration;
 

@@ -1,13 +1,13 @@
 //! Requesting, deciding and reading releases.
 
 use super::expiry::expire_in_tx;
-use crate::audit::{self, Actor, AuditEvent, RefusalReason, Subject};
+use crate::audit::{self, Actor, AuditEvent, Subject};
 use crate::auth::Principal;
 use crate::clock::{rfc3339_ms, to_ms};
 use crate::db;
+use crate::decide::{self, Caller, RefusalReason};
 use crate::domain::{Comment, MachineId, Release, ReleaseId, ReleaseStatus};
 use crate::error::ApiError;
-use crate::policy::{self, Caller};
 use crate::rules::over_limit;
 use crate::state::AppState;
 
@@ -155,7 +155,7 @@ pub async fn approve(
     if r.break_glass.is_some() {
         return ratify(state, tx, p, r, comment, now).await;
     }
-    let effect = match policy::decide_approval(&r, caller(p), approver_role, now_ms) {
+    let effect = match decide::approval(&r, caller(p), approver_role, now_ms) {
         Ok(effect) => effect,
         Err(reason) => return Err(refuse(state, tx, p, &r, Decision::Approve, reason).await),
     };
@@ -200,7 +200,7 @@ async fn ratify(
     now: time::OffsetDateTime,
 ) -> Result<Release, ApiError> {
     let now_ms = to_ms(now);
-    if let Err(reason) = policy::decide_ratification(&r, caller(p), &state.settings.auth.approver_role, now_ms) {
+    if let Err(reason) = decide::ratification(&r, caller(p), &state.settings.auth.approver_role, now_ms) {
         return Err(refuse(state, tx, p, &r, Decision::Approve, reason).await);
     }
     let roles = p.roles_vec();
@@ -221,7 +221,7 @@ pub async fn reject(state: &AppState, p: &Principal, id: ReleaseId, comment: Com
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let r = load(&mut tx, id).await?;
-    if let Err(reason) = policy::decide_rejection(&r, caller(p), &state.settings.auth.approver_role, to_ms(now)) {
+    if let Err(reason) = decide::rejection(&r, caller(p), &state.settings.auth.approver_role, to_ms(now)) {
         return Err(refuse(state, tx, p, &r, Decision::Reject, reason).await);
     }
     decide_final(state, tx, p, &r, ReleaseStatus::Rejected, Some(comment)).await
@@ -233,7 +233,7 @@ pub async fn cancel(state: &AppState, p: &Principal, id: ReleaseId) -> Result<Re
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let r = load(&mut tx, id).await?;
-    if let Err(reason) = policy::decide_cancel(&r, &p.id, to_ms(now)) {
+    if let Err(reason) = decide::cancellation(&r, &p.id, to_ms(now)) {
         return Err(refuse(state, tx, p, &r, Decision::Cancel, reason).await);
     }
     decide_final(state, tx, p, &r, ReleaseStatus::Cancelled, None).await

@@ -40,6 +40,18 @@ pub struct WorkerConfig {
     pub scan_interval: Duration,
 }
 
+impl WorkerConfig {
+    /// How the worker paces itself, from `[mde]`.
+    pub fn from_settings(s: &crate::settings::MdeSettings) -> Self {
+        Self {
+            retry: RetryPolicy { base: s.backoff_base.get(), max: s.backoff_max.get(), max_attempts: s.max_attempts },
+            lease: s.lease.get(),
+            poll_interval: s.poll_interval.get(),
+            scan_interval: s.scan_interval.get(),
+        }
+    }
+}
+
 /// One worker. Cheap to clone.
 #[derive(Clone)]
 pub struct Worker {
