@@ -25,6 +25,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     #[serde(default)]
     pub auth: AuthSettings,
+    /// `[policy]` as written. Only [`crate::rules::PolicyDocument::validate`] reads it, at start-up
+    /// and on reload; everything else reads the validated policy in force (`AppState::policy`).
     #[serde(default)]
     pub policy: crate::rules::PolicyDocument,
     #[serde(default)]

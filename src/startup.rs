@@ -98,11 +98,7 @@ impl Application {
     /// gets `mde.shutdown_grace` to finish, in-flight requests finish, and the database closes.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let sweeper = tokio::spawn(expiry::run_sweeper(
-            self.state.clone(),
-            self.state.settings.policy.sweep_interval.get(),
-            stop.clone(),
-        ));
+        let sweeper = tokio::spawn(expiry::run_sweeper(self.state.clone(), stop.clone()));
         let reloader = self
             .reload_from
             .clone()

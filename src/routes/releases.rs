@@ -50,14 +50,15 @@ async fn create(
     principal: Principal,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let min = state.settings.policy.min_comment_len as usize;
+    // One policy snapshot checks the comment and decides the request.
+    let policy = state.policy();
     let req = NewRequest {
         machine_id: MachineId::parse(&body.machine_id)?,
-        comment: Comment::parse(&body.comment, min)?,
+        comment: Comment::parse(&body.comment, policy.min_comment_len() as usize)?,
         ticket: body.ticket.as_deref().map(Ticket::parse).transpose()?,
         break_glass: body.break_glass,
     };
-    let release = request(&state, &principal, req).await?;
+    let release = request(&state, &policy, &principal, req).await?;
     let location = format!("/api/v1/releases/{}", release.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], view(&state, release)))
 }
@@ -162,7 +163,7 @@ async fn reject(
     ApiJson(body): ApiJson<RejectBody>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
-    let comment = Comment::parse(&body.comment, state.settings.policy.min_comment_len as usize)?;
+    let comment = Comment::parse(&body.comment, state.policy().min_comment_len() as usize)?;
     Ok(view(&state, service::reject(&state, &principal, id, comment).await?))
 }
 

@@ -4,7 +4,6 @@ use crate::audit::{self, Actor, AuditEvent, Subject};
 use crate::clock::{rfc3339_ms, to_ms};
 use crate::db::{self, Db};
 use crate::domain::{MachineId, ReleaseId};
-use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -58,19 +57,18 @@ pub async fn expire_due(db: &Db, now: OffsetDateTime) -> Result<usize, sqlx::Err
     }
 }
 
-/// Runs [`expire_due`] every `every` until `stop` is cancelled.
-pub async fn run_sweeper(state: crate::state::AppState, every: Duration, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Runs [`expire_due`] at once and then every `sweep_interval` of the policy in force (read
+/// each round, so a reload that changes it applies) until `stop` is cancelled.
+pub async fn run_sweeper(state: crate::state::AppState, stop: CancellationToken) {
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
         match expire_due(&state.db, state.clock.now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "expired pending releases past their request_ttl"),
             Err(e) => tracing::error!(error = %e, "expiry sweep failed; will retry"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(state.policy().sweep_interval()) => {}
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::clock::{rfc3339_ms, to_ms};
 use crate::db::{self, releases::InsertError};
 use crate::domain::{Comment, MachineId, Release, ReleaseId, ReleasePolicy, Ticket};
 use crate::error::ApiError;
-use crate::rules::over_limit;
+use crate::rules::{Policy, over_limit};
 use crate::state::AppState;
 use axum::http::StatusCode;
 
@@ -42,10 +42,10 @@ async fn refuse(state: &AppState, p: &Principal, machine: &MachineId, event: Aud
     }
 }
 
-/// Stores a new pending release and its audit entry, under the rule the policy gives its device.
+/// Stores a new pending release and its audit entry, under the rule `policy` (the snapshot the
+/// caller checked the request with) gives its device.
 #[tracing::instrument(skip_all, fields(machine_id = %req.machine_id, requested_by = %p.id))]
-pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result<Release, ApiError> {
-    let policy = state.policy();
+pub async fn request(state: &AppState, policy: &Policy, p: &Principal, req: NewRequest) -> Result<Release, ApiError> {
     let glass = if req.break_glass {
         let bg = policy.break_glass().ok_or_else(|| {
             ApiError::unprocessable("break_glass_disabled", "break-glass releases are not enabled by the policy")

@@ -79,7 +79,9 @@ pub(super) async fn run(w: &Worker, c: &Claim, r: &Release) -> anyhow::Result<Re
         risk_score: device.risk_score,
         health_status: device.health_status,
     };
-    let rule = w.state.policy().rule_for(&snapshot);
+    // One snapshot of the policy in force decides, and is recorded, from here to the end.
+    let policy_in_force = w.state.policy();
+    let rule = policy_in_force.rule_for(&snapshot);
     if let Some(reason) = &rule.deny {
         return stop(w, c, format!("the policy now in force denies this release (rule {}): {reason}", rule.name)).await;
     }
@@ -92,7 +94,7 @@ pub(super) async fn run(w: &Worker, c: &Claim, r: &Release) -> anyhow::Result<Re
     let seats = rule.slots.iter().map(|s| s.count).sum::<u32>().max(1);
     let expires_at = to_ms(now) + rule.request_ttl.as_millis() as i64;
     let isolated_by = r.policy.as_ref().and_then(|p| p.isolated_by.clone());
-    let policy = ReleasePolicy { rule, hash: w.state.policy().hash(), device: snapshot, isolated_by };
+    let policy = ReleasePolicy { rule, hash: policy_in_force.hash(), device: snapshot, isolated_by };
     let mut tx = w.state.db.begin().await?;
     if db::worker::reopen(&mut tx, c, &policy, seats, expires_at, to_ms(now)).await? {
         let event = AuditEvent::ReleaseReopened {
