@@ -3,6 +3,7 @@
 //! Built from the facts in MDE_API.md: the client speaks to the real API (and to the
 //! simulator, which reproduces its routes, bodies, limits and faults over real HTTP).
 
+pub mod actions;
 pub mod client;
 mod config;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod simulator;
 pub mod token;
 pub mod types;
 
+pub use actions::{Isolation, isolation, latest};
 pub use client::{MdeClient, MdeClientConfig};
 pub use error::{MdeError, TransportKind};
 pub use rate::{Api, RateLimiter, RollingWindow};

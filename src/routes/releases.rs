@@ -1,6 +1,6 @@
 //! `/api/v1/releases`: request, read, approve, reject, cancel.
 
-use super::extract::{ApiJson, ApiQuery, page_limit, release_id, split_page};
+use super::extract::{ApiJson, ApiQuery, optional_json, page_limit, release_id, split_page};
 use super::views::ReleaseView;
 use crate::auth::Principal;
 use crate::db::releases::ListFilter;
@@ -137,17 +137,6 @@ async fn approve(
     // An approval comment is optional but, when given, follows the same rules minus the minimum.
     let comment = body.comment.as_deref().filter(|c| !c.trim().is_empty()).map(|c| Comment::parse(c, 1)).transpose()?;
     Ok(view(&state, service::approve(&state, &principal, id, comment).await?))
-}
-
-/// An optional JSON body: empty means the defaults.
-fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::unprocessable("invalid_body", e.to_string()),
-        _ => ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")),
-    })
 }
 
 #[derive(Deserialize)]

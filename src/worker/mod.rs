@@ -13,7 +13,7 @@ mod recheck;
 mod reisolate;
 mod retry;
 
-pub use comment::{build as build_comment, marker as comment_marker};
+pub use comment::build as build_comment;
 pub use retry::RetryPolicy;
 
 use crate::audit::{self, Actor, AuditEvent, Subject};

@@ -1,6 +1,6 @@
 //! Isolating a device again when its break-glass release was not ratified in time.
 
-use super::{Worker, comment};
+use super::Worker;
 use crate::audit::AuditEvent;
 use crate::clock::{rfc3339_ms, to_ms};
 use crate::db::{self, worker::Claim};
@@ -12,7 +12,7 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
         let mut conn = w.state.db.reader().await?;
         db::releases::get(&mut conn, c.id).await?.and_then(|r| r.break_glass).map(|b| b.ratify_by).unwrap_or_default()
     };
-    let marker = comment::marker(c.id);
+    let marker = c.id.marker();
     let text = format!(
         "{marker} Isolated again by dualkey: break-glass release not ratified by a second person before {}",
         rfc3339_ms(ratify_by)
