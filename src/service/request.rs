@@ -66,7 +66,15 @@ pub async fn request(state: &AppState, policy: &Policy, p: &Principal, req: NewR
         return Err(ApiError::unprocessable("ticket_required", "this policy requires a ticket reference"));
     }
     // The network call comes first, outside any transaction.
-    let facts = device::read(state.mde.as_deref(), &req.machine_id).await?;
+    let facts = match device::read(state.mde.as_deref(), &req.machine_id).await? {
+        device::Device::Isolated(facts) => facts,
+        device::Device::NotIsolated(why) => {
+            let event =
+                AuditEvent::RequestRefused { reason: "device_not_isolated".into(), rule: None, message: why.clone() };
+            let err = ApiError::unprocessable("device_not_isolated", why);
+            return Err(refuse(state, p, &req.machine_id, event, err).await);
+        }
+    };
     let rule = policy.rule_for(&facts.device);
     if let Some(reason) = &rule.deny {
         let event = AuditEvent::RequestRefused {
@@ -104,7 +112,7 @@ pub async fn request(state: &AppState, policy: &Policy, p: &Principal, req: NewR
     }
     let id = ReleaseId::new();
     let expires_at = now_ms + rule.request_ttl.as_millis() as i64;
-    let approvals_required = rule.slots.iter().map(|s| s.count).sum::<u32>().max(1);
+    let approvals_required = rule.approvals_required();
     let decided_under =
         ReleasePolicy { rule, hash: policy.hash(), device: facts.device, isolated_by: facts.isolated_by };
     let new = db::releases::NewRelease {

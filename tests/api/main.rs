@@ -9,6 +9,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod helpers;
+mod isolation;
 mod policy;
 mod recheck;
 mod releases;
