@@ -65,11 +65,14 @@ pub fn slots_of(r: &Release, approver_role: &str) -> Vec<Slot> {
     }
 }
 
+/// Who approved `r` so far, with the roles they held then, in approval order.
+pub fn approvers(r: &Release) -> Vec<Approver> {
+    r.approvals.iter().map(|a| Approver::new(a.approver.clone(), a.roles.clone())).collect()
+}
+
 /// The current state of a release's slots.
 pub fn quorum_of(r: &Release, approver_role: &str) -> Quorum {
-    let approvers: Vec<Approver> =
-        r.approvals.iter().map(|a| Approver::new(a.approver.clone(), a.roles.clone())).collect();
-    Quorum::compute(&slots_of(r, approver_role), &r.requested_by, &approvers)
+    Quorum::compute(&slots_of(r, approver_role), &r.requested_by, &approvers(r))
 }
 
 fn holds_a_slot_role(slots: &[Slot], caller: Caller<'_>) -> bool {
@@ -112,8 +115,7 @@ pub fn approval(
     if r.approved_by(caller.id) {
         return Err(RefusalReason::AlreadyApproved);
     }
-    let mut approvers: Vec<Approver> =
-        r.approvals.iter().map(|a| Approver::new(a.approver.clone(), a.roles.clone())).collect();
+    let mut approvers = approvers(r);
     let before = Quorum::compute(&slots, &r.requested_by, &approvers).filled();
     approvers.push(Approver::new(caller.id, caller.roles.iter().cloned()));
     let after = Quorum::compute(&slots, &r.requested_by, &approvers);

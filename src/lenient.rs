@@ -41,3 +41,40 @@ pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         Lenient::Int(n) => Err(de::Error::custom(format!("`{n}` is not true or false"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, Debug)]
+    struct Values {
+        #[serde(deserialize_with = "lenient_u32")]
+        n: u32,
+        #[serde(deserialize_with = "lenient_opt_u32")]
+        limit: Option<u32>,
+        #[serde(deserialize_with = "lenient_bool")]
+        on: bool,
+    }
+
+    fn read(text: &str) -> Result<Values, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn numbers_and_booleans_are_read_from_toml_values_or_from_strings() {
+        let v = read("n = 3\nlimit = 5\non = true").unwrap();
+        assert_eq!((v.n, v.limit, v.on), (3, Some(5), true));
+        let v = read("n = \" 3 \"\nlimit = \"\"\non = \"no\"").unwrap();
+        assert_eq!((v.n, v.limit, v.on), (3, None, false));
+        for (bad, says) in [
+            ("n = -1\nlimit = 1\non = true", "out of range"),
+            ("n = \"three\"\nlimit = 1\non = true", "not a whole number"),
+            ("n = true\nlimit = 1\non = true", "not a whole number"),
+            ("n = \"\"\nlimit = 1\non = true", "a whole number is required"),
+            ("n = 1\nlimit = 1\non = \"maybe\"", "not true or false"),
+        ] {
+            let err = read(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+}

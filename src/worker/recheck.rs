@@ -6,9 +6,10 @@ use super::{Worker, comment};
 use crate::audit::AuditEvent;
 use crate::clock::{rfc3339_ms, to_ms};
 use crate::db::{self, worker::Claim};
+use crate::decide;
 use crate::domain::{Release, ReleasePolicy};
 use crate::mde::{ActionType, Api, Isolation, MachineAction, MdeError, isolation, latest};
-use crate::rules::{Approver, Quorum};
+use crate::rules::Quorum;
 
 /// What the re-check decided.
 pub(super) enum Recheck {
@@ -62,9 +63,7 @@ pub(super) async fn run(w: &Worker, c: &Claim, r: &Release) -> anyhow::Result<Re
     if let Some(reason) = &rule.deny {
         return stop(w, c, format!("the policy now in force denies this release (rule {}): {reason}", rule.name)).await;
     }
-    let approvers: Vec<Approver> =
-        r.approvals.iter().map(|a| Approver::new(a.approver.clone(), a.roles.clone())).collect();
-    if Quorum::compute(&rule.slots, &r.requested_by, &approvers).is_complete() {
+    if Quorum::compute(&rule.slots, &r.requested_by, &decide::approvers(r)).is_complete() {
         return Ok(Recheck::Proceed);
     }
     let now = w.state.clock.now();
