@@ -4,14 +4,17 @@
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod canonical;
 pub mod cli;
 pub mod clock;
 pub mod db;
+pub mod decide;
 pub mod domain;
+pub mod duration;
 pub mod error;
+pub mod lenient;
 pub mod logsafe;
 pub mod mde;
-pub mod policy;
 pub mod routes;
 pub mod rules;
 pub mod secret;
@@ -22,3 +25,6 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod worker;
+
+#[cfg(test)]
+mod module_graph_tests;

@@ -2,17 +2,19 @@
 //! environment overrides (`__` separates levels: `DUALKEY_POLICY__BREAK_GLASS__ENABLED`). Every
 //! key is documented in `config/production.example.toml`.
 
+mod cloud;
 mod load;
 mod mde;
-mod values;
 
+pub use cloud::{CloudEndpoints, CloudPreset};
 pub use load::{EMBEDDED_DEFAULT, SettingsError, WELL_KNOWN_DEV_SECRET, load, load_from_str};
-pub use mde::MdeSettings;
-pub use values::HumanDuration;
+pub use mde::{AssertionAlg, MdeEndpoints, MdeSettings};
+// Settings are where durations are written (`settings::HumanDuration` in the CLI).
+pub use crate::duration::HumanDuration;
 
+use crate::lenient::lenient_u32;
 use crate::secret::Secret;
 use serde::Deserialize;
-use values::lenient_u32;
 
 /// All of dualkey's settings. Built only through [`load`], which validates it.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,6 +26,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     #[serde(default)]
     pub auth: AuthSettings,
+    /// `[policy]` as written. Only [`crate::rules::PolicyDocument::validate`] reads it, at start-up
+    /// and on reload; everything else reads the validated policy in force (`AppState::policy`).
     #[serde(default)]
     pub policy: crate::rules::PolicyDocument,
     #[serde(default)]

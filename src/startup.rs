@@ -4,12 +4,12 @@
 use crate::auth::Verifier;
 use crate::clock::SharedClock;
 use crate::db::Db;
-use crate::mde::MdeClient;
+use crate::mde::{MdeClient, MdeClientConfig};
 use crate::routes;
 use crate::service::expiry;
 use crate::settings::Settings;
 use crate::state::{AppState, WorkerRun, WorkerSwitch};
-use crate::worker::Worker;
+use crate::worker::{Worker, WorkerConfig};
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,8 +43,8 @@ impl Application {
             .with_context(|| format!("binding server.bind = {}", settings.server.bind))?;
         let addr = listener.local_addr()?;
         let mde = if settings.mde.is_configured() {
-            let client =
-                MdeClient::new(settings.mde.client_config()?, clock.clone()).context("building the MDE client")?;
+            let client = MdeClient::new(MdeClientConfig::from_settings(&settings.mde)?, clock.clone())
+                .context("building the MDE client")?;
             Some(Arc::new(client))
         } else {
             None
@@ -93,7 +93,7 @@ impl Application {
     /// `mde.worker_enabled` runs one in the background (tests drive it step by step).
     pub fn worker(&self) -> anyhow::Result<Worker> {
         let client = self.state.mde.clone().context("[mde] is not configured (set mde.api_base or mde.cloud)")?;
-        Ok(Worker::new(self.state.clone(), client, self.state.settings.mde.worker_config()))
+        Ok(Worker::new(self.state.clone(), client, WorkerConfig::from_settings(&self.state.settings.mde)))
     }
 
     /// Serves the API, runs the expiry sweeper and (when `mde.worker_enabled`) the release
@@ -101,11 +101,7 @@ impl Application {
     /// gets `mde.shutdown_grace` to finish, in-flight requests finish, and the database closes.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let sweeper = tokio::spawn(expiry::run_sweeper(
-            self.state.clone(),
-            self.state.settings.policy.sweep_interval.get(),
-            stop.clone(),
-        ));
+        let sweeper = tokio::spawn(expiry::run_sweeper(self.state.clone(), stop.clone()));
         let reloader = self
             .reload_from
             .clone()

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dualkey::mde::simulator::{RouteKind, SimulatorConfig};
-use dualkey::mde::{AssertionAlg, MdeClient, MdeCredential, MdeError};
+use dualkey::mde::{MdeClient, MdeCredential, MdeError};
 use dualkey::secret::Secret;
+use dualkey::settings::AssertionAlg;
 use mde_support::*;
 
 fn certificate_only() -> SimulatorConfig {

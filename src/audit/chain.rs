@@ -4,6 +4,7 @@
 //! fields (`action`, `actor`, `at`, `details`, `machine_id`, `release_id`, `seq`) as JSON with
 //! keys sorted at every level and no whitespace. The first entry's `prev_hash` is 64 zeros.
 
+use crate::canonical::canonical_json;
 use crate::clock::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -26,43 +27,6 @@ pub struct AuditEntry {
     pub details: String,
     pub prev_hash: String,
     pub hash: String,
-}
-
-/// JSON with object keys sorted at every level and no insignificant whitespace.
-pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
 }
 
 /// The hash an entry must carry, computed from its content and `prev_hash`.
@@ -187,12 +151,6 @@ mod tests {
                 e
             })
             .collect()
-    }
-
-    #[test]
-    fn canonical_json_sorts_keys_at_every_level() {
-        let v = serde_json::json!({"z": {"b": 2, "a": 1}, "a": [ {"y": 1, "x": 2} ]});
-        assert_eq!(canonical_json(&v), r#"{"a":[{"x":2,"y":1}],"z":{"a":1,"b":2}}"#);
     }
 
     #[test]

@@ -1,34 +1,9 @@
 //! Typed audit events. The variant name is the entry's `action`; its fields are `details`.
 
 use crate::clock::Timestamp;
+use crate::decide::RefusalReason;
 use serde::Serialize;
 use serde_json::Value;
-
-/// Why an attempt was refused (recorded, because refused attempts matter to auditors).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RefusalReason {
-    /// The requester tried to decide their own release.
-    SelfDecision,
-    /// The caller lacks the role the action needs.
-    MissingRole,
-    /// The release is no longer pending.
-    NotPending,
-    /// The release passed its expiry.
-    Expired,
-    /// The caller already approved this release.
-    AlreadyApproved,
-    /// Only the requester may cancel.
-    NotRequester,
-    /// The rule excludes whoever isolated the device, and the caller did.
-    IsolatorExcluded,
-    /// The approval would fill no open slot (the slots for the caller's roles are full).
-    NoOpenSlot,
-    /// The caller reached a velocity guard of the policy.
-    RateExceeded,
-    /// A break-glass release past its ratification deadline (or already re-isolated).
-    RatificationTooLate,
-}
 
 /// Everything dualkey records. New variants may be added; existing ones never change shape,
 /// because old entries must still verify.

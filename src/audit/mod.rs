@@ -4,9 +4,10 @@
 mod chain;
 mod event;
 
-pub use chain::{AuditEntry, GENESIS_HASH, VerifyReport, canonical_json, entry_hash, verify_entries};
-pub use event::{AuditEvent, RefusalReason};
+pub use chain::{AuditEntry, GENESIS_HASH, VerifyReport, entry_hash, verify_entries};
+pub use event::AuditEvent;
 
+use crate::canonical::canonical_json;
 use crate::clock::Timestamp;
 use crate::db;
 use sqlx::SqliteConnection;

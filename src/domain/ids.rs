@@ -45,7 +45,21 @@ impl ReleaseId {
             .map(Self)
             .map_err(|_| ParseError::new("invalid_release_id", "release id must be a UUID"))
     }
+
+    /// `[dualkey:<id>]`: how the comment of an MDE action dualkey made names its release.
+    pub fn marker(&self) -> String {
+        format!("{MARKER_START}{self}]")
+    }
+
+    /// The release named by the first marker in `text` (an MDE action's comment), if any.
+    pub fn from_marker(text: &str) -> Option<Self> {
+        let start = text.find(MARKER_START)? + MARKER_START.len();
+        let len = text[start..].find(']')?;
+        Self::parse(&text[start..start + len]).ok()
+    }
 }
+
+const MARKER_START: &str = "[dualkey:";
 
 impl Default for ReleaseId {
     fn default() -> Self {
@@ -80,5 +94,15 @@ mod tests {
         assert_eq!(ReleaseId::parse(&id.to_string()).unwrap(), id);
         assert!(ReleaseId::parse("not-a-uuid").is_err());
         assert!(ReleaseId::parse(&id.to_string().replace('-', "")).is_err());
+    }
+
+    #[test]
+    fn a_release_id_is_read_back_from_its_marker_in_a_comment() {
+        let id = ReleaseId::new();
+        assert_eq!(id.marker(), format!("[dualkey:{id}]"));
+        assert_eq!(ReleaseId::from_marker(&format!("{} Released by dualkey", id.marker())), Some(id));
+        for none in ["released by hand", "[dualkey:not-an-id] x", "[dualkey:", "[dualkey:0192f0c4]"] {
+            assert_eq!(ReleaseId::from_marker(none), None, "{none}");
+        }
     }
 }

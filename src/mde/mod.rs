@@ -3,17 +3,18 @@
 //! Built from the facts in MDE_API.md: the client speaks to the real API (and to the
 //! simulator, which reproduces its routes, bodies, limits and faults over real HTTP).
 
+pub mod actions;
 pub mod client;
-pub mod cloud;
+mod config;
 pub mod error;
 pub mod rate;
 pub mod simulator;
 pub mod token;
 pub mod types;
 
+pub use actions::{Isolation, isolation, latest};
 pub use client::{MdeClient, MdeClientConfig};
-pub use cloud::{CloudEndpoints, CloudPreset};
 pub use error::{MdeError, TransportKind};
 pub use rate::{Api, RateLimiter, RollingWindow};
-pub use token::{AssertionAlg, MdeCredential, TokenHealth};
+pub use token::{MdeCredential, TokenHealth};
 pub use types::{ActionStatus, ActionType, IsolationType, Machine, MachineAction, MdeErrorBody};

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use super::error::{MdeError, parse_retry_after};
 use crate::clock::{Monotonic, SharedClock};
 use crate::secret::Secret;
+use crate::settings::AssertionAlg;
 
 /// The `client_assertion_type` Entra expects with a certificate assertion.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -22,21 +23,11 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// How long a client assertion is valid ("5-10 minutes after nbf at most").
 const ASSERTION_LIFETIME: i64 = 300;
 
-/// The signature algorithm of a certificate assertion. Entra's current doc says PS256; the
-/// previous one used RS256, which Entra still accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AssertionAlg {
-    #[default]
-    PS256,
-    RS256,
-}
-
-impl AssertionAlg {
-    fn algorithm(self) -> Algorithm {
-        match self {
-            Self::PS256 => Algorithm::PS256,
-            Self::RS256 => Algorithm::RS256,
-        }
+/// The JWT algorithm of an assertion signed as `alg` says.
+fn jwt_algorithm(alg: AssertionAlg) -> Algorithm {
+    match alg {
+        AssertionAlg::PS256 => Algorithm::PS256,
+        AssertionAlg::RS256 => Algorithm::RS256,
     }
 }
 
@@ -86,7 +77,7 @@ pub fn client_assertion(
     alg: AssertionAlg,
     now_unix: i64,
 ) -> Result<String, MdeError> {
-    let mut header = Header::new(alg.algorithm());
+    let mut header = Header::new(jwt_algorithm(alg));
     header.typ = Some("JWT".into());
     header.x5t_s256 = Some(x5t_s256(&certificate_der(certificate_pem)?));
     let claims = AssertionClaims {

@@ -5,6 +5,8 @@
 //! undocumented extra fields. Every field except `id` is therefore optional and unknown fields
 //! are ignored.
 
+use crate::domain::{MachineId, ReleaseId};
+use crate::rules::DeviceSnapshot;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -157,6 +159,16 @@ impl MachineAction {
     pub fn last_updated_at(&self) -> Option<OffsetDateTime> {
         parse_timestamp(self.last_update_date_time_utc.as_deref()?)
     }
+
+    /// True when the action is of type `t`.
+    pub fn is(&self, t: &ActionType) -> bool {
+        self.action_type.as_ref() == Some(t)
+    }
+
+    /// The dualkey release this action's comment names by its marker, if any.
+    pub fn marked_release(&self) -> Option<ReleaseId> {
+        ReleaseId::from_marker(self.requestor_comment.as_deref()?)
+    }
 }
 
 /// Parses an MDE timestamp such as `2024-10-21T11:25:48.3308187Z` (7 fraction digits).
@@ -192,6 +204,20 @@ pub struct Machine {
     pub first_seen: Option<String>,
     #[serde(default)]
     pub last_seen: Option<String>,
+}
+
+impl Machine {
+    /// The fields release rules match on, for the machine asked for as `id`.
+    pub fn snapshot(self, id: &MachineId) -> DeviceSnapshot {
+        DeviceSnapshot {
+            id: id.as_str().to_string(),
+            computer_dns_name: self.computer_dns_name,
+            rbac_group_name: self.rbac_group_name,
+            machine_tags: self.machine_tags.unwrap_or_default(),
+            risk_score: self.risk_score,
+            health_status: self.health_status,
+        }
+    }
 }
 
 /// An OData collection answer: `{"@odata.context": ..., "value": [...]}`.

@@ -38,6 +38,15 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// An optional JSON body, whatever its content type: empty (or only whitespace) means the
+/// defaults; anything else is read as [`ApiJson`] reads it, with the same errors.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    Ok(axum::Json::<T>::from_bytes(body)?.0)
+}
+
 /// A page size from the query: `default` when absent, 400 outside `1..=max`.
 pub fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     let limit = limit.unwrap_or(default);

@@ -1,6 +1,6 @@
 //! `/api/v1/releases`: request, read, approve, reject, cancel.
 
-use super::extract::{ApiJson, ApiQuery, page_limit, release_id, split_page};
+use super::extract::{ApiJson, ApiQuery, optional_json, page_limit, release_id, split_page};
 use super::views::ReleaseView;
 use crate::auth::Principal;
 use crate::db::releases::ListFilter;
@@ -50,14 +50,15 @@ async fn create(
     principal: Principal,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let min = state.settings.policy.min_comment_len as usize;
+    // One policy snapshot checks the comment and decides the request.
+    let policy = state.policy();
     let req = NewRequest {
         machine_id: MachineId::parse(&body.machine_id)?,
-        comment: Comment::parse(&body.comment, min)?,
+        comment: Comment::parse(&body.comment, policy.min_comment_len() as usize)?,
         ticket: body.ticket.as_deref().map(Ticket::parse).transpose()?,
         break_glass: body.break_glass,
     };
-    let release = request(&state, &principal, req).await?;
+    let release = request(&state, &policy, &principal, req).await?;
     let location = format!("/api/v1/releases/{}", release.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], view(&state, release)))
 }
@@ -138,17 +139,6 @@ async fn approve(
     Ok(view(&state, service::approve(&state, &principal, id, comment).await?))
 }
 
-/// An optional JSON body: empty means the defaults.
-fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::unprocessable("invalid_body", e.to_string()),
-        _ => ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")),
-    })
-}
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RejectBody {
@@ -162,12 +152,11 @@ async fn reject(
     body: Bytes,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
-    // No body, or none with a comment, is a missing comment (not a content-type problem).
     let body: RejectBody = optional_json(&body)?;
     let comment = body.comment.ok_or_else(|| {
         ApiError::unprocessable("comment_required", "a rejection needs a comment: send {\"comment\": \"<why>\"}")
     })?;
-    let comment = Comment::parse(&comment, state.settings.policy.min_comment_len as usize)?;
+    let comment = Comment::parse(&comment, state.policy().min_comment_len() as usize)?;
     Ok(view(&state, service::reject(&state, &principal, id, comment).await?))
 }
 

@@ -67,7 +67,7 @@ impl ReleaseView {
     /// The release as the API shows it; `approver_role` fills the slot of releases stored before
     /// policies existed.
     pub fn new(r: Release, approver_role: &str) -> Self {
-        let quorum = crate::policy::quorum_of(&r, approver_role);
+        let quorum = crate::decide::quorum_of(&r, approver_role);
         let policy = match &r.decided_under {
             Some(p) => PolicyView {
                 rule: p.rule.name.clone(),

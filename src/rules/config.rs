@@ -3,8 +3,9 @@
 //! should look at them.
 
 use super::PolicyError;
-use crate::settings::HumanDuration;
-use serde::{Deserialize, Deserializer, de};
+use crate::duration::HumanDuration;
+use crate::lenient::{lenient_bool, lenient_opt_u32, lenient_u32};
+use serde::Deserialize;
 
 /// `[policy]`: the top-level values (which form the default rule), the ordered rules and
 /// break-glass. Unknown keys are refused at every level.
@@ -116,41 +117,5 @@ impl PolicyDocument {
             let key = if path == "." { String::new() } else { path };
             PolicyError::top(key, format!("is invalid: {}", e.into_inner().to_string().trim_end()))
         })
-    }
-}
-
-// Environment overrides (`DUALKEY_POLICY__APPROVALS_REQUIRED=2`) arrive as strings, so the
-// top-level scalars accept both forms, as the rest of the settings tree does.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Lenient {
-    Int(i64),
-    Bool(bool),
-    Str(String),
-}
-
-fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    lenient_opt_u32(d)?.ok_or_else(|| de::Error::custom("a whole number is required"))
-}
-
-fn lenient_opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    let n = match Lenient::deserialize(d)? {
-        Lenient::Int(n) => n,
-        Lenient::Str(s) if s.trim().is_empty() => return Ok(None),
-        Lenient::Str(s) => s.trim().parse().map_err(|_| de::Error::custom(format!("`{s}` is not a whole number")))?,
-        Lenient::Bool(b) => return Err(de::Error::custom(format!("`{b}` is not a whole number"))),
-    };
-    u32::try_from(n).map(Some).map_err(|_| de::Error::custom(format!("{n} is out of range")))
-}
-
-fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    match Lenient::deserialize(d)? {
-        Lenient::Bool(b) => Ok(b),
-        Lenient::Str(s) => match s.trim() {
-            "true" | "1" | "yes" => Ok(true),
-            "false" | "0" | "no" => Ok(false),
-            other => Err(de::Error::custom(format!("`{other}` is not true or false"))),
-        },
-        Lenient::Int(n) => Err(de::Error::custom(format!("`{n}` is not true or false"))),
     }
 }

@@ -1,5 +1,6 @@
 //! The policy in plain words, for `dualkey policy check`.
 
+use super::slots::seats;
 use super::{AppliedRule, Matcher, Policy, Slot};
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ impl Matcher {
 }
 
 fn slots(s: &[Slot]) -> String {
-    let total: u32 = s.iter().map(|s| s.count).sum();
+    let total = seats(s);
     let parts: Vec<String> = s
         .iter()
         .enumerate()

@@ -1,7 +1,7 @@
 //! The policy's fingerprint, recorded in the audit chain and with every release.
 
 use super::Policy;
-use crate::audit::canonical_json;
+use crate::canonical::canonical_json;
 use sha2::{Digest, Sha256};
 
 impl Policy {

@@ -1,6 +1,7 @@
 //! The device as MDE describes it, and which rule applies to it.
 
 use super::config::MatchDocument;
+use super::slots::seats;
 use super::{Policy, Slot, millis};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -33,6 +34,14 @@ pub struct AppliedRule {
     pub approval_ttl: Duration,
     /// Whoever isolated the device may not approve its release.
     pub exclude_isolator: bool,
+}
+
+impl AppliedRule {
+    /// Distinct approvals a release under this rule needs: every seat of every slot, and never
+    /// fewer than one.
+    pub fn approvals_required(&self) -> u32 {
+        seats(&self.slots).max(1)
+    }
 }
 
 /// A rule's match after validation: each list is non-empty or absent (empty), values are

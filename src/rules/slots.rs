@@ -15,6 +15,11 @@ pub struct Slot {
     pub count: u32,
 }
 
+/// Seats in all: how many distinct approvers `slots` take.
+pub fn seats(slots: &[Slot]) -> u32 {
+    slots.iter().map(|s| s.count).sum()
+}
+
 /// A slot and who fills it, in approval order; shown on the release so approvers see what is missing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotState {

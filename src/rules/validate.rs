@@ -2,8 +2,9 @@
 //! reason that names the rule.
 
 use super::config::{PolicyDocument, RuleDocument};
+use super::slots::seats;
 use super::{AppliedRule, BreakGlass, Matcher, Policy, Rule, Slot};
-use crate::settings::HumanDuration;
+use crate::duration::HumanDuration;
 use std::fmt;
 use std::time::Duration;
 
@@ -224,7 +225,7 @@ fn rule(doc: &RuleDocument, default: &AppliedRule) -> Result<Rule, (String, Stri
             slots
         }
     };
-    let total: u32 = applied.slots.iter().map(|s| s.count).sum();
+    let total = seats(&applied.slots);
     if total > MAX_SLOTS {
         return Err(at("require")(format!("asks for {total} approvals in all; at most {MAX_SLOTS}")));
     }

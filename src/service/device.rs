@@ -1,16 +1,26 @@
-//! Reading a device from MDE when a release is requested: what the policy matches on, and who
-//! isolated it. Called outside any transaction (it is a network call).
+//! Reading a device from MDE when a release is requested: what the policy matches on, whether
+//! it is isolated at all, and who isolated it. Called outside any transaction (it is a network
+//! call).
 
 use crate::domain::MachineId;
 use crate::error::ApiError;
-use crate::mde::{ActionType, MdeClient, MdeError};
+use crate::mde::{ActionStatus, ActionType, Isolation, MdeClient, MdeError, isolation, latest};
 use crate::rules::DeviceSnapshot;
 
-/// The device as MDE describes it, and the requestor of its latest Isolate action.
+/// An isolated device as MDE describes it, and the requestor of the Isolate that isolated it.
 #[derive(Debug, Clone)]
 pub struct DeviceFacts {
     pub device: DeviceSnapshot,
     pub isolated_by: Option<String>,
+}
+
+/// What reading the device found.
+#[derive(Debug, Clone)]
+pub enum Device {
+    /// Isolated: a release may be requested.
+    Isolated(DeviceFacts),
+    /// Not isolated, so there is nothing to release; the text says why, for the requester.
+    NotIsolated(String),
 }
 
 fn unavailable(e: MdeError) -> ApiError {
@@ -21,9 +31,11 @@ fn unavailable(e: MdeError) -> ApiError {
     )
 }
 
-/// Reads the device and its latest Isolate action. An unknown machine is 422 `unknown_machine`;
-/// any other failure is 503 `mde_unavailable`, never a guess from missing data.
-pub async fn read(mde: Option<&MdeClient>, machine: &MachineId) -> Result<DeviceFacts, ApiError> {
+/// Reads the device and its actions (two MDE calls). An unknown machine is 422
+/// `unknown_machine`; any other failure is 503 `mde_unavailable`, never a guess from missing
+/// data. Whether it is isolated is what its newest Isolate or Unisolate says
+/// ([`crate::mde::isolation`]).
+pub async fn read(mde: Option<&MdeClient>, machine: &MachineId) -> Result<Device, ApiError> {
     let mde = mde.ok_or_else(|| {
         ApiError::unavailable(
             "mde_not_configured",
@@ -41,18 +53,30 @@ pub async fn read(mde: Option<&MdeClient>, machine: &MachineId) -> Result<Device
         }
         Err(e) => return Err(unavailable(e)),
     };
-    let isolations = mde.list_actions(machine.as_str(), &ActionType::Isolate).await.map_err(unavailable)?;
-    let isolated_by =
-        isolations.into_iter().max_by(|a, b| a.created_at().cmp(&b.created_at())).and_then(|a| a.requestor);
-    Ok(DeviceFacts {
-        device: DeviceSnapshot {
-            id: machine.as_str().to_string(),
-            computer_dns_name: m.computer_dns_name,
-            rbac_group_name: m.rbac_group_name,
-            machine_tags: m.machine_tags.unwrap_or_default(),
-            risk_score: m.risk_score,
-            health_status: m.health_status,
-        },
-        isolated_by,
-    })
+    let actions = mde.list_machine_actions(machine.as_str()).await.map_err(unavailable)?;
+    let released = match isolation(&actions) {
+        Isolation::Isolated(i) => {
+            let facts = DeviceFacts { device: m.snapshot(machine), isolated_by: i.requestor.clone() };
+            return Ok(Device::Isolated(facts));
+        }
+        Isolation::NeverIsolated => "Defender for Endpoint shows no isolation of it".to_string(),
+        Isolation::Released(u) => format!(
+            "it was released by {} at {} (MDE action {})",
+            u.made_by(),
+            u.creation_date_time_utc.as_deref().unwrap_or("an unknown time"),
+            u.id
+        ),
+    };
+    let running = latest(
+        actions.iter().filter(|a| a.is(&ActionType::Isolate) && a.status.as_ref().is_some_and(ActionStatus::is_active)),
+    );
+    let next = match running {
+        Some(i) => format!(
+            "; an Isolate by {} is still running (MDE action {}): ask again once it has finished",
+            i.made_by(),
+            i.id
+        ),
+        None => ", so there is nothing to release".to_string(),
+    };
+    Ok(Device::NotIsolated(format!("machine {machine} is not isolated: {released}{next}")))
 }

@@ -5,7 +5,6 @@ use crate::audit::{Actor, AuditEvent};
 use crate::clock::Timestamp;
 use crate::db::{self, Db};
 use crate::domain::{MachineId, ReleaseId, ReleaseStatus};
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const SWEEP_BATCH: i64 = 100;
@@ -52,20 +51,19 @@ pub async fn expire_due(db: &Db, now: Timestamp) -> Result<usize, TransitionErro
     }
 }
 
-/// Runs [`expire_due`] at once and then `every` (on the state's clock) after each sweep, until
-/// `stop` is cancelled.
-pub async fn run_sweeper(state: crate::state::AppState, every: Duration, stop: CancellationToken) {
-    let mut wait = Duration::ZERO;
+/// Runs [`expire_due`] at once and then every `sweep_interval` of the policy in force (read
+/// each round on the state's clock, so a reload that changes it applies) until `stop` is
+/// cancelled.
+pub async fn run_sweeper(state: crate::state::AppState, stop: CancellationToken) {
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            () = state.clock.sleep(wait) => {}
-        }
-        wait = every;
         match expire_due(&state.db, state.clock.now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "expired pending releases past their request_ttl"),
             Err(e) => tracing::error!(error = %e, "expiry sweep failed; will retry"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            () = state.clock.sleep(state.policy().sweep_interval()) => {}
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Use cases: each one is a single write transaction holding the change and its audit entry.
-//! Handlers call these; these call `policy` for decisions and `db` for SQL.
+//! Handlers call these; these call `decide` for decisions and `db` for SQL.
 
 pub mod device;
 pub mod expiry;

@@ -2,14 +2,14 @@
 
 use super::expiry::expire_in_tx;
 use super::transition::{self, At, Change, TransitionError};
-use crate::audit::{self, Actor, AuditEvent, RefusalReason, Subject};
+use crate::audit::{self, Actor, AuditEvent, Subject};
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::db;
 use crate::db::velocity::Counted;
+use crate::decide::{self, Caller, RefusalReason};
 use crate::domain::{Comment, MachineId, Release, ReleaseId, ReleaseStatus};
 use crate::error::ApiError;
-use crate::policy::{self, Caller};
 use crate::rules::over_limit;
 use crate::state::AppState;
 
@@ -158,7 +158,7 @@ pub async fn approve(
     if r.break_glass.is_some() {
         return ratify(state, tx, p, r, comment, now).await;
     }
-    let effect = match policy::decide_approval(&r, caller(p), approver_role, now) {
+    let effect = match decide::approval(&r, caller(p), approver_role, now) {
         Ok(effect) => effect,
         Err(reason) => return Err(refuse(state, tx, p, &r, Decision::Approve, reason).await),
     };
@@ -204,7 +204,7 @@ async fn ratify(
     comment: Option<Comment>,
     now: Timestamp,
 ) -> Result<Release, ApiError> {
-    if let Err(reason) = policy::decide_ratification(&r, caller(p), &state.settings.auth.approver_role, now) {
+    if let Err(reason) = decide::ratification(&r, caller(p), &state.settings.auth.approver_role, now) {
         return Err(refuse(state, tx, p, &r, Decision::Approve, reason).await);
     }
     let roles = p.roles_vec();
@@ -225,7 +225,7 @@ pub async fn reject(state: &AppState, p: &Principal, id: ReleaseId, comment: Com
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let r = load(&mut tx, id).await?;
-    if let Err(reason) = policy::decide_rejection(&r, caller(p), &state.settings.auth.approver_role, now) {
+    if let Err(reason) = decide::rejection(&r, caller(p), &state.settings.auth.approver_role, now) {
         return Err(refuse(state, tx, p, &r, Decision::Reject, reason).await);
     }
     let event = AuditEvent::ReleaseRejected { comment: comment.as_str().to_string() };
@@ -238,7 +238,7 @@ pub async fn cancel(state: &AppState, p: &Principal, id: ReleaseId) -> Result<Re
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let r = load(&mut tx, id).await?;
-    if let Err(reason) = policy::decide_cancel(&r, &p.id, now) {
+    if let Err(reason) = decide::cancellation(&r, &p.id, now) {
         return Err(refuse(state, tx, p, &r, Decision::Cancel, reason).await);
     }
     decide_final(tx, p, &r, Change::Cancel { by: &p.id }, AuditEvent::ReleaseCancelled, now).await

@@ -11,7 +11,7 @@ use crate::db;
 use crate::db::velocity::Counted;
 use crate::domain::{Comment, DecidedUnder, MachineId, Release, ReleaseId, Ticket};
 use crate::error::ApiError;
-use crate::rules::over_limit;
+use crate::rules::{Policy, over_limit};
 use crate::state::AppState;
 use axum::http::StatusCode;
 
@@ -43,10 +43,10 @@ async fn refuse(state: &AppState, p: &Principal, machine: &MachineId, event: Aud
     }
 }
 
-/// Stores a new pending release and its audit entry, under the rule the policy gives its device.
+/// Stores a new pending release and its audit entry, under the rule `policy` (the snapshot the
+/// caller checked the request with) gives its device.
 #[tracing::instrument(skip_all, fields(machine_id = %req.machine_id, requested_by = %crate::logsafe::untrusted(&p.id)))]
-pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result<Release, ApiError> {
-    let policy = state.policy();
+pub async fn request(state: &AppState, policy: &Policy, p: &Principal, req: NewRequest) -> Result<Release, ApiError> {
     let glass = if req.break_glass {
         let bg = policy.break_glass().ok_or_else(|| {
             ApiError::unprocessable("break_glass_disabled", "break-glass releases are not enabled by the policy")
@@ -67,7 +67,15 @@ pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result
         return Err(ApiError::unprocessable("ticket_required", "this policy requires a ticket reference"));
     }
     // The network call comes first, outside any transaction.
-    let facts = device::read(state.mde.as_deref(), &req.machine_id).await?;
+    let facts = match device::read(state.mde.as_deref(), &req.machine_id).await? {
+        device::Device::Isolated(facts) => facts,
+        device::Device::NotIsolated(why) => {
+            let event =
+                AuditEvent::RequestRefused { reason: "device_not_isolated".into(), rule: None, message: why.clone() };
+            let err = ApiError::unprocessable("device_not_isolated", why);
+            return Err(refuse(state, p, &req.machine_id, event, err).await);
+        }
+    };
     let rule = policy.rule_for(&facts.device);
     if let Some(reason) = &rule.deny {
         let event = AuditEvent::RequestRefused {
@@ -107,7 +115,7 @@ pub async fn request(state: &AppState, p: &Principal, req: NewRequest) -> Result
     }
     let id = ReleaseId::new();
     let expires_at = now.plus(rule.request_ttl);
-    let approvals_required = rule.slots.iter().map(|s| s.count).sum::<u32>().max(1);
+    let approvals_required = rule.approvals_required();
     let decided_under =
         DecidedUnder { rule, hash: policy.hash(), device: facts.device, isolated_by: facts.isolated_by };
     let new = NewRelease {

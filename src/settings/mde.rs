@@ -1,13 +1,33 @@
 //! `[mde]`: the Defender API, the app's credentials, and how the release worker paces itself.
+//! Plain data: the MDE client and the worker build their own configuration from it
+//! (`MdeClientConfig::from_settings`, `WorkerConfig::from_settings`).
 
-use super::HumanDuration;
+use super::cloud::CloudPreset;
 use super::load::SettingsError;
-use super::values::{lenient_bool, lenient_u32};
-use crate::mde::{AssertionAlg, CloudPreset, MdeClientConfig, MdeCredential};
+use crate::duration::HumanDuration;
+use crate::lenient::{lenient_bool, lenient_u32};
 use crate::secret::Secret;
-use crate::worker::{RetryPolicy, WorkerConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, de};
 use std::path::PathBuf;
+
+/// The signature algorithm of a certificate assertion (`mde.assertion_alg`). Entra's current
+/// doc says PS256; the previous one used RS256, which Entra still accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AssertionAlg {
+    #[default]
+    PS256,
+    RS256,
+}
+
+impl<'de> Deserialize<'de> for AssertionAlg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "PS256" => Ok(Self::PS256),
+            "RS256" => Ok(Self::RS256),
+            other => Err(de::Error::custom(format!("`{other}` is not PS256 or RS256"))),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -28,7 +48,7 @@ pub struct MdeSettings {
     pub private_key: Option<Secret>,
     pub private_key_file: Option<PathBuf>,
     /// `PS256` (Entra's recommendation) or `RS256`.
-    pub assertion_alg: String,
+    pub assertion_alg: AssertionAlg,
     #[serde(deserialize_with = "lenient_u32")]
     pub rate_per_minute: u32,
     #[serde(deserialize_with = "lenient_u32")]
@@ -66,7 +86,7 @@ impl Default for MdeSettings {
             certificate_file: None,
             private_key: None,
             private_key_file: None,
-            assertion_alg: "PS256".into(),
+            assertion_alg: AssertionAlg::PS256,
             rate_per_minute: 100,
             rate_per_hour: 1500,
             poll_interval: HumanDuration::from_secs(10),
@@ -86,19 +106,18 @@ fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
     SettingsError::Invalid { key: key.to_string(), message: message.into() }
 }
 
-fn read_file(key: &str, path: &PathBuf) -> Result<String, SettingsError> {
-    std::fs::read_to_string(path).map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
-}
-
-/// Where the API and token endpoint are, after applying the cloud preset.
-struct Endpoints {
-    api_base: Option<String>,
-    token_url: Option<String>,
-    scope: Option<String>,
+/// Where the API and token endpoint are, after applying the cloud preset (explicit keys win).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdeEndpoints {
+    pub api_base: Option<String>,
+    pub token_url: Option<String>,
+    pub scope: Option<String>,
 }
 
 impl MdeSettings {
-    fn endpoints(&self) -> Result<Endpoints, SettingsError> {
+    /// The endpoints after applying `mde.cloud`; an unknown cloud or one without a tenant is an
+    /// error naming the key.
+    pub fn endpoints(&self) -> Result<MdeEndpoints, SettingsError> {
         let preset = match &self.cloud {
             None => None,
             Some(name) => {
@@ -110,26 +129,17 @@ impl MdeSettings {
                 Some(preset.endpoints(tenant))
             }
         };
-        Ok(Endpoints {
+        Ok(MdeEndpoints {
             api_base: self.api_base.clone().or_else(|| preset.as_ref().map(|p| p.api_base.clone())),
             token_url: self.token_url.clone().or_else(|| preset.as_ref().map(|p| p.token_url.clone())),
             scope: self.scope.clone().or_else(|| preset.as_ref().map(|p| p.scope.clone())),
         })
     }
 
-    fn alg(&self) -> Result<AssertionAlg, SettingsError> {
-        match self.assertion_alg.as_str() {
-            "PS256" => Ok(AssertionAlg::PS256),
-            "RS256" => Ok(AssertionAlg::RS256),
-            other => Err(invalid("mde.assertion_alg", format!("`{other}` is not PS256 or RS256"))),
-        }
-    }
-
     /// Checks what can be checked without reading files; with the worker on, the API, the app
     /// and exactly one kind of credential must be configured.
     pub(super) fn validate(&self) -> Result<(), SettingsError> {
         let endpoints = self.endpoints()?;
-        self.alg()?;
         for (key, value) in [("mde.api_base", &endpoints.api_base), ("mde.token_url", &endpoints.token_url)] {
             if let Some(v) = value {
                 super::load::check_url(key, v)?;
@@ -190,53 +200,6 @@ impl MdeSettings {
     pub fn is_configured(&self) -> bool {
         self.endpoints().is_ok_and(|e| e.api_base.is_some())
     }
-
-    /// The client's configuration, reading secret and key files now. Errors name the key.
-    pub fn client_config(&self) -> Result<MdeClientConfig, SettingsError> {
-        let e = self.endpoints()?;
-        let need = |key: &str, v: Option<String>| v.ok_or_else(|| invalid(key, "not configured"));
-        let credential = if let Some(s) = &self.client_secret {
-            MdeCredential::ClientSecret(s.clone())
-        } else if let Some(path) = &self.client_secret_file {
-            MdeCredential::ClientSecret(Secret::new(read_file("mde.client_secret_file", path)?.trim()))
-        } else {
-            let certificate_pem = match (&self.certificate, &self.certificate_file) {
-                (Some(pem), _) => pem.clone(),
-                (None, Some(path)) => read_file("mde.certificate_file", path)?,
-                (None, None) => return Err(invalid("mde.client_secret", "no credential configured")),
-            };
-            let private_key_pem = match (&self.private_key, &self.private_key_file) {
-                (Some(k), _) => k.clone(),
-                (None, Some(path)) => Secret::new(read_file("mde.private_key_file", path)?),
-                (None, None) => return Err(invalid("mde.private_key_file", "a certificate needs its private key")),
-            };
-            MdeCredential::Certificate { certificate_pem, private_key_pem, alg: self.alg()? }
-        };
-        Ok(MdeClientConfig {
-            api_base: need("mde.api_base", e.api_base)?,
-            token_url: need("mde.token_url", e.token_url)?,
-            scope: need("mde.scope", e.scope)?,
-            client_id: need("mde.client_id", self.client_id.clone())?,
-            credential,
-            rate_per_minute: self.rate_per_minute,
-            rate_per_hour: self.rate_per_hour,
-            request_timeout: self.request_timeout.get(),
-        })
-    }
-
-    /// How the worker paces itself.
-    pub fn worker_config(&self) -> WorkerConfig {
-        WorkerConfig {
-            retry: RetryPolicy {
-                base: self.backoff_base.get(),
-                max: self.backoff_max.get(),
-                max_attempts: self.max_attempts,
-            },
-            lease: self.lease.get(),
-            poll_interval: self.poll_interval.get(),
-            scan_interval: self.scan_interval.get(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -258,12 +221,13 @@ mod tests {
     fn a_cloud_preset_fills_the_endpoints_and_explicit_keys_win() {
         let mut env = WORKER.to_vec();
         env.extend([("DUALKEY_MDE__CLOUD", "gcc-high"), ("DUALKEY_MDE__TENANT_ID", "tenant-1")]);
-        let c = load(&env).unwrap().mde.client_config().unwrap();
-        assert_eq!(c.api_base, "https://api-gov.securitycenter.microsoft.us");
-        assert!(c.token_url.starts_with("https://login.microsoftonline.us/tenant-1/"), "{}", c.token_url);
+        let e = load(&env).unwrap().mde.endpoints().unwrap();
+        assert_eq!(e.api_base.as_deref(), Some("https://api-gov.securitycenter.microsoft.us"));
+        let token_url = e.token_url.unwrap();
+        assert!(token_url.starts_with("https://login.microsoftonline.us/tenant-1/"), "{token_url}");
         env.push(("DUALKEY_MDE__API_BASE", "https://eu.api.security.microsoft.com"));
-        let c = load(&env).unwrap().mde.client_config().unwrap();
-        assert_eq!(c.api_base, "https://eu.api.security.microsoft.com");
+        let e = load(&env).unwrap().mde.endpoints().unwrap();
+        assert_eq!(e.api_base.as_deref(), Some("https://eu.api.security.microsoft.com"));
     }
 
     #[test]
@@ -281,13 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_secret_file_is_reported_by_its_key_and_the_secret_never_printed() {
-        let mut env = vec![("DUALKEY_MDE__CLOUD", "commercial"), ("DUALKEY_MDE__TENANT_ID", "t")];
-        env.extend([("DUALKEY_MDE__WORKER_ENABLED", "true"), ("DUALKEY_MDE__CLIENT_ID", "app")]);
-        env.push(("DUALKEY_MDE__CLIENT_SECRET_FILE", "/nonexistent/secret"));
-        let s = load(&env).unwrap();
-        let err = s.mde.client_config().unwrap_err().to_string();
-        assert!(err.contains("mde.client_secret_file"), "{err}");
+    fn the_secret_is_never_printed_by_debug() {
         let shown = format!(
             "{:?}",
             load(
@@ -300,5 +258,13 @@ mod tests {
             .unwrap()
         );
         assert!(!shown.contains("s3cret"), "Debug of the settings shows a secret");
+    }
+
+    #[test]
+    fn an_unknown_assertion_alg_is_refused_naming_the_key() {
+        let err = load(&[("DUALKEY_MDE__ASSERTION_ALG", "HS256")]).unwrap_err().to_string();
+        assert!(err.contains("mde.assertion_alg") && err.contains("PS256 or RS256"), "{err}");
+        let s = load(&[("DUALKEY_MDE__ASSERTION_ALG", "RS256")]).unwrap();
+        assert_eq!(s.mde.assertion_alg, super::AssertionAlg::RS256);
     }
 }

@@ -6,17 +6,12 @@ use crate::domain::ReleaseId;
 /// MDE documents no limit; stay well inside what its portal shows comfortably.
 const MAX_CHARS: usize = 1000;
 
-/// The marker that identifies a release in an MDE action's `requestorComment`.
-pub fn marker(id: ReleaseId) -> String {
-    format!("[dualkey:{id}]")
-}
-
 /// `[dualkey:<id>] Released by dualkey two-person rule. Requested by alice; approved by bob,
 /// carol. Reason: <comment>`, cut to 1000 characters (the marker always survives).
 pub fn build(id: ReleaseId, requester: &str, approvers: &[String], reason: &str) -> String {
     let head = format!(
         "{} Released by dualkey two-person rule. Requested by {requester}; approved by {}. Reason: ",
-        marker(id),
+        id.marker(),
         approvers.join(", ")
     );
     let room = MAX_CHARS.saturating_sub(head.chars().count());
@@ -28,7 +23,7 @@ pub fn build(id: ReleaseId, requester: &str, approvers: &[String], reason: &str)
 
 /// True when an MDE action's comment names this release.
 pub fn names(comment: Option<&str>, id: ReleaseId) -> bool {
-    comment.is_some_and(|c| c.contains(&marker(id)))
+    comment.is_some_and(|c| c.contains(&id.marker()))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use super::{Worker, comment};
 use crate::audit::AuditEvent;
 use crate::db::{self, worker::Claim};
 use crate::domain::Release;
-use crate::mde::{ActionType, Api, MachineAction, MdeError};
+use crate::mde::{ActionType, Api, MachineAction, MdeError, latest};
 use crate::service::transition::Change;
 
 /// Why an action was adopted rather than created.
@@ -120,10 +120,7 @@ pub(super) async fn hold_until_budget(w: &Worker, c: &Claim, api: Api) -> anyhow
 /// The machine's Unisolate action whose comment names this release, if MDE has one.
 async fn find_ours(w: &Worker, c: &Claim) -> Result<Option<MachineAction>, MdeError> {
     let actions = w.mde.list_actions(c.machine_id.as_str(), &ActionType::Unisolate).await?;
-    Ok(actions
-        .into_iter()
-        .filter(|a| comment::names(a.requestor_comment.as_deref(), c.id))
-        .max_by(|a, b| a.creation_date_time_utc.cmp(&b.creation_date_time_utc)))
+    Ok(latest(actions.iter().filter(|a| comment::names(a.requestor_comment.as_deref(), c.id))).cloned())
 }
 
 async fn accepted(w: &Worker, c: &Claim, action: MachineAction) -> anyhow::Result<()> {

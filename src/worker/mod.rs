@@ -13,7 +13,7 @@ mod recheck;
 mod reisolate;
 mod retry;
 
-pub use comment::{build as build_comment, marker as comment_marker};
+pub use comment::build as build_comment;
 pub use retry::RetryPolicy;
 
 use crate::audit::{self, Actor, AuditEvent, Subject};
@@ -43,6 +43,18 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// Longest sleep between looks at the database (approvals by other processes).
     pub scan_interval: Duration,
+}
+
+impl WorkerConfig {
+    /// How the worker paces itself, from `[mde]`.
+    pub fn from_settings(s: &crate::settings::MdeSettings) -> Self {
+        Self {
+            retry: RetryPolicy { base: s.backoff_base.get(), max: s.backoff_max.get(), max_attempts: s.max_attempts },
+            lease: s.lease.get(),
+            poll_interval: s.poll_interval.get(),
+            scan_interval: s.scan_interval.get(),
+        }
+    }
 }
 
 /// One worker. Cheap to clone.

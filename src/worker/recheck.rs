@@ -1,13 +1,15 @@
 //! Re-checking the world right before a release is sent: the device may have been released
-//! outside dualkey or isolated again since the approvals, and the policy may have tightened.
+//! (outside dualkey, or by another dualkey release) or isolated again since the approvals, and
+//! the policy may have tightened.
 
 use super::{Worker, comment};
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
-use crate::db::worker::Claim;
+use crate::db::{self, worker::Claim};
+use crate::decide;
 use crate::domain::{DecidedUnder, Release};
-use crate::mde::{ActionStatus, ActionType, Api, MachineAction, MdeError};
-use crate::rules::{Approver, DeviceSnapshot, Quorum};
+use crate::mde::{ActionType, Api, Isolation, MachineAction, MdeError, isolation, latest};
+use crate::rules::Quorum;
 use crate::service::transition::Change;
 
 /// What the re-check decided.
@@ -18,10 +20,6 @@ pub(super) enum Recheck {
     Stopped,
     /// MDE could not be asked; treat as a failed attempt.
     Failed(MdeError),
-}
-
-fn latest(actions: &[MachineAction]) -> Option<&MachineAction> {
-    actions.iter().max_by(|a, b| a.created_at().cmp(&b.created_at()))
 }
 
 /// Reads the device's Isolate and Unisolate actions and the device itself, and stops the
@@ -37,33 +35,20 @@ pub(super) async fn run(w: &Worker, c: &Claim, r: &Release) -> anyhow::Result<Re
         (Ok(a), Ok(d)) => (a, d),
         (Err(e), _) | (_, Err(e)) => return Ok(Recheck::Failed(e)),
     };
-    let of_type = |t: &str| -> Vec<MachineAction> {
-        actions.iter().filter(|a| a.action_type.as_ref().is_some_and(|x| x.as_str() == t)).cloned().collect()
-    };
-    let (isolations, releases) = (of_type(ActionType::Isolate.as_str()), of_type(ActionType::Unisolate.as_str()));
     let approved_at = r.approved_at.unwrap_or(r.requested_at);
-    let last_isolate = latest(&isolations);
-    let last_release = latest(&releases).filter(|u| !comment::names(u.requestor_comment.as_deref(), c.id));
-    // Released outside dualkey: the newest isolation-related action is someone else's unisolate.
-    if let Some(u) = last_release {
-        let newer = last_isolate.is_none_or(|i| u.created_at() > i.created_at());
-        // Only a finished release counts; one still running makes MDE refuse ours, and we retry.
-        if newer && u.status == Some(ActionStatus::Succeeded) {
-            let who = u.requestor.clone().unwrap_or_else(|| "someone".into());
-            let when = u.creation_date_time_utc.clone().unwrap_or_default();
-            return stop(
-                w,
-                c,
-                format!("the device was released outside dualkey by {who} at {when} (MDE action {})", u.id),
-            )
-            .await;
-        }
+    // Released by someone else: what the device's actions say, this release's own left out.
+    // Only a finished release counts; one still running makes MDE refuse ours, and we retry.
+    let others = actions.iter().filter(|a| !comment::names(a.requestor_comment.as_deref(), c.id));
+    if let Isolation::Released(u) = isolation(others) {
+        let reason = released_by_someone_else(w, u).await?;
+        return stop(w, c, reason).await;
     }
-    // Isolated again after the approvals, for a new reason.
-    if let Some(i) = last_isolate
+    // Isolated again after the approvals, for a new reason. Any Isolate counts, even one that
+    // failed: someone meant to isolate the device again.
+    if let Some(i) = latest(actions.iter().filter(|a| a.is(&ActionType::Isolate)))
         && i.created_at().is_some_and(|t| Timestamp::from(t) > approved_at)
     {
-        let who = i.requestor.clone().unwrap_or_else(|| "someone".into());
+        let who = i.made_by();
         return stop(w, c, format!("the device was isolated again by {who} after the approvals (MDE action {})", i.id))
             .await;
     }
@@ -72,28 +57,21 @@ pub(super) async fn run(w: &Worker, c: &Claim, r: &Release) -> anyhow::Result<Re
         return Ok(Recheck::Proceed);
     }
     // The policy in force may ask for more than the release has.
-    let snapshot = DeviceSnapshot {
-        id: machine.to_string(),
-        computer_dns_name: device.computer_dns_name,
-        rbac_group_name: device.rbac_group_name,
-        machine_tags: device.machine_tags.unwrap_or_default(),
-        risk_score: device.risk_score,
-        health_status: device.health_status,
-    };
-    let rule = w.state.policy().rule_for(&snapshot);
+    let snapshot = device.snapshot(&c.machine_id);
+    // One snapshot of the policy in force decides, and is recorded, from here to the end.
+    let policy_in_force = w.state.policy();
+    let rule = policy_in_force.rule_for(&snapshot);
     if let Some(reason) = &rule.deny {
         return stop(w, c, format!("the policy now in force denies this release (rule {}): {reason}", rule.name)).await;
     }
-    let approvers: Vec<Approver> =
-        r.approvals.iter().map(|a| Approver::new(a.approver.clone(), a.roles.clone())).collect();
-    if Quorum::compute(&rule.slots, &r.requested_by, &approvers).is_complete() {
+    if Quorum::compute(&rule.slots, &r.requested_by, &decide::approvers(r)).is_complete() {
         return Ok(Recheck::Proceed);
     }
     let now = w.state.clock.now();
-    let seats = rule.slots.iter().map(|s| s.count).sum::<u32>().max(1);
+    let seats = rule.approvals_required();
     let expires_at = now.plus(rule.request_ttl);
     let isolated_by = r.decided_under.as_ref().and_then(|p| p.isolated_by.clone());
-    let decided_under = DecidedUnder { rule, hash: w.state.policy().hash(), device: snapshot, isolated_by };
+    let decided_under = DecidedUnder { rule, hash: policy_in_force.hash(), device: snapshot, isolated_by };
     let event = AuditEvent::ReleaseReopened {
         rule: decided_under.rule.name.clone(),
         policy_hash: decided_under.hash.clone(),
@@ -107,6 +85,33 @@ pub(super) async fn run(w: &Worker, c: &Claim, r: &Release) -> anyhow::Result<Re
         tracing::warn!(rule = %decided_under.rule.name, "the policy now requires more approvals; back to pending");
     }
     Ok(Recheck::Stopped)
+}
+
+/// Why the release stops when the device was released by someone else: a release dualkey made
+/// for another request (its marker in the action's comment) is named with its people; anything
+/// else was released outside dualkey, by MDE's requestor.
+async fn released_by_someone_else(w: &Worker, u: &MachineAction) -> anyhow::Result<String> {
+    let when = u.creation_date_time_utc.as_deref().unwrap_or("an unknown time");
+    let Some(other) = u.marked_release() else {
+        return Ok(format!(
+            "the device was released outside dualkey by {} at {when} (MDE action {})",
+            u.made_by(),
+            u.id
+        ));
+    };
+    let known = {
+        let mut conn = w.state.db.reader().await?;
+        db::releases::get(&mut conn, other).await?
+    };
+    let people = match known {
+        Some(o) if o.approvals.is_empty() => format!("requested by {}", o.requested_by),
+        Some(o) => {
+            let approvers: Vec<&str> = o.approvals.iter().map(|a| a.approver.as_str()).collect();
+            format!("requested by {}; approved by {}", o.requested_by, approvers.join(", "))
+        }
+        None => "not in this dualkey's database".into(),
+    };
+    Ok(format!("the device was already released by dualkey release {other} ({people}) at {when} (MDE action {})", u.id))
 }
 
 async fn stop(w: &Worker, c: &Claim, reason: String) -> anyhow::Result<Recheck> {

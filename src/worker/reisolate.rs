@@ -2,7 +2,7 @@
 //! attempt backs off like a send (`RetryPolicy`, by the number of failed attempts), and after
 //! the worker's `max_attempts` dualkey gives up; each failure, and giving up, is audited.
 
-use super::{Worker, comment};
+use super::Worker;
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
 use crate::db::{self, worker::Claim};
@@ -16,7 +16,7 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
         db::releases::get(&mut conn, c.id).await?.and_then(|r| r.break_glass).map(|b| b.ratify_by)
     }
     .unwrap_or(Timestamp::EPOCH);
-    let marker = comment::marker(c.id);
+    let marker = c.id.marker();
     let text = format!(
         "{marker} Isolated again by dualkey: break-glass release not ratified by a second person before {ratify_by}"
     );

@@ -12,6 +12,7 @@ mod crash;
 mod health;
 mod helpers;
 mod invisible_text;
+mod isolation;
 mod log_injection;
 mod policy;
 mod recheck;

@@ -363,3 +363,81 @@ async fn a_velocity_guards_429_says_in_retry_after_when_the_window_has_room() {
     app.clock.advance(std::time::Duration::from_secs(wait));
     assert_eq!(app.approve(&second, &app.approver("bob")).await.status(), StatusCode::OK);
 }
+
+/// `dualkey serve` as a second process on `m`'s database and simulator, listening on a free
+/// port, reading `[policy]` from `config` (so SIGHUP can change it).
+fn serve_process(m: &MdeApp, config: &std::path::Path, port: u16) -> Daemon {
+    let client = m.sim.client_config().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dualkey"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DUALKEY_")) {
+        cmd.env_remove(k);
+    }
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .env("DUALKEY_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("DUALKEY_MDE__API_BASE", &client.api_base)
+        .env("DUALKEY_MDE__TOKEN_URL", &client.token_url)
+        .env("DUALKEY_MDE__SCOPE", &client.scope)
+        .env("DUALKEY_MDE__CLIENT_ID", &client.client_id)
+        .env("DUALKEY_MDE__CLIENT_SECRET", dualkey::mde::simulator::DEV_CLIENT_SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(Daemon)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_sighup_that_raises_min_comment_len_is_enforced_on_create_and_on_reject() {
+    let m = spawn_with_mde(test_simulator(), |_| {}).await;
+    let base_config = std::fs::read_to_string(&m.app.config_path).unwrap();
+    let config = m.app.config_path.with_file_name("reloading.toml");
+    let write =
+        |min: u32| std::fs::write(&config, format!("{base_config}[policy]\nmin_comment_len = {min}\n")).unwrap();
+    write(12);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut daemon = serve_process(&m, &config, port);
+    wait_for_count(&m.app.db_url, "policy_loaded", 2).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    for _ in 0..200 {
+        if http.get(url("/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let post = |path: String, token: String, body: Value| {
+        let request = http.post(url(&path)).bearer_auth(token).json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    let fifteen = "scanned, clean.";
+    let twenty_five = "scanned, clean, reimaged.";
+    assert_eq!((fifteen.len(), twenty_five.len()), (15, 25));
+    let create = |n: u32, comment: &str| {
+        post("/api/v1/releases".into(), m.app.requester(), json!({"machine_id": machine(n), "comment": comment}))
+    };
+
+    let r = create(1, fifteen).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "15 characters meet the minimum of 12");
+    let first = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+
+    write(20);
+    assert!(std::process::Command::new("kill").args(["-HUP", &daemon.0.id().to_string()]).status().unwrap().success());
+    wait_for_count(&m.app.db_url, "policy_loaded", 3).await;
+
+    let r = create(2, fifteen).await;
+    assert_eq!(error_code(r).await, (StatusCode::UNPROCESSABLE_ENTITY, "invalid_comment".into()), "on create");
+    assert_eq!(m.app.count("SELECT COUNT(*) FROM releases").await, 1, "the refused request stored nothing");
+    let reject = |comment: &str| {
+        post(format!("/api/v1/releases/{first}/reject"), m.app.approver("bob"), json!({"comment": comment}))
+    };
+    let r = reject(fifteen).await;
+    assert_eq!(error_code(r).await, (StatusCode::UNPROCESSABLE_ENTITY, "invalid_comment".into()), "on reject");
+    assert_eq!(m.app.release(&first).await["status"], "pending");
+    assert_eq!(reject(twenty_five).await.status(), StatusCode::OK, "a comment that meets the new minimum");
+    assert_eq!(create(2, twenty_five).await.status(), StatusCode::CREATED);
+    let recorded = m.app.audit_actions("release_requested").await;
+    let in_force = m.app.audit_actions("policy_loaded").await[2]["details"]["policy_hash"].clone();
+    assert_eq!(recorded[1]["details"]["policy_hash"], in_force, "requested under the policy that checked it");
+    daemon.kill();
+}

@@ -366,7 +366,7 @@ async fn active_request_already_exists_with_our_marker_adopts_that_action() {
     let id = m.approved(SEEDED).await;
     let ours = format!(
         "{} Released by dualkey two-person rule (earlier attempt)",
-        dualkey::worker::comment_marker(dualkey::domain::ReleaseId::parse(&id).unwrap(),)
+        dualkey::domain::ReleaseId::parse(&id).unwrap().marker()
     );
     let existing = unisolate_directly(&m, SEEDED, &ours).await;
     m.worker.run_until_idle().await.unwrap();

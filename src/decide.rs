@@ -1,13 +1,41 @@
-//! Pure decisions about releases: given the release, the caller and `now`, may this happen?
-//! No I/O and no clock: the caller passes everything in, so every rule is a table test.
+//! Pure decisions about releases: given the release, the caller and `now`, may this happen,
+//! and if not, the [`RefusalReason`]. No I/O and no clock: the caller passes everything in, so
+//! every rule is a table test. (The release *policy* itself, which rule applies and what it
+//! demands, is [`crate::rules::Policy`]; this module applies it to one release and one caller.)
 
-use crate::audit::RefusalReason;
 use crate::clock::Timestamp;
 use crate::domain::{Release, ReleaseStatus};
 use crate::rules::{Approver, Quorum, Slot};
+use serde::Serialize;
 use std::collections::BTreeSet;
 
-/// The caller as the policy sees them.
+/// Why an attempt was refused (recorded, because refused attempts matter to auditors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// The requester tried to decide their own release.
+    SelfDecision,
+    /// The caller lacks the role the action needs.
+    MissingRole,
+    /// The release is no longer pending.
+    NotPending,
+    /// The release passed its expiry.
+    Expired,
+    /// The caller already approved this release.
+    AlreadyApproved,
+    /// Only the requester may cancel.
+    NotRequester,
+    /// The rule excludes whoever isolated the device, and the caller did.
+    IsolatorExcluded,
+    /// The approval would fill no open slot (the slots for the caller's roles are full).
+    NoOpenSlot,
+    /// The caller reached a velocity guard of the policy.
+    RateExceeded,
+    /// A break-glass release past its ratification deadline (or already re-isolated).
+    RatificationTooLate,
+}
+
+/// The caller as a decision sees them.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller<'a> {
     pub id: &'a str,
@@ -38,11 +66,14 @@ pub fn slots_of(r: &Release, approver_role: &str) -> Vec<Slot> {
     }
 }
 
+/// Who approved `r` so far, with the roles they held then, in approval order.
+pub fn approvers(r: &Release) -> Vec<Approver> {
+    r.approvals.iter().map(|a| Approver::new(a.approver.clone(), a.roles.clone())).collect()
+}
+
 /// The current state of a release's slots.
 pub fn quorum_of(r: &Release, approver_role: &str) -> Quorum {
-    let approvers: Vec<Approver> =
-        r.approvals.iter().map(|a| Approver::new(a.approver.clone(), a.roles.clone())).collect();
-    Quorum::compute(&slots_of(r, approver_role), &r.requested_by, &approvers)
+    Quorum::compute(&slots_of(r, approver_role), &r.requested_by, &approvers(r))
 }
 
 fn holds_a_slot_role(slots: &[Slot], caller: Caller<'_>) -> bool {
@@ -60,7 +91,7 @@ fn is_isolator(r: &Release, caller: Caller<'_>) -> bool {
 /// release (whatever roles they hold); the caller must hold a role one of the release's slots
 /// needs; whoever isolated the device is refused when the rule excludes the isolator; then
 /// expiry, pending, one approval per person, and the approval must fill an open seat.
-pub fn decide_approval(
+pub fn approval(
     r: &Release,
     caller: Caller<'_>,
     approver_role: &str,
@@ -85,8 +116,7 @@ pub fn decide_approval(
     if r.approved_by(caller.id) {
         return Err(RefusalReason::AlreadyApproved);
     }
-    let mut approvers: Vec<Approver> =
-        r.approvals.iter().map(|a| Approver::new(a.approver.clone(), a.roles.clone())).collect();
+    let mut approvers = approvers(r);
     let before = Quorum::compute(&slots, &r.requested_by, &approvers).filled();
     approvers.push(Approver::new(caller.id, caller.roles.iter().cloned()));
     let after = Quorum::compute(&slots, &r.requested_by, &approvers);
@@ -99,12 +129,7 @@ pub fn decide_approval(
 /// May `caller` ratify the break-glass release `r` (the approve endpoint after the fact)? Not
 /// its requester; an approver (or a holder of a slot role); once; before the deadline and
 /// before dualkey isolated the device again.
-pub fn decide_ratification(
-    r: &Release,
-    caller: Caller<'_>,
-    approver_role: &str,
-    now: Timestamp,
-) -> Result<(), RefusalReason> {
+pub fn ratification(r: &Release, caller: Caller<'_>, approver_role: &str, now: Timestamp) -> Result<(), RefusalReason> {
     let Some(bg) = &r.break_glass else { return Err(RefusalReason::NotPending) };
     if caller.id == r.requested_by {
         return Err(RefusalReason::SelfDecision);
@@ -123,12 +148,7 @@ pub fn decide_ratification(
 
 /// May `caller` reject `r`? Only someone holding a role the release's slots need (or the
 /// approver role), who is not the requester, only while pending.
-pub fn decide_rejection(
-    r: &Release,
-    caller: Caller<'_>,
-    approver_role: &str,
-    now: Timestamp,
-) -> Result<(), RefusalReason> {
+pub fn rejection(r: &Release, caller: Caller<'_>, approver_role: &str, now: Timestamp) -> Result<(), RefusalReason> {
     if caller.id == r.requested_by {
         return Err(RefusalReason::SelfDecision);
     }
@@ -145,7 +165,7 @@ pub fn decide_rejection(
 }
 
 /// May `caller` cancel `r`? Only its requester, only while pending.
-pub fn decide_cancel(r: &Release, caller_id: &str, now: Timestamp) -> Result<(), RefusalReason> {
+pub fn cancellation(r: &Release, caller_id: &str, now: Timestamp) -> Result<(), RefusalReason> {
     if caller_id != r.requested_by {
         return Err(RefusalReason::NotRequester);
     }
@@ -232,7 +252,7 @@ mod tests {
         now: Timestamp,
     ) -> Result<ApprovalEffect, RefusalReason> {
         let held = roles(rs);
-        decide_approval(r, Caller { id, roles: &held, upn }, APPROVE, now)
+        approval(r, Caller { id, roles: &held, upn }, APPROVE, now)
     }
 
     fn ok(filled: u32, reaches_quorum: bool) -> Result<ApprovalEffect, RefusalReason> {
@@ -339,21 +359,21 @@ mod tests {
         let bob = Caller { id: "bob", roles: &held, upn: None };
         let alice = Caller { id: "alice", roles: &held, upn: None };
         let none = roles(&[]);
-        assert_eq!(decide_rejection(&release(Pending, &one, &[]), bob, APPROVE, NOW), Ok(()));
-        assert_eq!(decide_rejection(&release(Pending, &one, &[]), alice, APPROVE, NOW), Err(SelfDecision));
+        assert_eq!(rejection(&release(Pending, &one, &[]), bob, APPROVE, NOW), Ok(()));
+        assert_eq!(rejection(&release(Pending, &one, &[]), alice, APPROVE, NOW), Err(SelfDecision));
         let eve = Caller { id: "eve", roles: &none, upn: None };
-        assert_eq!(decide_rejection(&release(Pending, &one, &[]), eve, APPROVE, NOW), Err(MissingRole));
-        assert_eq!(decide_rejection(&release(Approved, &one, &[]), bob, APPROVE, NOW), Err(NotPending));
-        assert_eq!(decide_rejection(&release(Pending, &one, &[]), bob, APPROVE, ms(5000)), Err(RefusalReason::Expired));
+        assert_eq!(rejection(&release(Pending, &one, &[]), eve, APPROVE, NOW), Err(MissingRole));
+        assert_eq!(rejection(&release(Approved, &one, &[]), bob, APPROVE, NOW), Err(NotPending));
+        assert_eq!(rejection(&release(Pending, &one, &[]), bob, APPROVE, ms(5000)), Err(RefusalReason::Expired));
     }
 
     #[test]
     fn cancellation_table() {
         use ReleaseStatus::*;
         let one = [(APPROVE, 1)];
-        assert_eq!(decide_cancel(&release(Pending, &one, &[]), "alice", NOW), Ok(()));
-        assert_eq!(decide_cancel(&release(Pending, &one, &[]), "bob", NOW), Err(NotRequester));
-        assert_eq!(decide_cancel(&release(Approved, &one, &[]), "alice", NOW), Err(NotPending));
-        assert_eq!(decide_cancel(&release(Pending, &one, &[]), "alice", ms(1000)), Err(RefusalReason::Expired));
+        assert_eq!(cancellation(&release(Pending, &one, &[]), "alice", NOW), Ok(()));
+        assert_eq!(cancellation(&release(Pending, &one, &[]), "bob", NOW), Err(NotRequester));
+        assert_eq!(cancellation(&release(Approved, &one, &[]), "alice", NOW), Err(NotPending));
+        assert_eq!(cancellation(&release(Pending, &one, &[]), "alice", ms(1000)), Err(RefusalReason::Expired));
     }
 }

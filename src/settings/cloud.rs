@@ -1,4 +1,5 @@
-//! Where each Microsoft cloud serves the MDE API and its tokens (MDE_API.md sections 1 and 6).
+//! Where each Microsoft cloud serves the MDE API and its tokens (MDE_API.md sections 1 and 6):
+//! the values `mde.cloud` fills in for `mde.api_base`, `mde.token_url` and `mde.scope`.
 
 /// A Microsoft cloud with its MDE API host, sign-in host and token scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

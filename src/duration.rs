@@ -1,5 +1,5 @@
-//! Value types for settings that humans write: durations like "24h" and numbers or booleans
-//! that may arrive as strings from environment variables.
+//! Durations as humans write them in settings ("24h", "300ms", "1h 30m"). A leaf: settings
+//! and the policy document both use it, and it knows neither.
 
 use serde::{Deserialize, Deserializer, de};
 use std::fmt;
@@ -39,43 +39,6 @@ impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
         s.parse().map_err(de::Error::custom)
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumOrStr {
-    Num(i64),
-    Str(String),
-}
-
-/// A `u32` that may be written as a number in TOML or as a string in an environment variable.
-pub fn lenient_u32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
-    let n = match NumOrStr::deserialize(deserializer)? {
-        NumOrStr::Num(n) => n,
-        NumOrStr::Str(s) => {
-            s.trim().parse::<i64>().map_err(|_| de::Error::custom(format!("`{s}` is not a whole number")))?
-        }
-    };
-    u32::try_from(n).map_err(|_| de::Error::custom(format!("{n} is out of range")))
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum BoolOrStr {
-    Bool(bool),
-    Str(String),
-}
-
-/// A `bool` that may be written as `true`/`false` in TOML or as a string in an environment variable.
-pub fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-    match BoolOrStr::deserialize(deserializer)? {
-        BoolOrStr::Bool(b) => Ok(b),
-        BoolOrStr::Str(s) => match s.trim() {
-            "true" | "1" | "yes" => Ok(true),
-            "false" | "0" | "no" => Ok(false),
-            other => Err(de::Error::custom(format!("`{other}` is not true or false"))),
-        },
     }
 }
 
