@@ -1,7 +1,6 @@
 use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::process::Command;
 
 async fn verify(app: &TestApp) -> Value {
     let r = app.get("/api/v1/audit/verify", &app.auditor()).await;
@@ -10,12 +9,7 @@ async fn verify(app: &TestApp) -> Value {
 }
 
 fn cli_verify(app: &TestApp) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dualkey"))
-        .args(["audit", "verify", "--config"])
-        .arg(&app.config_path)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+    let out = dualkey_command().args(["audit", "verify", "--config"]).arg(&app.config_path).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 

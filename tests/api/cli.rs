@@ -7,13 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 fn dualkey() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dualkey"));
-    // Only what each test sets: no DUALKEY_* leaking in from the environment.
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DUALKEY_")) {
-        c.env_remove(k);
-    }
-    c.env_remove("RUST_LOG");
-    c
+    dualkey_command()
 }
 
 #[tokio::test]

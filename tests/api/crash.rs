@@ -2,36 +2,22 @@
 //! MDE action, however the crash fell.
 
 use crate::helpers::*;
-use dualkey::mde::simulator::{DEV_CLIENT_SECRET, FaultAction, RouteKind};
-use std::process::{Command, Stdio};
+use dualkey::mde::simulator::{FaultAction, RouteKind};
+use std::process::Command;
 use std::time::Duration;
 
 /// The real `dualkey serve` as a worker-only second process on the test app's database,
 /// listening on `bind`. It runs on the system clock; the test app and the simulator run on the
 /// test's clock, which is real time plus whatever the test advanced.
 fn start_worker_process(m: &MdeApp, bind: &str) -> Daemon {
-    let client = m.sim.client_config().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dualkey"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DUALKEY_")) {
-        cmd.env_remove(k);
-    }
-    cmd.args(["serve", "--config"])
-        .arg(&m.app.config_path)
-        .env("DUALKEY_SERVER__BIND", bind)
+    m.serve_command(&m.app.config_path, bind)
         .env("DUALKEY_MDE__WORKER_ENABLED", "true")
-        .env("DUALKEY_MDE__API_BASE", &client.api_base)
-        .env("DUALKEY_MDE__TOKEN_URL", &client.token_url)
-        .env("DUALKEY_MDE__SCOPE", &client.scope)
-        .env("DUALKEY_MDE__CLIENT_ID", &client.client_id)
-        .env("DUALKEY_MDE__CLIENT_SECRET", DEV_CLIENT_SECRET)
         .env("DUALKEY_MDE__REQUEST_TIMEOUT", "5s")
         .env("DUALKEY_MDE__LEASE", LEASE)
         .env("DUALKEY_MDE__SCAN_INTERVAL", "100ms")
         .env("DUALKEY_MDE__POLL_INTERVAL", "100ms")
         .env("DUALKEY_MDE__BACKOFF_BASE", "50ms")
         .env("DUALKEY_MDE__BACKOFF_MAX", "200ms")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .map(Daemon)
         .unwrap()
@@ -39,12 +25,6 @@ fn start_worker_process(m: &MdeApp, bind: &str) -> Daemon {
 
 /// The lease the worker process takes on a claim.
 const LEASE: &str = "6s";
-
-/// A loopback address with a port free right now, so the test knows where the process listens.
-fn free_loopback_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 async fn status(m: &MdeApp, id: &str) -> String {
     m.app.release(id).await["status"].as_str().unwrap().to_string()

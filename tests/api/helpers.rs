@@ -341,6 +341,42 @@ impl MdeApp {
     }
 }
 
+/// The real `dualkey` binary, with nothing leaking in from the test's environment: no
+/// `DUALKEY_*` settings, no `RUST_LOG`, no `NO_COLOR`. Each test sets what it means.
+pub fn dualkey_command() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dualkey"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DUALKEY_") || k == "RUST_LOG" || k == "NO_COLOR") {
+        c.env_remove(k);
+    }
+    c
+}
+
+impl MdeApp {
+    /// `dualkey serve --config CONFIG` as a second process on this app's simulator, listening on
+    /// `bind`, with its output discarded. It runs on the system clock.
+    pub fn serve_command(&self, config: &std::path::Path, bind: &str) -> std::process::Command {
+        let client = self.sim.client_config().unwrap();
+        let mut cmd = dualkey_command();
+        cmd.args(["serve", "--config"])
+            .arg(config)
+            .env("DUALKEY_SERVER__BIND", bind)
+            .env("DUALKEY_MDE__API_BASE", &client.api_base)
+            .env("DUALKEY_MDE__TOKEN_URL", &client.token_url)
+            .env("DUALKEY_MDE__SCOPE", &client.scope)
+            .env("DUALKEY_MDE__CLIENT_ID", &client.client_id)
+            .env("DUALKEY_MDE__CLIENT_SECRET", dualkey::mde::simulator::DEV_CLIENT_SECRET)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd
+    }
+}
+
+/// A loopback address with a port free right now, so a test knows where a process listens.
+pub fn free_loopback_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
 /// A child process that is killed when the test ends, even by a failed assertion.
 pub struct Daemon(pub std::process::Child);
 

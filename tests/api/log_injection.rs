@@ -22,11 +22,7 @@ async fn jwks_url() -> String {
 /// `dualkey serve` with RS256 on, its stderr lines sent to the returned channel, and its address.
 async fn serve_with_log() -> (Daemon, mpsc::Receiver<String>, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dualkey"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DUALKEY_") || k == "RUST_LOG" || k == "NO_COLOR") {
-        cmd.env_remove(k);
-    }
-    let mut daemon = cmd
+    let mut daemon = dualkey_command()
         .arg("serve")
         .current_dir(dir.path())
         .env("DUALKEY_SERVER__BIND", "127.0.0.1:0")

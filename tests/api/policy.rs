@@ -230,11 +230,7 @@ fn policy_file(dir: &std::path::Path, policy: &str) -> std::path::PathBuf {
 }
 
 fn dualkey(args: &[&str], config: &std::path::Path) -> std::process::Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dualkey"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DUALKEY_")) {
-        c.env_remove(k);
-    }
-    c.args(args).arg("--config").arg(config).env_remove("RUST_LOG").output().unwrap()
+    dualkey_command().args(args).arg("--config").arg(config).output().unwrap()
 }
 
 #[test]
@@ -308,12 +304,9 @@ async fn sighup_reloads_a_good_policy_and_keeps_the_old_one_on_a_bad_one() {
         path
     };
     let config = write(POLICY);
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dualkey"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DUALKEY_")) {
-        cmd.env_remove(k);
-    }
     let mut daemon = Daemon(
-        cmd.args(["serve", "--config"])
+        dualkey_command()
+            .args(["serve", "--config"])
             .arg(&config)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -364,29 +357,6 @@ async fn a_velocity_guards_429_says_in_retry_after_when_the_window_has_room() {
     assert_eq!(app.approve(&second, &app.approver("bob")).await.status(), StatusCode::OK);
 }
 
-/// `dualkey serve` as a second process on `m`'s database and simulator, listening on a free
-/// port, reading `[policy]` from `config` (so SIGHUP can change it).
-fn serve_process(m: &MdeApp, config: &std::path::Path, port: u16) -> Daemon {
-    let client = m.sim.client_config().unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dualkey"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DUALKEY_")) {
-        cmd.env_remove(k);
-    }
-    cmd.args(["serve", "--config"])
-        .arg(config)
-        .env("DUALKEY_SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("DUALKEY_MDE__API_BASE", &client.api_base)
-        .env("DUALKEY_MDE__TOKEN_URL", &client.token_url)
-        .env("DUALKEY_MDE__SCOPE", &client.scope)
-        .env("DUALKEY_MDE__CLIENT_ID", &client.client_id)
-        .env("DUALKEY_MDE__CLIENT_SECRET", dualkey::mde::simulator::DEV_CLIENT_SECRET)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map(Daemon)
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_sighup_that_raises_min_comment_len_is_enforced_on_create_and_on_reject() {
     let m = spawn_with_mde(test_simulator(), |_| {}).await;
@@ -395,11 +365,11 @@ async fn a_sighup_that_raises_min_comment_len_is_enforced_on_create_and_on_rejec
     let write =
         |min: u32| std::fs::write(&config, format!("{base_config}[policy]\nmin_comment_len = {min}\n")).unwrap();
     write(12);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut daemon = serve_process(&m, &config, port);
+    let addr = free_loopback_addr();
+    let mut daemon = m.serve_command(&config, &addr).spawn().map(Daemon).unwrap();
     wait_for_count(&m.app.db_url, "policy_loaded", 2).await;
     let http = reqwest::Client::new();
-    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let url = |path: &str| format!("http://{addr}{path}");
     for _ in 0..200 {
         if http.get(url("/healthz")).send().await.is_ok() {
             break;
