@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 /// How much work the benchmark does.
 #[derive(Debug, Clone, Copy)]
-pub struct BenchOptions {
+pub(crate) struct BenchOptions {
     /// Releases created and approved through the API (and raw commits: twice this).
     pub releases: usize,
     /// Concurrent API clients.
@@ -44,7 +44,7 @@ fn settings(dir: &std::path::Path, name: &str) -> anyhow::Result<Settings> {
 }
 
 /// Runs the three measurements and prints them.
-pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     println!(
         "dualkey bench: {} releases, {} clients, {} latency samples",

@@ -37,7 +37,7 @@ pub enum RefusalReason {
 
 /// The caller as a decision sees them.
 #[derive(Debug, Clone, Copy)]
-pub struct Caller<'a> {
+pub(crate) struct Caller<'a> {
     pub id: &'a str,
     pub roles: &'a BTreeSet<String>,
     /// The identity compared with the device's isolator (`upn` or `preferred_username`).
@@ -46,7 +46,7 @@ pub struct Caller<'a> {
 
 /// What an approval does when it is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApprovalEffect {
+pub(crate) struct ApprovalEffect {
     /// Seats filled after this approval.
     pub filled: u32,
     /// This approval completes every slot: the release becomes `approved`.
@@ -59,7 +59,7 @@ fn expired(r: &Release, now: Timestamp) -> bool {
 
 /// The slots a release must fill: its rule's, or for a release stored before policies existed,
 /// `approvals_required` approvers with the approver role.
-pub fn slots_of(r: &Release, approver_role: &str) -> Vec<Slot> {
+pub(crate) fn slots_of(r: &Release, approver_role: &str) -> Vec<Slot> {
     match &r.decided_under {
         Some(p) => p.rule.slots.clone(),
         None => vec![Slot { role: approver_role.to_string(), count: r.approvals_required }],
@@ -67,12 +67,12 @@ pub fn slots_of(r: &Release, approver_role: &str) -> Vec<Slot> {
 }
 
 /// Who approved `r` so far, with the roles they held then, in approval order.
-pub fn approvers(r: &Release) -> Vec<Approver> {
+pub(crate) fn approvers(r: &Release) -> Vec<Approver> {
     r.approvals.iter().map(|a| Approver::new(a.approver.clone(), a.roles.clone())).collect()
 }
 
 /// The current state of a release's slots.
-pub fn quorum_of(r: &Release, approver_role: &str) -> Quorum {
+pub(crate) fn quorum_of(r: &Release, approver_role: &str) -> Quorum {
     Quorum::compute(&slots_of(r, approver_role), &r.requested_by, &approvers(r))
 }
 
@@ -91,7 +91,7 @@ fn is_isolator(r: &Release, caller: Caller<'_>) -> bool {
 /// release (whatever roles they hold); the caller must hold a role one of the release's slots
 /// needs; whoever isolated the device is refused when the rule excludes the isolator; then
 /// expiry, pending, one approval per person, and the approval must fill an open seat.
-pub fn approval(
+pub(crate) fn approval(
     r: &Release,
     caller: Caller<'_>,
     approver_role: &str,
@@ -129,7 +129,12 @@ pub fn approval(
 /// May `caller` ratify the break-glass release `r` (the approve endpoint after the fact)? Not
 /// its requester; an approver (or a holder of a slot role); once; before the deadline and
 /// before dualkey isolated the device again.
-pub fn ratification(r: &Release, caller: Caller<'_>, approver_role: &str, now: Timestamp) -> Result<(), RefusalReason> {
+pub(crate) fn ratification(
+    r: &Release,
+    caller: Caller<'_>,
+    approver_role: &str,
+    now: Timestamp,
+) -> Result<(), RefusalReason> {
     let Some(bg) = &r.break_glass else { return Err(RefusalReason::NotPending) };
     if caller.id == r.requested_by {
         return Err(RefusalReason::SelfDecision);
@@ -148,7 +153,12 @@ pub fn ratification(r: &Release, caller: Caller<'_>, approver_role: &str, now: T
 
 /// May `caller` reject `r`? Only someone holding a role the release's slots need (or the
 /// approver role), who is not the requester, only while pending.
-pub fn rejection(r: &Release, caller: Caller<'_>, approver_role: &str, now: Timestamp) -> Result<(), RefusalReason> {
+pub(crate) fn rejection(
+    r: &Release,
+    caller: Caller<'_>,
+    approver_role: &str,
+    now: Timestamp,
+) -> Result<(), RefusalReason> {
     if caller.id == r.requested_by {
         return Err(RefusalReason::SelfDecision);
     }
@@ -165,7 +175,7 @@ pub fn rejection(r: &Release, caller: Caller<'_>, approver_role: &str, now: Time
 }
 
 /// May `caller` cancel `r`? Only its requester, only while pending.
-pub fn cancellation(r: &Release, caller_id: &str, now: Timestamp) -> Result<(), RefusalReason> {
+pub(crate) fn cancellation(r: &Release, caller_id: &str, now: Timestamp) -> Result<(), RefusalReason> {
     if caller_id != r.requested_by {
         return Err(RefusalReason::NotRequester);
     }

@@ -13,12 +13,12 @@ enum Lenient {
 }
 
 /// A `u32` written as a number in TOML or as a string in an environment variable.
-pub fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+pub(crate) fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     lenient_opt_u32(d)?.ok_or_else(|| de::Error::custom("a whole number is required"))
 }
 
 /// Like [`lenient_u32`]; an empty string is `None`.
-pub fn lenient_opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+pub(crate) fn lenient_opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     let n = match Lenient::deserialize(d)? {
         Lenient::Int(n) => n,
         Lenient::Str(s) if s.trim().is_empty() => return Ok(None),
@@ -30,7 +30,7 @@ pub fn lenient_opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D
 
 /// A `bool` written as `true`/`false` in TOML, or as `true`/`false`/`1`/`0`/`yes`/`no` in an
 /// environment variable.
-pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+pub(crate) fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     match Lenient::deserialize(d)? {
         Lenient::Bool(b) => Ok(b),
         Lenient::Str(s) => match s.trim() {

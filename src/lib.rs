@@ -1,28 +1,33 @@
 //! dualkey: a two-person rule in front of releasing devices from isolation in
 //! Microsoft Defender for Endpoint.
+//!
+//! The public modules are what the binary and the integration tests use; everything else is
+//! crate-private, and `unreachable_pub` keeps `pub` for what is really exported.
+
+#![warn(unreachable_pub)]
 
 pub mod audit;
-pub mod auth;
-pub mod bench;
+mod auth;
+mod bench;
 pub mod canonical;
 pub mod cli;
 pub mod clock;
-pub mod db;
-pub mod decide;
+mod db;
+mod decide;
 pub mod domain;
-pub mod duration;
-pub mod error;
-pub mod lenient;
+mod duration;
+mod error;
+mod lenient;
 pub mod logsafe;
 pub mod mde;
-pub mod routes;
+mod routes;
 pub mod rules;
 pub mod secret;
-pub mod server;
-pub mod service;
+mod server;
+mod service;
 pub mod settings;
 pub mod startup;
-pub mod state;
+mod state;
 pub mod telemetry;
 pub mod worker;
 

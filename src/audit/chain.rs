@@ -65,7 +65,7 @@ impl VerifyReport {
 
 /// Incremental verifier: feed entries in `seq` order, then call [`ChainVerifier::finish`].
 #[derive(Debug)]
-pub struct ChainVerifier {
+pub(super) struct ChainVerifier {
     expected_seq: i64,
     prev_hash: String,
     broken: Option<VerifyReport>,
@@ -79,7 +79,7 @@ impl Default for ChainVerifier {
 
 impl ChainVerifier {
     /// Checks one entry; after the first bad one, later entries are ignored.
-    pub fn push(&mut self, e: &AuditEntry) {
+    pub(super) fn push(&mut self, e: &AuditEntry) {
         if self.broken.is_some() {
             return;
         }
@@ -113,7 +113,7 @@ impl ChainVerifier {
         self.expected_seq += 1;
     }
 
-    pub fn finish(self) -> VerifyReport {
+    pub(super) fn finish(self) -> VerifyReport {
         self.broken.unwrap_or(VerifyReport::Intact { ok: true, entries: self.expected_seq - 1, head: self.prev_hash })
     }
 }

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 /// A signed HS256 token for `sub` with `roles`, valid from `now` for `ttl`, carrying the
 /// configured issuer and audience. Fails when no `hs256_secret` is configured.
-pub fn mint_hs256(
+pub(crate) fn mint_hs256(
     settings: &AuthSettings,
     sub: &str,
     roles: &[String],

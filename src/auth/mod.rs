@@ -5,8 +5,8 @@ mod jwks;
 mod mint;
 mod principal;
 
-pub use mint::mint_hs256;
-pub use principal::Principal;
+pub(crate) use mint::mint_hs256;
+pub(crate) use principal::Principal;
 
 use crate::clock::SharedClock;
 use crate::settings::AuthSettings;

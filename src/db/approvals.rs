@@ -57,7 +57,7 @@ pub(crate) async fn of_page<'a>(
 
 /// Records an approval. The primary key refuses a second approval by the same person and a
 /// trigger refuses the requester and non-pending releases (except a break-glass ratification).
-pub async fn insert(
+pub(crate) async fn insert(
     conn: &mut SqliteConnection,
     id: ReleaseId,
     approver: &str,
@@ -77,7 +77,7 @@ pub async fn insert(
 }
 
 /// Who approved a release, in order (for the comment sent to MDE).
-pub async fn approvers(conn: &mut SqliteConnection, id: ReleaseId) -> Result<Vec<String>, sqlx::Error> {
+pub(crate) async fn approvers(conn: &mut SqliteConnection, id: ReleaseId) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT approver FROM approvals WHERE release_id = ? ORDER BY at, approver")
         .bind(id.to_string())
         .fetch_all(conn)
@@ -85,7 +85,11 @@ pub async fn approvers(conn: &mut SqliteConnection, id: ReleaseId) -> Result<Vec
 }
 
 /// How many approvals `who` gave since `since` (velocity guard).
-pub async fn approvals_since(conn: &mut SqliteConnection, who: &str, since: Timestamp) -> Result<u32, sqlx::Error> {
+pub(crate) async fn approvals_since(
+    conn: &mut SqliteConnection,
+    who: &str,
+    since: Timestamp,
+) -> Result<u32, sqlx::Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM approvals WHERE approver = ? AND at >= ?")
         .bind(who)
         .bind(since)

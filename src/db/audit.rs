@@ -52,16 +52,16 @@ impl From<&AuditEntry> for AuditRow {
 }
 
 /// The last entry's sequence number and hash, if any.
-pub async fn head(conn: &mut SqliteConnection) -> Result<Option<(i64, String)>, sqlx::Error> {
+pub(crate) async fn head(conn: &mut SqliteConnection) -> Result<Option<(i64, String)>, sqlx::Error> {
     sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(conn).await
 }
 
-pub async fn insert(conn: &mut SqliteConnection, e: &AuditEntry) -> Result<(), sqlx::Error> {
+pub(crate) async fn insert(conn: &mut SqliteConnection, e: &AuditEntry) -> Result<(), sqlx::Error> {
     AuditRow::from(e).insert(conn).await
 }
 
 /// Entries after `after_seq` in order, at most `limit`, optionally for one release.
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut SqliteConnection,
     after_seq: i64,
     limit: i64,
@@ -83,7 +83,7 @@ pub async fn list(
 }
 
 /// The details of the newest entry with this action, if any.
-pub async fn last_details(conn: &mut SqliteConnection, action: &str) -> Result<Option<String>, sqlx::Error> {
+pub(crate) async fn last_details(conn: &mut SqliteConnection, action: &str) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT details FROM audit_log WHERE action = ? ORDER BY seq DESC LIMIT 1")
         .bind(action)
         .fetch_optional(conn)

@@ -56,13 +56,13 @@ macro_rules! table_row {
     };
 }
 
-pub mod approvals;
-pub mod audit;
+pub(crate) mod approvals;
+pub(crate) mod audit;
 pub(crate) mod fenced;
-pub mod releases;
+pub(crate) mod releases;
 pub(crate) mod transition;
-pub mod velocity;
-pub mod worker;
+pub(crate) mod velocity;
+pub(crate) mod worker;
 
 use crate::settings::DatabaseSettings;
 use sqlx::pool::PoolConnection;
@@ -71,7 +71,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
 
 /// A write transaction.
-pub type Tx = Transaction<'static, Sqlite>;
+pub(crate) type Tx = Transaction<'static, Sqlite>;
 
 /// The database: one write connection (SQLite has a single writer; queueing in-process is
 /// cheaper than SQLite's busy-sleep) and a pool of readers.

@@ -129,7 +129,7 @@ pub(crate) async fn row(conn: &mut SqliteConnection, id: ReleaseId) -> Result<Op
 }
 
 /// The open release (pending, approved, dispatching or dispatched) for a machine, if any.
-pub async fn open_for_machine(
+pub(crate) async fn open_for_machine(
     conn: &mut SqliteConnection,
     machine: &MachineId,
 ) -> Result<Option<ReleaseId>, sqlx::Error> {
@@ -144,7 +144,7 @@ pub async fn open_for_machine(
 }
 
 /// One release with its approvals.
-pub async fn get(conn: &mut SqliteConnection, id: ReleaseId) -> Result<Option<Release>, sqlx::Error> {
+pub(crate) async fn get(conn: &mut SqliteConnection, id: ReleaseId) -> Result<Option<Release>, sqlx::Error> {
     match row(&mut *conn, id).await? {
         None => Ok(None),
         Some(row) => {
@@ -156,7 +156,7 @@ pub async fn get(conn: &mut SqliteConnection, id: ReleaseId) -> Result<Option<Re
 
 /// Filters for [`list`]. `before_seq` is the cursor: only releases older than it.
 #[derive(Debug, Default, Clone)]
-pub struct ListFilter {
+pub(crate) struct ListFilter {
     pub status: Option<ReleaseStatus>,
     pub machine_id: Option<MachineId>,
     pub requested_by: Option<String>,
@@ -165,7 +165,7 @@ pub struct ListFilter {
 }
 
 /// Releases newest first, with the `seq` of each for the next cursor.
-pub async fn list(conn: &mut SqliteConnection, f: &ListFilter) -> Result<Vec<(i64, Release)>, sqlx::Error> {
+pub(crate) async fn list(conn: &mut SqliteConnection, f: &ListFilter) -> Result<Vec<(i64, Release)>, sqlx::Error> {
     let sql = format!(
         "SELECT {} FROM {}
          WHERE (?1 IS NULL OR status = ?1)
@@ -195,10 +195,10 @@ pub async fn list(conn: &mut SqliteConnection, f: &ListFilter) -> Result<Vec<(i6
 }
 
 /// A pending release due for expiry: its id, machine and expiry.
-pub type DueForExpiry = (ReleaseId, MachineId, Timestamp);
+pub(crate) type DueForExpiry = (ReleaseId, MachineId, Timestamp);
 
 /// Pending releases whose expiry has passed, oldest first, at most `limit`.
-pub async fn due_for_expiry(
+pub(crate) async fn due_for_expiry(
     conn: &mut SqliteConnection,
     now: Timestamp,
     limit: i64,
@@ -225,7 +225,11 @@ pub async fn due_for_expiry(
 }
 
 /// How many releases `who` requested since `since` (velocity guard).
-pub async fn requests_since(conn: &mut SqliteConnection, who: &str, since: Timestamp) -> Result<u32, sqlx::Error> {
+pub(crate) async fn requests_since(
+    conn: &mut SqliteConnection,
+    who: &str,
+    since: Timestamp,
+) -> Result<u32, sqlx::Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM releases WHERE requested_by = ? AND requested_at >= ?")
         .bind(who)
         .bind(since)
@@ -236,7 +240,12 @@ pub async fn requests_since(conn: &mut SqliteConnection, who: &str, since: Times
 
 /// Records the ratification of a break-glass release. False if it was already ratified or
 /// re-isolated.
-pub async fn ratify(conn: &mut SqliteConnection, id: ReleaseId, by: &str, at: Timestamp) -> Result<bool, sqlx::Error> {
+pub(crate) async fn ratify(
+    conn: &mut SqliteConnection,
+    id: ReleaseId,
+    by: &str,
+    at: Timestamp,
+) -> Result<bool, sqlx::Error> {
     use super::fenced::{Guard, Sets, update};
     let sets = Sets::new().set(col::ratified_by, by.to_string()).set(col::ratified_at, at);
     let guards = [Guard::BreakGlass, Guard::Null(col::ratified_at), Guard::Null(col::reisolation_action_id)];

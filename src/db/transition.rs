@@ -10,7 +10,7 @@ use sqlx::SqliteConnection;
 
 /// A new release as the request handler built it.
 #[derive(Debug, Clone)]
-pub struct NewRelease<'a> {
+pub(crate) struct NewRelease<'a> {
     pub id: ReleaseId,
     pub machine_id: &'a MachineId,
     pub comment: &'a str,
@@ -26,14 +26,14 @@ pub struct NewRelease<'a> {
 
 impl NewRelease<'_> {
     /// The move that stores it: a request, or a break-glass request.
-    pub fn mv(&self) -> Move {
+    pub(crate) fn mv(&self) -> Move {
         if self.break_glass.is_some() { Move::RequestBreakGlass } else { Move::Request }
     }
 }
 
 /// Why an insert was refused by the database's own rules.
 #[derive(Debug, thiserror::Error)]
-pub enum InsertError {
+pub(crate) enum InsertError {
     #[error("machine already has an open release")]
     AlreadyOpen,
     #[error(transparent)]
@@ -96,7 +96,7 @@ pub(crate) async fn insert(
 
 /// Where a stored release stands, as the caller read it: the fence of its next move.
 #[derive(Debug, Clone, Copy)]
-pub struct At<'a> {
+pub(crate) struct At<'a> {
     pub id: ReleaseId,
     pub machine_id: &'a MachineId,
     pub status: ReleaseStatus,
@@ -106,7 +106,7 @@ pub struct At<'a> {
 
 /// A move of a stored release and what it writes besides the status.
 #[derive(Debug, Clone, Copy)]
-pub enum Change<'a> {
+pub(crate) enum Change<'a> {
     Approve,
     Reject {
         by: &'a str,
@@ -158,7 +158,7 @@ pub enum Change<'a> {
 }
 
 impl Change<'_> {
-    pub fn mv(&self) -> Move {
+    pub(crate) fn mv(&self) -> Move {
         match self {
             Change::Approve => Move::Approve,
             Change::Reject { .. } => Move::Reject,

@@ -5,7 +5,7 @@ use sqlx::SqliteConnection;
 
 /// What a velocity guard counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counted {
+pub(crate) enum Counted {
     /// Releases requested by the person.
     Requests,
     /// Approvals given by the person.
@@ -14,7 +14,7 @@ pub enum Counted {
 
 /// The time of `who`'s counted event at or after `since` that has `skip` older ones in the same
 /// span; `None` when there are not that many.
-pub async fn nth_oldest_since(
+pub(crate) async fn nth_oldest_since(
     conn: &mut SqliteConnection,
     counted: Counted,
     who: &str,

@@ -12,7 +12,7 @@ use sqlx::SqliteConnection;
 
 /// The kinds of job the worker does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Job {
+pub(crate) enum Job {
     /// Send an approved release (or take over one whose worker's lease lapsed mid-send).
     Dispatch,
     /// Follow a dispatched release's MDE action.
@@ -23,7 +23,7 @@ pub enum Job {
 
 /// A job the worker holds. `claim` is the fencing token: every later update names it.
 #[derive(Debug, Clone)]
-pub struct Claim {
+pub(crate) struct Claim {
     pub id: ReleaseId,
     pub machine_id: MachineId,
     pub claim: String,
@@ -34,15 +34,13 @@ pub struct Claim {
     /// Set for poll jobs: the MDE action being followed.
     pub mde_action_id: Option<String>,
     pub mde_action_status: Option<String>,
-    /// The last failure recorded for this release, if any.
-    pub last_error: Option<String>,
     /// Failed attempts to isolate the device again so far (re-isolation jobs).
     pub reisolation_attempts: u32,
 }
 
 /// A due job, as read before claiming it.
 #[derive(Debug, Clone)]
-pub struct Due {
+pub(crate) struct Due {
     pub claim: Claim,
     /// The lease holder the row had (set when taking over a lapsed `dispatching` release).
     pub lease_owner: Option<String>,
@@ -60,7 +58,6 @@ impl Due {
                 attempts: count(row.attempts),
                 mde_action_id: row.mde_action_id,
                 mde_action_status: row.mde_action_status,
-                last_error: row.last_error,
                 reisolation_attempts: count(row.reisolation_attempts),
             },
             lease_owner: row.lease_owner,
@@ -69,7 +66,7 @@ impl Due {
 }
 
 /// The most overdue job of this kind at `now`, if any.
-pub async fn next(conn: &mut SqliteConnection, job: Job, now: Timestamp) -> Result<Option<Due>, sqlx::Error> {
+pub(crate) async fn next(conn: &mut SqliteConnection, job: Job, now: Timestamp) -> Result<Option<Due>, sqlx::Error> {
     let (filter, order) = match job {
         Job::Dispatch => (
             "(status = 'approved' AND COALESCE(next_attempt_at, 0) <= ?1)
@@ -97,7 +94,7 @@ pub async fn next(conn: &mut SqliteConnection, job: Job, now: Timestamp) -> Resu
 
 /// Holds a due poll or re-isolation job (its status does not change) with a lease until
 /// `lease_until`. False when another worker took it first.
-pub async fn take_lease(
+pub(crate) async fn take_lease(
     conn: &mut SqliteConnection,
     due: &Due,
     claim: &str,
@@ -110,7 +107,7 @@ pub async fn take_lease(
 }
 
 /// The earliest time any job becomes due (for the worker's sleep), if any.
-pub async fn next_due(conn: &mut SqliteConnection) -> Result<Option<Timestamp>, sqlx::Error> {
+pub(crate) async fn next_due(conn: &mut SqliteConnection) -> Result<Option<Timestamp>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT MIN(t) FROM (
              SELECT COALESCE(next_attempt_at, 0) AS t FROM releases WHERE status IN ('approved', 'dispatched')
@@ -127,7 +124,7 @@ pub async fn next_due(conn: &mut SqliteConnection) -> Result<Option<Timestamp>, 
 
 /// Extends the lease, if the claim is still ours and has not lapsed. False means another
 /// worker may take (or took) the job.
-pub async fn renew(
+pub(crate) async fn renew(
     conn: &mut SqliteConnection,
     c: &Claim,
     now: Timestamp,
@@ -139,7 +136,7 @@ pub async fn renew(
 
 /// A poll saw the action still running (or could not read it): record what it saw, poll again
 /// at `next_poll`, and release the lease.
-pub async fn polled(
+pub(crate) async fn polled(
     conn: &mut SqliteConnection,
     c: &Claim,
     action_status: Option<&str>,
@@ -156,7 +153,7 @@ pub async fn polled(
 }
 
 /// Re-isolation failed: count the attempt and release the claim; try again from `due_at`.
-pub async fn defer_reisolation(
+pub(crate) async fn defer_reisolation(
     conn: &mut SqliteConnection,
     c: &Claim,
     attempts: u32,
@@ -171,7 +168,7 @@ pub async fn defer_reisolation(
 }
 
 /// Re-isolation failed for the last allowed time: count it, stop trying, release the claim.
-pub async fn abandon_reisolation(
+pub(crate) async fn abandon_reisolation(
     conn: &mut SqliteConnection,
     c: &Claim,
     attempts: u32,
@@ -186,7 +183,10 @@ pub async fn abandon_reisolation(
 }
 
 /// Who requested a release and why, and who approved it, for the comment sent to MDE.
-pub async fn parties(conn: &mut SqliteConnection, id: ReleaseId) -> Result<(String, String, Vec<String>), sqlx::Error> {
+pub(crate) async fn parties(
+    conn: &mut SqliteConnection,
+    id: ReleaseId,
+) -> Result<(String, String, Vec<String>), sqlx::Error> {
     let (requester, comment): (String, String) =
         sqlx::query_as("SELECT requested_by, comment FROM releases WHERE id = ?")
             .bind(id.to_string())

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new().route("/", get(list)).route("/verify", get(verify))
 }
 

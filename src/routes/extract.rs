@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 /// JSON body; malformed JSON is 400, wrong shapes 422, a missing content type 415, too large 413.
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
-pub struct ApiJson<T>(pub T);
+pub(super) struct ApiJson<T>(pub T);
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
@@ -40,7 +40,7 @@ impl From<JsonRejection> for ApiError {
 
 /// An optional JSON body, whatever its content type: empty (or only whitespace) means the
 /// defaults; anything else is read as [`ApiJson`] reads it, with the same errors.
-pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -48,7 +48,7 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
 }
 
 /// A page size from the query: `default` when absent, 400 outside `1..=max`.
-pub fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+pub(super) fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     let limit = limit.unwrap_or(default);
     if (1..=max).contains(&limit) {
         Ok(limit)
@@ -58,21 +58,21 @@ pub fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, Api
 }
 
 /// Rows fetched with `limit + 1`: cut to `limit`, and true when another page exists.
-pub fn split_page<T>(rows: &mut Vec<T>, limit: i64) -> bool {
+pub(super) fn split_page<T>(rows: &mut Vec<T>, limit: i64) -> bool {
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     more
 }
 
 /// A release id from the path or the query: 400 `invalid_release_id` when malformed.
-pub fn release_id(raw: &str) -> Result<ReleaseId, ApiError> {
+pub(super) fn release_id(raw: &str) -> Result<ReleaseId, ApiError> {
     ReleaseId::parse(raw).map_err(|e| ApiError::bad_request(e.code, e.message))
 }
 
 /// Query string; unknown or malformed parameters are 400.
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
-pub struct ApiQuery<T>(pub T);
+pub(super) struct ApiQuery<T>(pub T);
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {

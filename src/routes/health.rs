@@ -16,7 +16,7 @@ const TOKEN_CHECK_BOUND: Duration = Duration::from_secs(2);
 /// A failed token is asked for again by `/readyz` at most this often.
 const FAILED_TOKEN_RECHECK: Duration = Duration::from_secs(30);
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 

@@ -15,10 +15,10 @@ use axum::http::StatusCode;
 use tower_http::trace::TraceLayer;
 
 /// Request bodies larger than this are refused with 413.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole API.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .nest("/api/v1/releases", releases::router())

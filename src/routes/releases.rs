@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/", post(create).get(list))
         .route("/{id}", get(show))

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 #[derive(Serialize)]
-pub struct ApprovalView {
+pub(super) struct ApprovalView {
     pub approver: String,
     pub comment: Option<String>,
     pub at: Timestamp,
@@ -15,7 +15,7 @@ pub struct ApprovalView {
 
 /// What the release was decided under and what it still needs.
 #[derive(Serialize)]
-pub struct PolicyView {
+pub(super) struct PolicyView {
     pub rule: String,
     pub policy_hash: Option<String>,
     pub slots: Vec<crate::rules::SlotState>,
@@ -26,7 +26,7 @@ pub struct PolicyView {
 
 /// A break-glass release's ratification state.
 #[derive(Serialize)]
-pub struct BreakGlassView {
+pub(super) struct BreakGlassView {
     pub ratify_by: Timestamp,
     pub ratified_by: Option<String>,
     pub ratified_at: Option<Timestamp>,
@@ -39,7 +39,7 @@ pub struct BreakGlassView {
 }
 
 #[derive(Serialize)]
-pub struct ReleaseView {
+pub(super) struct ReleaseView {
     pub id: String,
     pub machine_id: String,
     pub comment: String,
@@ -66,7 +66,7 @@ pub struct ReleaseView {
 impl ReleaseView {
     /// The release as the API shows it; `approver_role` fills the slot of releases stored before
     /// policies existed.
-    pub fn new(r: Release, approver_role: &str) -> Self {
+    pub(super) fn new(r: Release, approver_role: &str) -> Self {
         let quorum = crate::decide::quorum_of(&r, approver_role);
         let policy = match &r.decided_under {
             Some(p) => PolicyView {
@@ -124,7 +124,7 @@ impl ReleaseView {
 }
 
 #[derive(Serialize)]
-pub struct AuditEntryView {
+pub(super) struct AuditEntryView {
     pub seq: i64,
     pub at: Timestamp,
     /// The exact value hashed into the chain (milliseconds since the Unix epoch).

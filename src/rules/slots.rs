@@ -16,7 +16,7 @@ pub struct Slot {
 }
 
 /// Seats in all: how many distinct approvers `slots` take.
-pub fn seats(slots: &[Slot]) -> u32 {
+pub(super) fn seats(slots: &[Slot]) -> u32 {
     slots.iter().map(|s| s.count).sum()
 }
 

@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// Most approvals any rule may demand, across all its slots.
-pub const MAX_SLOTS: u32 = 20;
+pub(super) const MAX_SLOTS: u32 = 20;
 
 /// Why a policy was refused. Displays as `policy.rules[1] "tier0": require[0].count must be
 /// between 1 and 20`, or `policy.approval_ttl must be more than 0` outside the rules.

@@ -19,17 +19,17 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Set when a request's body missed its deadline, so the answer becomes 408 whatever the
 /// handler made of the failed read.
 #[derive(Clone, Default)]
-pub struct Missed(Arc<AtomicBool>);
+pub(super) struct Missed(Arc<AtomicBool>);
 
 impl Missed {
-    pub fn get(&self) -> bool {
+    pub(super) fn get(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 /// `req` with its body cut at `timeout` from now, and the flag that tells whether it was.
 /// A request without a body is left as it is.
-pub fn with_deadline<B>(req: Request<B>, timeout: Duration) -> (Request<Body>, Missed)
+pub(super) fn with_deadline<B>(req: Request<B>, timeout: Duration) -> (Request<Body>, Missed)
 where
     B: HttpBody<Data = axum::body::Bytes> + Unpin + Send + 'static,
     B::Error: Into<BoxError>,
@@ -45,7 +45,7 @@ where
 }
 
 /// The answer to a request whose body missed its deadline; the connection closes after it.
-pub fn timeout_response() -> Response {
+pub(super) fn timeout_response() -> Response {
     let mut response = ApiError::new(
         StatusCode::REQUEST_TIMEOUT,
         "body_timeout",

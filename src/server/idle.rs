@@ -12,14 +12,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 /// When a connection last moved a byte, and how many of its requests are being handled.
-pub struct Activity {
+pub(super) struct Activity {
     opened: Instant,
     last_ms: AtomicU64,
     handling: AtomicUsize,
 }
 
 impl Activity {
-    pub fn new() -> Arc<Self> {
+    pub(super) fn new() -> Arc<Self> {
         Arc::new(Self { opened: Instant::now(), last_ms: AtomicU64::new(0), handling: AtomicUsize::new(0) })
     }
 
@@ -33,13 +33,13 @@ impl Activity {
 
     /// Marks a request as being handled until the returned guard is dropped; the idle time
     /// counts from then.
-    pub fn handling(self: &Arc<Self>) -> Handling {
+    pub(super) fn handling(self: &Arc<Self>) -> Handling {
         self.handling.fetch_add(1, Ordering::Relaxed);
         Handling(self.clone())
     }
 
     /// Completes once the connection has been idle for `limit`.
-    pub async fn idle_for(&self, limit: Duration) {
+    pub(super) async fn idle_for(&self, limit: Duration) {
         loop {
             let deadline = self.last() + limit;
             if self.handling.load(Ordering::Relaxed) > 0 {
@@ -54,7 +54,7 @@ impl Activity {
 }
 
 /// A request in hand; see [`Activity::handling`].
-pub struct Handling(Arc<Activity>);
+pub(super) struct Handling(Arc<Activity>);
 
 impl Drop for Handling {
     fn drop(&mut self) {
@@ -64,13 +64,13 @@ impl Drop for Handling {
 }
 
 /// A stream that records in [`Activity`] every read or write that moved bytes.
-pub struct Watched<S> {
+pub(super) struct Watched<S> {
     inner: S,
     activity: Arc<Activity>,
 }
 
 impl<S> Watched<S> {
-    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
+    pub(super) fn new(inner: S, activity: Arc<Activity>) -> Self {
         Self { inner, activity }
     }
 }

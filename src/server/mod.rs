@@ -37,7 +37,7 @@ const BUSY_LINGER: Duration = Duration::from_secs(1);
 
 /// The connection limits of `[server]`.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub idle_timeout: Duration,
@@ -57,7 +57,7 @@ impl From<&ServerSettings> for Limits {
 
 /// Serves `app` on `listener` within `limits` until `shutdown` completes, then lets open
 /// connections finish their requests and returns once all are closed.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,

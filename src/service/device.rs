@@ -9,14 +9,14 @@ use crate::rules::DeviceSnapshot;
 
 /// An isolated device as MDE describes it, and the requestor of the Isolate that isolated it.
 #[derive(Debug, Clone)]
-pub struct DeviceFacts {
+pub(crate) struct DeviceFacts {
     pub device: DeviceSnapshot,
     pub isolated_by: Option<String>,
 }
 
 /// What reading the device found.
 #[derive(Debug, Clone)]
-pub enum Device {
+pub(crate) enum Device {
     /// Isolated: a release may be requested.
     Isolated(DeviceFacts),
     /// Not isolated, so there is nothing to release; the text says why, for the requester.
@@ -35,7 +35,7 @@ fn unavailable(e: MdeError) -> ApiError {
 /// `unknown_machine`; any other failure is 503 `mde_unavailable`, never a guess from missing
 /// data. Whether it is isolated is what its newest Isolate or Unisolate says
 /// ([`crate::mde::isolation`]).
-pub async fn read(mde: Option<&MdeClient>, machine: &MachineId) -> Result<Device, ApiError> {
+pub(crate) async fn read(mde: Option<&MdeClient>, machine: &MachineId) -> Result<Device, ApiError> {
     let mde = mde.ok_or_else(|| {
         ApiError::unavailable(
             "mde_not_configured",

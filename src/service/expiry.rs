@@ -11,7 +11,7 @@ const SWEEP_BATCH: i64 = 100;
 
 /// Marks `id` expired and records it, inside the caller's transaction. Returns false if the
 /// release was no longer pending or not yet due.
-pub async fn expire_in_tx(
+pub(crate) async fn expire_in_tx(
     tx: &mut sqlx::SqliteConnection,
     now: Timestamp,
     id: ReleaseId,
@@ -28,7 +28,7 @@ pub async fn expire_in_tx(
 }
 
 /// Expires every pending release past its expiry, in batches; each batch is one transaction.
-pub async fn expire_due(db: &Db, now: Timestamp) -> Result<usize, TransitionError> {
+pub(crate) async fn expire_due(db: &Db, now: Timestamp) -> Result<usize, TransitionError> {
     let mut total = 0;
     loop {
         let due = {
@@ -54,7 +54,7 @@ pub async fn expire_due(db: &Db, now: Timestamp) -> Result<usize, TransitionErro
 /// Runs [`expire_due`] at once and then every `sweep_interval` of the policy in force (read
 /// each round on the state's clock, so a reload that changes it applies) until `stop` is
 /// cancelled.
-pub async fn run_sweeper(state: crate::state::AppState, stop: CancellationToken) {
+pub(crate) async fn run_sweeper(state: crate::state::AppState, stop: CancellationToken) {
     loop {
         match expire_due(&state.db, state.clock.now()).await {
             Ok(0) => {}

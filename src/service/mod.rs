@@ -1,10 +1,10 @@
 //! Use cases: each one is a single write transaction holding the change and its audit entry.
 //! Handlers call these; these call `decide` for decisions and `db` for SQL.
 
-pub mod device;
-pub mod expiry;
-pub mod policy;
-pub mod releases;
-pub mod request;
-pub mod transition;
+pub(crate) mod device;
+pub(crate) mod expiry;
+pub(crate) mod policy;
+pub(crate) mod releases;
+pub(crate) mod request;
+pub(crate) mod transition;
 mod velocity;

@@ -6,7 +6,7 @@ use crate::state::AppState;
 
 /// Records the policy in force in the audit chain when its hash differs from the last one
 /// recorded, so the chain shows which policy every later decision was made under.
-pub async fn record_policy(state: &AppState) -> Result<(), sqlx::Error> {
+pub(crate) async fn record_policy(state: &AppState) -> Result<(), sqlx::Error> {
     let policy = state.policy();
     let hash = policy.hash();
     let mut tx = state.db.begin().await?;
@@ -29,7 +29,7 @@ pub async fn record_policy(state: &AppState) -> Result<(), sqlx::Error> {
 /// Puts the policy of freshly loaded settings in force, or, when they do not load, keeps the
 /// old one and records the refusal. Only `[policy]` changes on a reload; other settings need a
 /// restart.
-pub async fn reload(state: &AppState, loaded: Result<Settings, SettingsError>) -> Result<bool, sqlx::Error> {
+pub(crate) async fn reload(state: &AppState, loaded: Result<Settings, SettingsError>) -> Result<bool, sqlx::Error> {
     let validated = loaded.and_then(|s| {
         s.policy.validate(&state.settings.auth.approver_role).map_err(|e| SettingsError::Policy(e.to_string()))
     });

@@ -93,7 +93,7 @@ pub(super) fn require_role(p: &Principal, role: &str) -> Result<(), ApiError> {
 }
 
 /// Readers: requesters, approvers and auditors may all see releases.
-pub fn require_reader(state: &AppState, p: &Principal) -> Result<(), ApiError> {
+pub(crate) fn require_reader(state: &AppState, p: &Principal) -> Result<(), ApiError> {
     let a = &state.settings.auth;
     if [&a.requester_role, &a.approver_role, &a.auditor_role].iter().any(|r| p.has_role(r)) {
         Ok(())
@@ -145,7 +145,7 @@ async fn refuse(
 /// Records `p`'s approval; the release becomes `approved` in the same transaction when the
 /// number of distinct approvers reaches its quorum.
 #[tracing::instrument(skip_all, fields(release_id = %id, approver = %crate::logsafe::untrusted(&p.id)))]
-pub async fn approve(
+pub(crate) async fn approve(
     state: &AppState,
     p: &Principal,
     id: ReleaseId,
@@ -221,7 +221,12 @@ async fn ratify(
 
 /// Rejects a pending release: final.
 #[tracing::instrument(skip_all, fields(release_id = %id, principal = %crate::logsafe::untrusted(&p.id)))]
-pub async fn reject(state: &AppState, p: &Principal, id: ReleaseId, comment: Comment) -> Result<Release, ApiError> {
+pub(crate) async fn reject(
+    state: &AppState,
+    p: &Principal,
+    id: ReleaseId,
+    comment: Comment,
+) -> Result<Release, ApiError> {
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let r = load(&mut tx, id).await?;
@@ -234,7 +239,7 @@ pub async fn reject(state: &AppState, p: &Principal, id: ReleaseId, comment: Com
 
 /// Cancels a pending release at its requester's wish: final.
 #[tracing::instrument(skip_all, fields(release_id = %id, principal = %crate::logsafe::untrusted(&p.id)))]
-pub async fn cancel(state: &AppState, p: &Principal, id: ReleaseId) -> Result<Release, ApiError> {
+pub(crate) async fn cancel(state: &AppState, p: &Principal, id: ReleaseId) -> Result<Release, ApiError> {
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let r = load(&mut tx, id).await?;
@@ -262,7 +267,7 @@ async fn decide_final(
 }
 
 /// One release; a pending one past its expiry is marked expired first.
-pub async fn get(state: &AppState, p: &Principal, id: ReleaseId) -> Result<Release, ApiError> {
+pub(crate) async fn get(state: &AppState, p: &Principal, id: ReleaseId) -> Result<Release, ApiError> {
     require_reader(state, p)?;
     let now = state.clock.now();
     let r = {
@@ -280,7 +285,7 @@ pub async fn get(state: &AppState, p: &Principal, id: ReleaseId) -> Result<Relea
 }
 
 /// Releases newest first; pending ones past their expiry are swept first so none shows stale.
-pub async fn list(
+pub(crate) async fn list(
     state: &AppState,
     p: &Principal,
     filter: db::releases::ListFilter,

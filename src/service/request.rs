@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 
 /// A validated release request.
 #[derive(Debug)]
-pub struct NewRequest {
+pub(crate) struct NewRequest {
     pub machine_id: MachineId,
     pub comment: Comment,
     pub ticket: Option<Ticket>,
@@ -46,7 +46,12 @@ async fn refuse(state: &AppState, p: &Principal, machine: &MachineId, event: Aud
 /// Stores a new pending release and its audit entry, under the rule `policy` (the snapshot the
 /// caller checked the request with) gives its device.
 #[tracing::instrument(skip_all, fields(machine_id = %req.machine_id, requested_by = %crate::logsafe::untrusted(&p.id)))]
-pub async fn request(state: &AppState, policy: &Policy, p: &Principal, req: NewRequest) -> Result<Release, ApiError> {
+pub(crate) async fn request(
+    state: &AppState,
+    policy: &Policy,
+    p: &Principal,
+    req: NewRequest,
+) -> Result<Release, ApiError> {
     let glass = if req.break_glass {
         let bg = policy.break_glass().ok_or_else(|| {
             ApiError::unprocessable("break_glass_disabled", "break-glass releases are not enabled by the policy")

@@ -15,12 +15,12 @@ use crate::domain::{Move, ReleaseId, ReleaseStatus};
 use crate::error::ApiError;
 use sqlx::SqliteConnection;
 
-pub use crate::db::transition::{At, Change, InsertError, NewRelease};
+pub(crate) use crate::db::transition::{At, Change, InsertError, NewRelease};
 
 /// A move that happened. Later effects of a transition (an outbox message, a metric) attach to
 /// this value, in [`after`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transitioned {
+pub(crate) struct Transitioned {
     pub id: ReleaseId,
     pub mv: Move,
     /// `None` when the move stored a new release.
@@ -71,7 +71,7 @@ impl From<TransitionError> for ApiError {
 
 /// Stores a new release (`request`: pending; `request_break_glass`: approved) and its audit
 /// entry, by `actor`, at `r.requested_at`.
-pub async fn create(
+pub(crate) async fn create(
     tx: &mut SqliteConnection,
     r: &NewRelease<'_>,
     actor: Actor<'_>,
@@ -93,7 +93,7 @@ pub async fn create(
 
 /// Moves the release `at` names by `change`, fenced on what the caller read, and records
 /// `event` by `actor`, at `now`.
-pub async fn apply(
+pub(crate) async fn apply(
     tx: &mut SqliteConnection,
     at: &At<'_>,
     change: Change<'_>,

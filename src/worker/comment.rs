@@ -22,7 +22,7 @@ pub fn build(id: ReleaseId, requester: &str, approvers: &[String], reason: &str)
 }
 
 /// True when an MDE action's comment names this release.
-pub fn names(comment: Option<&str>, id: ReleaseId) -> bool {
+pub(super) fn names(comment: Option<&str>, id: ReleaseId) -> bool {
     comment.is_some_and(|c| c.contains(&id.marker()))
 }
 

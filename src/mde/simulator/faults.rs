@@ -143,7 +143,7 @@ pub struct SeenRequest {
 }
 
 /// The most requests of one kind whose receipt times fit in any half-open 60 s window.
-pub fn max_in_rolling_minute(requests: &[SeenRequest], kind: RouteKind) -> usize {
+pub(super) fn max_in_rolling_minute(requests: &[SeenRequest], kind: RouteKind) -> usize {
     let mut times: Vec<Monotonic> = requests.iter().filter(|r| r.kind == kind).map(|r| r.instant).collect();
     times.sort();
     let mut best = 0;

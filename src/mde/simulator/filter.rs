@@ -29,7 +29,7 @@ enum Field {
 
 impl ActionFilter {
     /// Parses the query; anything outside the supported subset is a 400 `ODataError`.
-    pub fn from_query(query: &HashMap<String, String>) -> Result<Self, Reject> {
+    pub(super) fn from_query(query: &HashMap<String, String>) -> Result<Self, Reject> {
         let odata_error = |m: &str| reject(StatusCode::BAD_REQUEST, "ODataError", m);
         let number = |key: &str, default: usize| match query.get(key) {
             None => Ok(default),
@@ -51,7 +51,7 @@ impl ActionFilter {
 
     /// True when `action` satisfies every clause. String comparison ignores case, as
     /// OData `eq` on MDE's enums and ids does in practice.
-    pub fn matches(&self, action: &WireAction) -> bool {
+    pub(super) fn matches(&self, action: &WireAction) -> bool {
         self.clauses.iter().all(|(field, value)| {
             let actual = match field {
                 Field::Id => action.id.as_str(),

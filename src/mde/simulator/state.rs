@@ -25,32 +25,32 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: SimulatorConfig, base_url: String, clock: SharedClock) -> Self {
+    pub(super) fn new(config: SimulatorConfig, base_url: String, clock: SharedClock) -> Self {
         let state = State::seeded(&config, wall_now(&clock));
         Self { config, base_url, clock, state: Mutex::new(state) }
     }
 
     /// Wall time on the simulator's clock, to the millisecond as dualkey keeps it.
-    pub fn now(&self) -> OffsetDateTime {
+    pub(super) fn now(&self) -> OffsetDateTime {
         wall_now(&self.clock)
     }
 
     /// Monotonic time on the simulator's clock.
-    pub fn monotonic(&self) -> Monotonic {
+    pub(super) fn monotonic(&self) -> Monotonic {
         self.clock.monotonic()
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         // Every mutation is a single push or field write, so a poisoned lock is still sound.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn token_url(&self) -> String {
+    pub(super) fn token_url(&self) -> String {
         format!("{}/{}/oauth2/v2.0/token", self.base_url, self.config.tenant_id)
     }
 
     /// An action as JSON, its status derived for `now`.
-    pub fn render(&self, action: &ActionRecord, now: OffsetDateTime, context: bool) -> WireAction {
+    pub(super) fn render(&self, action: &ActionRecord, now: OffsetDateTime, context: bool) -> WireAction {
         action.render(&self.config, now, context.then(|| self.entity_context()))
     }
 
@@ -96,7 +96,7 @@ pub(crate) struct ActionRecord {
 
 impl ActionRecord {
     /// The status at `now` and when it last changed.
-    pub fn status_at(&self, config: &SimulatorConfig, now: OffsetDateTime) -> (ActionStatus, OffsetDateTime) {
+    pub(super) fn status_at(&self, config: &SimulatorConfig, now: OffsetDateTime) -> (ActionStatus, OffsetDateTime) {
         if let Some(c) = &self.cancelled {
             return (ActionStatus::Cancelled, c.at);
         }
@@ -194,13 +194,13 @@ impl State {
     }
 
     /// A machine by device id or computer DNS name (as `GET /machines/{id}` accepts both).
-    pub fn machine(&self, id_or_name: &str) -> Option<&SeedMachine> {
+    pub(super) fn machine(&self, id_or_name: &str) -> Option<&SeedMachine> {
         let wanted = id_or_name.to_ascii_lowercase();
         self.machines.iter().find(|m| m.id == wanted || m.computer_dns_name.eq_ignore_ascii_case(id_or_name))
     }
 
     /// Takes one use of the first queued fault for `kind`.
-    pub fn take_fault(&mut self, kind: RouteKind) -> Option<FaultAction> {
+    pub(super) fn take_fault(&mut self, kind: RouteKind) -> Option<FaultAction> {
         let index = self.faults.iter().position(|f| f.kind == kind)?;
         let fault = &mut self.faults[index];
         let action = fault.action.clone();
@@ -212,7 +212,7 @@ impl State {
     }
 
     /// The Isolate/Unisolate action of `machine_id` still running at `now`, if any.
-    pub fn active_action(
+    pub(super) fn active_action(
         &self,
         config: &SimulatorConfig,
         machine_id: &str,
@@ -226,7 +226,7 @@ impl State {
     }
 
     /// Whether the newest Succeeded Isolate/Unisolate action of the machine is an Isolate.
-    pub fn is_isolated(&self, config: &SimulatorConfig, machine_id: &str, now: OffsetDateTime) -> bool {
+    pub(super) fn is_isolated(&self, config: &SimulatorConfig, machine_id: &str, now: OffsetDateTime) -> bool {
         self.actions
             .iter()
             .rev()

@@ -13,13 +13,13 @@ use super::config::SeedMachine;
 use crate::mde::types::{ActionStatus, ActionType, MdeErrorBody, MdeErrorDetail};
 
 /// `2024-10-21T11:25:48.3308187Z`: UTC, 7 fraction digits, `Z`, as MDE writes them.
-pub fn timestamp(t: OffsetDateTime) -> String {
+pub(super) fn timestamp(t: OffsetDateTime) -> String {
     let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z");
     t.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
 }
 
 /// `{"error":{"code","message","target"}}` with a fresh GUID as `target`.
-pub fn mde_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn mde_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = MdeErrorBody {
         error: MdeErrorDetail {
             code: Some(code.to_owned()),
@@ -31,7 +31,7 @@ pub fn mde_error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 /// An error answer, boxed so that `Result<_, Reject>` stays small.
-pub struct Reject(Box<Response>);
+pub(super) struct Reject(Box<Response>);
 
 impl From<Response> for Reject {
     fn from(response: Response) -> Self {
@@ -46,13 +46,13 @@ impl IntoResponse for Reject {
 }
 
 /// [`mde_error`] as a [`Reject`].
-pub fn reject(status: StatusCode, code: &str, message: &str) -> Reject {
+pub(super) fn reject(status: StatusCode, code: &str, message: &str) -> Reject {
     mde_error(status, code, message).into()
 }
 
 /// Entra's token error body: `error`, `error_description` starting `AADSTS<n>:`, and the
 /// tracking fields Entra adds.
-pub fn entra_error(status: StatusCode, error: &str, aadsts: u32, description: &str) -> Response {
+pub(super) fn entra_error(status: StatusCode, error: &str, aadsts: u32, description: &str) -> Response {
     let trace_id = uuid::Uuid::new_v4();
     let correlation_id = uuid::Uuid::new_v4();
     let now = timestamp(OffsetDateTime::now_utc());
@@ -75,7 +75,7 @@ pub fn entra_error(status: StatusCode, error: &str, aadsts: u32, description: &s
 /// A MachineAction in the field set and order of real create/get answers.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WireAction {
+pub(super) struct WireAction {
     #[serde(rename = "@odata.context", skip_serializing_if = "Option::is_none")]
     pub odata_context: Option<String>,
     pub id: String,
@@ -103,7 +103,7 @@ pub struct WireAction {
 
 /// A Machine entity as `GET /api/machines/{id}` answers it (`get-machine-by-id.md` fields).
 /// Like MDE's, it has no isolation field: isolation shows only in machine actions.
-pub fn machine_body(m: &SeedMachine, base_url: &str, now: OffsetDateTime) -> serde_json::Value {
+pub(super) fn machine_body(m: &SeedMachine, base_url: &str, now: OffsetDateTime) -> serde_json::Value {
     json!({
         "@odata.context": format!("{base_url}/api/$metadata#Machines/$entity"),
         "id": m.id,
