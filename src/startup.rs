@@ -93,9 +93,10 @@ impl Application {
         Ok(Worker::new(self.state.clone(), client, self.state.settings.mde.worker_config()))
     }
 
-    /// Serves the API, runs the expiry sweeper and (when `mde.worker_enabled`) the release
-    /// worker until `shutdown` completes. Then the worker stops claiming, an in-flight MDE call
-    /// gets `mde.shutdown_grace` to finish, in-flight requests finish, and the database closes.
+    /// Serves the API, runs the expiry sweeper, the storage probe and (when `mde.worker_enabled`)
+    /// the release worker until `shutdown` completes. Then the worker stops claiming, an
+    /// in-flight MDE call gets `mde.shutdown_grace` to finish, in-flight requests finish, and
+    /// the database closes.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let sweeper = tokio::spawn(expiry::run_sweeper(
@@ -103,6 +104,7 @@ impl Application {
             self.state.settings.policy.sweep_interval.get(),
             stop.clone(),
         ));
+        let probe = tokio::spawn(crate::service::storage::run_probe(self.state.clone(), stop.clone()));
         let reloader = self
             .reload_from
             .clone()
@@ -130,6 +132,7 @@ impl Application {
             .context("serving HTTP")?;
         stop.cancel();
         let _ = sweeper.await;
+        let _ = probe.await;
         if let Some(reloader) = reloader {
             let _ = reloader.await;
         }

@@ -6,4 +6,5 @@ pub mod expiry;
 pub mod policy;
 pub mod releases;
 pub mod request;
+pub mod storage;
 pub mod transition;

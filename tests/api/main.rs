@@ -12,4 +12,5 @@ mod helpers;
 mod policy;
 mod recheck;
 mod releases;
+mod storage;
 mod worker;
