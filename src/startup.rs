@@ -94,9 +94,9 @@ impl Application {
     }
 
     /// Serves the API, runs the expiry sweeper, the storage probe and (when `mde.worker_enabled`)
-    /// the release worker until `shutdown` completes. Then the worker stops claiming, an
-    /// in-flight MDE call gets `mde.shutdown_grace` to finish, in-flight requests finish, and
-    /// the database closes.
+    /// the release worker until `shutdown` completes. Then each of the worker's duties stops
+    /// claiming, in-flight MDE calls get `mde.shutdown_grace` to finish, in-flight requests
+    /// finish, and the database closes.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let sweeper = tokio::spawn(expiry::run_sweeper(

@@ -8,6 +8,7 @@ mod break_glass;
 mod cli;
 mod concurrency;
 mod crash;
+mod duties;
 mod helpers;
 mod policy;
 mod recheck;

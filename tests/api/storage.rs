@@ -63,6 +63,9 @@ impl Drop for SmallFs {
     }
 }
 
+/// Between the send duty's first backoff (1 s) and the storage probe's interval (2 s).
+const HALF_A_PROBE: Duration = Duration::from_millis(1500);
+
 /// Only bounds a hang; every wait below ends long before it.
 const HANG_GUARD: Duration = Duration::from_secs(10);
 
@@ -209,4 +212,39 @@ async fn a_send_whose_answer_could_not_be_stored_is_adopted_once_the_disk_is_fre
     let report: Value = m.app.get("/api/v1/audit/verify", &m.app.auditor()).await.json().await.unwrap();
     assert_eq!(report["ok"], true, "{report}");
     m.app.stop().await;
+}
+
+#[tokio::test]
+async fn the_worker_waits_on_the_clock_while_storage_fails_and_sends_once_it_is_freed() {
+    let Some(fs) = SmallFs::mount("the_worker_waits_on_the_clock") else { return };
+    let clock = dualkey::clock::ManualClock::new();
+    let sim = start_simulator(quick_simulator(), &clock).await;
+    // Idle duties wake only for the scan, an hour away: the sleepers below are the backoff's.
+    let app = spawn_on_in(sim, &clock, Some(fs.path()), |s| s.mde.scan_interval = "1h".parse().unwrap()).await;
+    let m = MdeApp { sim: app.sim.clone(), worker: app.worker.clone().unwrap(), app };
+    let id = m.approved(SEEDED).await;
+    truncate_wal(&m.app).await;
+    fs.fill();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _worker = tokio::spawn(m.worker.clone().run(stop.clone()));
+
+    // The claim cannot be stored: the send duty sleeps on the clock (1 s, doubling up to 8 s;
+    // see worker::duty) instead of retrying at once. The storage probe sleeps 2 s.
+    let now = clock.monotonic();
+    let backoff = clock.wait_for_sleeper_matching(|d| d > now + Duration::from_millis(750) && d <= now + HALF_A_PROBE);
+    let wake = tokio::time::timeout(HANG_GUARD, backoff).await.expect("the send duty backs off on the clock");
+    assert_eq!(m.app.release(&id).await["status"], "approved", "nothing was claimed");
+    clock.advance_to(wake);
+    assert_eq!(m.sim.count(RouteKind::Unisolate), 0);
+
+    fs.free();
+    clock.advance(Duration::from_secs(4));
+    for _ in 0..1000 {
+        if m.sim.unisolate_count(SEEDED) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(m.sim.unisolate_count(SEEDED), 1, "sent once storage took the claim");
+    stop.cancel();
 }
