@@ -14,6 +14,6 @@ pub mod types;
 pub use client::{MdeClient, MdeClientConfig};
 pub use cloud::{CloudEndpoints, CloudPreset};
 pub use error::{MdeError, TransportKind};
-pub use rate::{Api, RateLimiter, RollingWindow};
+pub use rate::{Api, RateLimiter, RollingWindow, Share};
 pub use token::{AssertionAlg, MdeCredential};
 pub use types::{ActionStatus, ActionType, IsolationType, Machine, MachineAction, MdeErrorBody};

@@ -6,7 +6,7 @@ use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
 use crate::db::worker::Claim;
 use crate::domain::{DecidedUnder, Release};
-use crate::mde::{ActionStatus, ActionType, Api, MachineAction, MdeError};
+use crate::mde::{ActionStatus, ActionType, Api, MachineAction, MdeError, Share};
 use crate::rules::{Approver, DeviceSnapshot, Quorum};
 use crate::service::transition::Change;
 
@@ -28,7 +28,7 @@ fn latest(actions: &[MachineAction]) -> Option<&MachineAction> {
 /// release when the world has overtaken the decision.
 pub(super) async fn run(w: &Worker, c: &Claim, r: &Release) -> anyhow::Result<Recheck> {
     for api in [Api::ListActions, Api::GetMachine] {
-        if !super::dispatch::hold_until_budget(w, c, api).await? {
+        if !super::dispatch::hold_until_budget(w, c, api, Share::Backlog).await? {
             return Ok(Recheck::Stopped);
         }
     }

@@ -2,6 +2,7 @@
 //! budget never delays a poll or a due re-isolation.
 
 use crate::helpers::*;
+use dualkey::clock::Clock;
 use dualkey::mde::simulator::{FaultAction, RouteKind};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -95,4 +96,53 @@ async fn a_send_waiting_for_the_unisolate_budget_holds_up_no_poll_and_no_reisola
     // The first backlog send is refused for an hour: the next one waits for the unisolate budget.
     let refused = FaultAction::too_many_requests(3600);
     poll_and_reisolation_overtake_the_backlog(&m, refused, 1, "waiting for the unisolate budget").await;
+}
+
+#[tokio::test]
+async fn a_send_backlog_leaves_part_of_the_shared_read_budget_to_a_due_reisolation() {
+    // One daemon takes the requests; a second, on the same database with a budget of 10 calls a
+    // minute per API, is the worker. Every send reads the device's actions first (ListActions),
+    // and so does a re-isolation: the backlog may take 9 of the 10, never the last one.
+    let policy: toml::Value = toml::from_str("[break_glass]\nenabled = true\nratify_within = \"30s\"\n").unwrap();
+    let clock = dualkey::clock::ManualClock::new();
+    let sim = start_simulator(test_simulator(), &clock).await;
+    let api = spawn_on(sim.clone(), &clock, {
+        let policy = policy.clone();
+        move |s| s.policy = dualkey::rules::PolicyDocument::from_toml(policy).unwrap()
+    })
+    .await;
+    let db_url = api.db_url.clone();
+    let worker_app = spawn_on(sim.clone(), &clock, move |s| {
+        s.database.url = db_url;
+        s.policy = dualkey::rules::PolicyDocument::from_toml(policy).unwrap();
+        (s.mde.rate_per_minute, s.mde.rate_per_hour) = (10, 100);
+        s.mde.poll_interval = "1h".parse().unwrap();
+        s.mde.scan_interval = "1h".parse().unwrap();
+    })
+    .await;
+    let m = MdeApp { app: api, sim: sim.clone(), worker: worker_app.worker.clone().unwrap() };
+    let gina = m.app.token("gina", &[GLASS]);
+    let comment = "Ransomware cleanup verified; payroll server must be back before the bank cutoff";
+    let r =
+        m.app.post("/api/v1/releases", &gina, json!({"machine_id": SEEDED, "comment": comment, "break_glass": true}));
+    let glass = r.await.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    for n in 0..BACKLOG {
+        m.approved(&machine(n)).await;
+    }
+    let stop = CancellationToken::new();
+    let _worker = tokio::spawn(m.worker.clone().run(stop.clone()));
+    // The break-glass release and 8 of the backlog go out; the 10th read of the minute is kept.
+    // The send duty then sleeps until the first read leaves the minute (idle duties sleep for
+    // their scan, an hour; the sweepers 30 s).
+    let start = clock.monotonic();
+    let minute = |d| d > start + Duration::from_secs(50) && d < start + Duration::from_secs(90);
+    let budget_wait = clock.wait_for_sleeper_matching(minute);
+    tokio::time::timeout(Duration::from_secs(10), budget_wait).await.expect("the send duty waits for the budget");
+    assert_eq!(m.sim.count(RouteKind::Unisolate), 9);
+
+    m.app.clock.advance(Duration::from_secs(31));
+    until("the break-glass device to be isolated again", async || status(&m, &glass).await == "reisolated").await;
+    assert_eq!(m.sim.count(RouteKind::Unisolate), 9, "the backlog still waits for its share of the minute");
+    stop.cancel();
+    drop(worker_app);
 }
