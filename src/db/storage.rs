@@ -101,7 +101,7 @@ impl WriteHealth {
         self.state.send_if_modified(|w| {
             let changed = *w == Writes::Failing;
             if changed {
-                tracing::warn!("storage writable again: writes succeed");
+                tracing::info!("storage writable again: writes succeed");
             }
             *w = Writes::Succeeding;
             changed

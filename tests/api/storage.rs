@@ -24,7 +24,9 @@ impl SmallFs {
         let out = Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"]).arg(dir.path()).output();
         match out {
             Ok(out) if out.status.success() => Some(Self { dir }),
-            Ok(out) => skip(test, String::from_utf8_lossy(&out.stderr).trim()),
+            Ok(out) => {
+                skip(test, &String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" "))
+            }
             Err(e) => skip(test, &e.to_string()),
         }
     }
@@ -102,7 +104,11 @@ fn request(n: u32) -> Value {
 
 #[tokio::test]
 async fn a_full_disk_answers_503_and_not_ready_then_recovers_without_a_restart_losing_nothing() {
-    let Some(fs) = SmallFs::mount("a_full_disk_answers_503_and_not_ready") else { return };
+    let Some(fs) =
+        SmallFs::mount("a_full_disk_answers_503_and_not_ready_then_recovers_without_a_restart_losing_nothing")
+    else {
+        return;
+    };
     let app = app_on(&fs, test_simulator()).await;
     let mut before = Vec::new();
     for n in 0..3 {
@@ -171,7 +177,9 @@ async fn a_full_disk_answers_503_and_not_ready_then_recovers_without_a_restart_l
 
 #[tokio::test]
 async fn a_send_whose_answer_could_not_be_stored_is_adopted_once_the_disk_is_freed() {
-    let Some(fs) = SmallFs::mount("a_send_whose_answer_could_not_be_stored") else { return };
+    let Some(fs) = SmallFs::mount("a_send_whose_answer_could_not_be_stored_is_adopted_once_the_disk_is_freed") else {
+        return;
+    };
     let app = app_on(&fs, quick_simulator()).await;
     let m = MdeApp { sim: app.sim.clone(), worker: app.worker.clone().unwrap(), app };
     let id = m.approved(SEEDED).await;
@@ -216,7 +224,10 @@ async fn a_send_whose_answer_could_not_be_stored_is_adopted_once_the_disk_is_fre
 
 #[tokio::test]
 async fn the_worker_waits_on_the_clock_while_storage_fails_and_sends_once_it_is_freed() {
-    let Some(fs) = SmallFs::mount("the_worker_waits_on_the_clock") else { return };
+    let Some(fs) = SmallFs::mount("the_worker_waits_on_the_clock_while_storage_fails_and_sends_once_it_is_freed")
+    else {
+        return;
+    };
     let clock = dualkey::clock::ManualClock::new();
     let sim = start_simulator(quick_simulator(), &clock).await;
     // Idle duties wake only for the scan, an hour away: the sleepers below are the backoff's.
