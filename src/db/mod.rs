@@ -135,7 +135,7 @@ impl Db {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(settings.busy_timeout.get() * 2)
-            .after_release(|conn, _| Box::pin(async move { usable_after_release(conn).await }))
+            .after_release(|conn, _| Box::pin(usable_after_release(conn)))
             .connect_with(options.clone())
             .await?;
         let read = SqlitePoolOptions::new()
