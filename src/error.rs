@@ -91,6 +91,11 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 Self::unavailable("database_unavailable", "the database is unavailable; try again", e)
             }
+            storage if crate::db::is_storage_error(storage) => Self::unavailable(
+                "storage_unavailable",
+                "the database cannot be written now (its storage is full or failing); nothing was stored; try again later",
+                e,
+            ),
             sqlx::Error::Database(d) if d.message().contains("database is locked") => {
                 Self::unavailable("database_busy", "the database is busy; try again", e)
             }

@@ -96,12 +96,14 @@ impl Application {
         Ok(Worker::new(self.state.clone(), client, WorkerConfig::from_settings(&self.state.settings.mde)))
     }
 
-    /// Serves the API, runs the expiry sweeper and (when `mde.worker_enabled`) the release
-    /// worker until `shutdown` completes. Then the worker stops claiming, an in-flight MDE call
-    /// gets `mde.shutdown_grace` to finish, in-flight requests finish, and the database closes.
+    /// Serves the API, runs the expiry sweeper, the storage probe and (when `mde.worker_enabled`)
+    /// the release worker until `shutdown` completes. Then each of the worker's duties stops
+    /// claiming, in-flight MDE calls get `mde.shutdown_grace` to finish, in-flight requests
+    /// finish, and the database closes.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let sweeper = tokio::spawn(expiry::run_sweeper(self.state.clone(), stop.clone()));
+        let probe = tokio::spawn(crate::service::storage::run_probe(self.state.clone(), stop.clone()));
         let reloader = self
             .reload_from
             .clone()
@@ -137,6 +139,7 @@ impl Application {
         .await;
         stop.cancel();
         let _ = sweeper.await;
+        let _ = probe.await;
         if let Some(reloader) = reloader {
             let _ = reloader.await;
         }

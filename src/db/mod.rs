@@ -60,18 +60,60 @@ pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod fenced;
 pub(crate) mod releases;
+pub(crate) mod storage;
 pub(crate) mod transition;
 pub(crate) mod velocity;
 pub(crate) mod worker;
 
+pub(crate) use storage::{WriteHealth, Writes, is_storage_error};
+
+use crate::clock::Timestamp;
 use crate::settings::DatabaseSettings;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 
-/// A write transaction.
-pub(crate) type Tx = Transaction<'static, Sqlite>;
+/// A write transaction, begun with [`Db::begin`]. Dropped without [`Tx::commit`], it rolls back.
+/// Its outcome feeds the daemon's [`WriteHealth`].
+#[derive(Debug)]
+pub struct Tx {
+    inner: Transaction<'static, Sqlite>,
+    health: WriteHealth,
+}
+
+impl Tx {
+    /// Commits. A commit is where SQLite in WAL mode writes to disk, so a storage error here
+    /// turns writes off and a success turns them on again.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        let Tx { inner, health } = self;
+        match inner.commit().await {
+            Ok(()) => {
+                health.succeeded();
+                Ok(())
+            }
+            Err(e) => {
+                health.failed(&e);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Deref for Tx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.inner
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.inner
+    }
+}
 
 /// The database: one write connection (SQLite has a single writer; queueing in-process is
 /// cheaper than SQLite's busy-sleep) and a pool of readers.
@@ -79,6 +121,7 @@ pub(crate) type Tx = Transaction<'static, Sqlite>;
 pub struct Db {
     write: SqlitePool,
     read: SqlitePool,
+    health: WriteHealth,
 }
 
 impl Db {
@@ -93,6 +136,7 @@ impl Db {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(settings.busy_timeout.get() * 2)
+            .after_release(|conn, _| Box::pin(usable_after_release(conn)))
             .connect_with(options.clone())
             .await?;
         let read = SqlitePoolOptions::new()
@@ -100,7 +144,7 @@ impl Db {
             .acquire_timeout(settings.busy_timeout.get())
             .connect_with(options)
             .await?;
-        Ok(Self { write, read })
+        Ok(Self { write, read, health: WriteHealth::default() })
     }
 
     /// Applies the embedded migrations that have not run yet.
@@ -111,7 +155,32 @@ impl Db {
     /// Begins a write transaction with `BEGIN IMMEDIATE`, taking SQLite's write lock up front so
     /// a read-then-write transaction (e.g. reading the audit head) cannot be overtaken.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.write.begin_with("BEGIN IMMEDIATE").await
+        match self.write.begin_with("BEGIN IMMEDIATE").await {
+            Ok(inner) => Ok(Tx { inner, health: self.health.clone() }),
+            Err(e) => {
+                self.health.failed(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether writes reach storage (see [`WriteHealth`]).
+    pub fn write_health(&self) -> &WriteHealth {
+        &self.health
+    }
+
+    /// Writes one row and commits: the cheapest write that reaches the disk, to learn whether
+    /// storage took writes again after a failure.
+    pub async fn probe_write(&self, now: Timestamp) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO write_probe (id, probed_at) VALUES (1, ?)
+             ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     }
 
     /// A connection for reads.
@@ -131,5 +200,22 @@ impl Db {
     }
 }
 
+/// Whether the write connection may go back to the pool. A dropped transaction queues its
+/// ROLLBACK; once that has run, a connection still inside a transaction is one whose ROLLBACK
+/// failed (after `SQLITE_FULL` SQLite may already have rolled back, and sqlx's count of open
+/// transactions then never returns to zero). It would refuse every later `BEGIN`, so it is
+/// closed and the pool opens a fresh one.
+async fn usable_after_release(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("the write connection was left inside a failed transaction; opening a new one");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod migration_tests;
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,7 @@ use crate::clock::Timestamp;
 use crate::domain::{MachineId, ReleaseId, ReleaseStatus};
 use sqlx::SqliteConnection;
 
-/// The kinds of job the worker does.
+/// The kinds of job the worker does; each is a duty of its own (`worker::Worker::run`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Job {
     /// Send an approved release (or take over one whose worker's lease lapsed mid-send).
@@ -19,6 +19,20 @@ pub(crate) enum Job {
     Poll,
     /// Isolate again the device of a break-glass release not ratified in time.
     Reisolate,
+}
+
+impl Job {
+    /// Every kind, in the order `Worker::step` tries them.
+    pub(crate) const ALL: [Job; 3] = [Job::Dispatch, Job::Poll, Job::Reisolate];
+
+    /// A short name for logs.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Job::Dispatch => "dispatch",
+            Job::Poll => "poll",
+            Job::Reisolate => "reisolate",
+        }
+    }
 }
 
 /// A job the worker holds. `claim` is the fencing token: every later update names it.
@@ -106,20 +120,27 @@ pub(crate) async fn take_lease(
     update(conn, due.claim.id, sets, &guards, now).await
 }
 
-/// The earliest time any job becomes due (for the worker's sleep), if any.
-pub(crate) async fn next_due(conn: &mut SqliteConnection) -> Result<Option<Timestamp>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT MIN(t) FROM (
-             SELECT COALESCE(next_attempt_at, 0) AS t FROM releases WHERE status IN ('approved', 'dispatched')
-             UNION ALL
-             SELECT lease_expires_at FROM releases WHERE status = 'dispatching'
-             UNION ALL
-             SELECT MAX(ratify_by, COALESCE(lease_expires_at, 0), COALESCE(reisolation_due_at, 0)) FROM releases
+/// The earliest time a job of this kind becomes due (for the worker's sleep), if any. A job
+/// under another worker's lease is due when the lease ends.
+pub(crate) async fn next_due(conn: &mut SqliteConnection, job: Job) -> Result<Option<Timestamp>, sqlx::Error> {
+    let sql = match job {
+        Job::Dispatch => {
+            "SELECT MIN(t) FROM (
+                 SELECT COALESCE(next_attempt_at, 0) AS t FROM releases WHERE status = 'approved'
+                 UNION ALL
+                 SELECT lease_expires_at FROM releases WHERE status = 'dispatching')"
+        }
+        Job::Poll => {
+            "SELECT MIN(MAX(COALESCE(next_attempt_at, 0), COALESCE(lease_expires_at, 0))) FROM releases
+             WHERE status = 'dispatched'"
+        }
+        Job::Reisolate => {
+            "SELECT MIN(MAX(ratify_by, COALESCE(lease_expires_at, 0), COALESCE(reisolation_due_at, 0))) FROM releases
              WHERE break_glass = 1 AND ratified_at IS NULL AND reisolation_action_id IS NULL
-               AND reisolation_abandoned_at IS NULL AND status IN ('dispatched', 'succeeded'))",
-    )
-    .fetch_one(conn)
-    .await
+               AND reisolation_abandoned_at IS NULL AND status IN ('dispatched', 'succeeded')"
+        }
+    };
+    sqlx::query_scalar(sql).fetch_one(conn).await
 }
 
 /// Extends the lease, if the claim is still ours and has not lapsed. False means another

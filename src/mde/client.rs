@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::error::{MdeError, parse_retry_after};
-use super::rate::{Api, RateLimiter, RollingWindow};
+use super::rate::{Api, RateLimiter, RollingWindow, Share};
 use super::token::{MdeCredential, TokenHealth, TokenSource};
 use super::types::{ActionType, IsolationType, Machine, MachineAction, ODataList};
 use crate::clock::{Monotonic, SharedClock};
@@ -75,9 +75,10 @@ impl MdeClient {
         self.tokens.check(bound, recheck).await
     }
 
-    /// When `api`'s rate budget next allows a call (now or later), without taking it.
-    pub fn ready_at(&self, api: Api) -> Monotonic {
-        self.limiters[&api].ready_at()
+    /// When `api`'s rate budget next allows a call by a caller with `share` (now or later),
+    /// without taking it.
+    pub fn ready_at(&self, api: Api, share: Share) -> Monotonic {
+        self.limiters[&api].ready_at(share)
     }
 
     /// `POST /api/machines/{id}/unisolate` with `{"Comment": comment}`; expects 201.

@@ -15,6 +15,6 @@ pub mod types;
 pub use actions::{Isolation, isolation, latest};
 pub use client::{MdeClient, MdeClientConfig};
 pub use error::{MdeError, TransportKind};
-pub use rate::{Api, RateLimiter, RollingWindow};
+pub use rate::{Api, RateLimiter, RollingWindow, Share};
 pub use token::{MdeCredential, TokenHealth};
 pub use types::{ActionStatus, ActionType, IsolationType, Machine, MachineAction, MdeErrorBody};

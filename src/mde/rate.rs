@@ -28,6 +28,27 @@ impl Api {
         [Api::Unisolate, Api::Isolate, Api::GetAction, Api::ListActions, Api::GetMachine, Api::CancelAction];
 }
 
+/// How much of an API's budget a caller may use. The worker's sends run as a backlog at the
+/// limit and share the read APIs (listing actions, reading a device) with re-isolations and
+/// with the API's own requests; a backlog that took every call of a window would hold those up
+/// for up to a minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// The whole window.
+    Full,
+    /// The window less a tenth of each limit (rounded down), which stays free for `Full` callers.
+    Backlog,
+}
+
+impl Share {
+    fn of(self, limit: usize) -> usize {
+        match self {
+            Share::Full => limit,
+            Share::Backlog => limit - limit / 10,
+        }
+    }
+}
+
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -63,6 +84,12 @@ impl RollingWindow {
 
     /// The earliest instant, not before `now`, at which one more call is allowed.
     pub fn next_allowed(&mut self, now: Monotonic) -> Monotonic {
+        self.next_allowed_as(now, Share::Full)
+    }
+
+    /// The earliest instant, not before `now`, at which a caller with `share` may call.
+    pub fn next_allowed_as(&mut self, now: Monotonic, share: Share) -> Monotonic {
+        let (per_minute, per_hour) = (share.of(self.per_minute), share.of(self.per_hour));
         let (minute, hour) = (MINUTE + self.slack, HOUR + self.slack);
         while self.log.front().is_some_and(|t| *t + hour <= now) {
             self.log.pop_front();
@@ -73,12 +100,12 @@ impl RollingWindow {
         }
         // The log holds only the last hour, so the hourly cap looks at the whole log and the
         // minute cap at its tail. With k calls over the cap, the k-th oldest must leave first.
-        if self.log.len() >= self.per_hour {
-            let leaving = self.log[self.log.len() - self.per_hour];
+        if self.log.len() >= per_hour {
+            let leaving = self.log[self.log.len() - per_hour];
             at = at.max(leaving + hour);
         }
-        if self.log.len() >= self.per_minute {
-            let leaving = self.log[self.log.len() - self.per_minute];
+        if self.log.len() >= per_minute {
+            let leaving = self.log[self.log.len() - per_minute];
             at = at.max(leaving + minute);
         }
         at
@@ -138,10 +165,11 @@ impl RateLimiter {
         }
     }
 
-    /// When the next call would be allowed, without taking it. The worker waits for this
-    /// before a call, renewing its claim meanwhile, so a long wait never outlives a lease.
-    pub fn ready_at(&self) -> Monotonic {
-        self.lock().next_allowed(self.clock.monotonic())
+    /// When the next call by a caller with `share` would be allowed, without taking it. The
+    /// worker waits for this before a call, renewing its claim meanwhile, so a long wait never
+    /// outlives a lease.
+    pub fn ready_at(&self, share: Share) -> Monotonic {
+        self.lock().next_allowed_as(self.clock.monotonic(), share)
     }
 
     /// Blocks this API until `now + wait`, e.g. after MDE answered 429 with `Retry-After`.
@@ -212,6 +240,35 @@ mod tests {
     }
 
     #[test]
+    fn a_backlog_leaves_a_tenth_of_each_window_to_everyone_else() {
+        let t0 = Monotonic::after_origin(secs(1000));
+        let mut w = RollingWindow::new(100, 1500);
+        for i in 0..90 {
+            assert_eq!(w.next_allowed_as(t0, Share::Backlog), t0, "call {i}");
+            assert_eq!(w.try_acquire(t0), Ok(()));
+        }
+        assert_eq!(w.next_allowed_as(t0, Share::Backlog), t0 + secs(60), "the backlog waits");
+        for _ in 0..10 {
+            assert_eq!(w.try_acquire(t0), Ok(()), "the reserve is there for the others");
+        }
+        assert_eq!(w.next_allowed_as(t0, Share::Full), t0 + secs(60));
+        // Small limits keep no reserve: a tenth of 3 rounds down to none.
+        let mut small = RollingWindow::new(3, 10);
+        for _ in 0..3 {
+            assert_eq!(small.next_allowed_as(t0, Share::Backlog), t0);
+            small.try_acquire(t0).unwrap();
+        }
+        // The hourly limit keeps its tenth too.
+        let mut hourly = RollingWindow::new(100, 100);
+        for i in 0..90 {
+            hourly.try_acquire(t0 + secs(30 * i)).unwrap();
+        }
+        let later = t0 + secs(30 * 90);
+        assert_eq!(hourly.next_allowed_as(later, Share::Backlog), t0 + secs(3600));
+        assert_eq!(hourly.next_allowed_as(later, Share::Full), later);
+    }
+
+    #[test]
     fn a_block_from_retry_after_holds_even_with_budget_left() {
         let t0 = Monotonic::after_origin(secs(1000));
         let mut w = RollingWindow::new(100, 1500);
@@ -251,7 +308,8 @@ mod tests {
             async move { limiter.acquire().await }
         });
         let wake = clock.wait_for_sleeper().await;
-        assert!(wake >= first + secs(60) && wake == limiter.ready_at(), "waits for the first call to leave");
+        let ready = limiter.ready_at(Share::Full);
+        assert!(wake >= first + secs(60) && wake == ready, "waits for the first call to leave");
         assert_eq!(limiter.lock().recorded(), 2);
         clock.advance_to(wake);
         third.await.unwrap();

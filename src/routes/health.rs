@@ -32,6 +32,9 @@ struct Readiness {
     status: &'static str,
     /// `ok` or `unreachable`.
     database: &'static str,
+    /// `writable`, or `failing` from a write that failed with a storage error (disk full, I/O
+    /// error, read-only) until a write succeeds again.
+    storage: &'static str,
     /// `running`, `off` (an API-only instance) or `stopped` (configured but not running).
     worker: &'static str,
     /// `not_configured`, `configured` (no token asked for yet), `token_ok` or `token_failing`.
@@ -39,8 +42,9 @@ struct Readiness {
 }
 
 impl Readiness {
-    fn assess(database_ok: bool, worker: WorkerRun, mde: Option<&TokenHealth>) -> (StatusCode, Self) {
+    fn assess(database_ok: bool, writable: bool, worker: WorkerRun, mde: Option<&TokenHealth>) -> (StatusCode, Self) {
         let database = if database_ok { "ok" } else { "unreachable" };
+        let storage = if writable { "writable" } else { "failing" };
         let worker = match worker {
             WorkerRun::Off => "off",
             WorkerRun::Running => "running",
@@ -52,14 +56,14 @@ impl Readiness {
             Some(TokenHealth::Ok) => "token_ok",
             Some(TokenHealth::Failing(_)) => "token_failing",
         };
-        let ready = database_ok && worker != "stopped" && mde != "token_failing";
+        let ready = database_ok && writable && worker != "stopped" && mde != "token_failing";
         let (code, status) =
             if ready { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not_ready") };
-        (code, Self { status, database, worker, mde })
+        (code, Self { status, database, storage, worker, mde })
     }
 }
 
-/// Ready when the database answers, a configured worker runs, and a configured MDE app can get
+/// Ready when the database answers and its storage takes writes, a configured worker runs, and a configured MDE app can get
 /// a token. Cheap: the token is asked for only when nothing is known about it (see
 /// [`crate::mde::MdeClient::token_health`]); why it fails goes to the log, not to this
 /// unauthenticated answer.
@@ -71,7 +75,8 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
         }
     };
     let (database_ok, token) = tokio::join!(state.db.ping(), token);
-    let (code, readiness) = Readiness::assess(database_ok, state.worker.get(), token.as_ref());
+    let writable = state.db.write_health().is_writable();
+    let (code, readiness) = Readiness::assess(database_ok, writable, state.worker.get(), token.as_ref());
     if let Some(TokenHealth::Failing(why)) = &token {
         tracing::debug!(error = %why, "not ready: no MDE token");
     }
@@ -86,16 +91,17 @@ mod tests {
     fn an_instance_is_ready_only_when_it_can_do_what_it_is_configured_to_do() {
         let failing = TokenHealth::Failing("invalid_client".into());
         let cases = [
-            (true, WorkerRun::Off, None, true),
-            (true, WorkerRun::Running, Some(&TokenHealth::Ok), true),
-            (true, WorkerRun::Off, Some(&TokenHealth::Unknown), true),
-            (false, WorkerRun::Running, Some(&TokenHealth::Ok), false),
-            (true, WorkerRun::Stopped, Some(&TokenHealth::Ok), false),
-            (true, WorkerRun::Running, Some(&failing), false),
-            (true, WorkerRun::Off, Some(&failing), false),
+            (true, true, WorkerRun::Off, None, true),
+            (true, true, WorkerRun::Running, Some(&TokenHealth::Ok), true),
+            (true, true, WorkerRun::Off, Some(&TokenHealth::Unknown), true),
+            (false, true, WorkerRun::Running, Some(&TokenHealth::Ok), false),
+            (true, false, WorkerRun::Running, Some(&TokenHealth::Ok), false),
+            (true, true, WorkerRun::Stopped, Some(&TokenHealth::Ok), false),
+            (true, true, WorkerRun::Running, Some(&failing), false),
+            (true, true, WorkerRun::Off, Some(&failing), false),
         ];
-        for (database_ok, worker, mde, ready) in cases {
-            let (code, r) = Readiness::assess(database_ok, worker, mde);
+        for (database_ok, writable, worker, mde, ready) in cases {
+            let (code, r) = Readiness::assess(database_ok, writable, worker, mde);
             assert_eq!(code == StatusCode::OK, ready, "{r:?}");
             assert_eq!(r.status == "ready", ready, "{r:?}");
         }

@@ -6,5 +6,6 @@ pub(crate) mod expiry;
 pub(crate) mod policy;
 pub(crate) mod releases;
 pub(crate) mod request;
+pub(crate) mod storage;
 pub(crate) mod transition;
 mod velocity;

@@ -5,7 +5,7 @@ use super::{Worker, comment};
 use crate::audit::AuditEvent;
 use crate::db::{self, worker::Claim};
 use crate::domain::Release;
-use crate::mde::{ActionType, Api, MachineAction, MdeError, latest};
+use crate::mde::{ActionType, Api, MachineAction, MdeError, Share, latest};
 use crate::service::transition::Change;
 
 /// Why an action was adopted rather than created.
@@ -31,7 +31,7 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
     // An earlier claim may have reached MDE without recording the answer (the daemon died, or
     // the connection dropped after MDE acted): look before sending again.
     if c.attempts > 1 {
-        if !hold_until_budget(w, &c, Api::ListActions).await? {
+        if !hold_until_budget(w, &c, Api::ListActions, Share::Backlog).await? {
             return Ok(());
         }
         match find_ours(w, &c).await {
@@ -45,7 +45,8 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
         db::worker::parties(&mut conn, c.id).await?
     };
     let text = comment::build(c.id, &requester, &approvers, &reason);
-    if !hold_until_budget(w, &c, Api::Unisolate).await? {
+    // Only sends unisolate: the whole budget is theirs.
+    if !hold_until_budget(w, &c, Api::Unisolate, Share::Full).await? {
         return Ok(());
     }
     match w.mde.unisolate(c.machine_id.as_str(), &text).await {
@@ -95,12 +96,14 @@ async fn approval_expired(w: &Worker, c: &Claim, release: &Release) -> anyhow::R
     Ok(true)
 }
 
-/// Waits until `api` has rate budget, renewing the claim meanwhile so a long wait (an hour
-/// when the hourly budget is spent) never lets the lease lapse while this worker still means to
-/// send. False when the claim was lost: another worker owns the job and this one must not send.
-pub(super) async fn hold_until_budget(w: &Worker, c: &Claim, api: Api) -> anyhow::Result<bool> {
+/// Waits until `api` has rate budget for a caller with `share`, renewing the claim meanwhile so
+/// a long wait (an hour when the hourly budget is spent) never lets the lease lapse while this
+/// worker still means to send. False when the claim was lost: another worker owns the job and
+/// this one must not send. Sends read with [`Share::Backlog`], leaving part of each read API's
+/// budget to re-isolations and to the API's own requests.
+pub(super) async fn hold_until_budget(w: &Worker, c: &Claim, api: Api, share: Share) -> anyhow::Result<bool> {
     loop {
-        let ready = w.mde.ready_at(api);
+        let ready = w.mde.ready_at(api, share);
         let now = w.state.clock.monotonic();
         if ready <= now {
             return Ok(true);

@@ -5,9 +5,14 @@
 //! transaction; the result is written with an update fenced on the claim. A worker that dies
 //! mid-call leaves a `dispatching` release whose lease expires and is claimed again; before
 //! sending again, the new claim looks for the action the dead one may have created.
+//!
+//! Sending, following actions and re-isolating are separate duties ([`Job`]), each a task of
+//! its own in [`Worker::run`] with its own claim loop and waits (`duty`): a backlog of sends, or
+//! a send waiting for the unisolate budget, never delays a poll or a due re-isolation.
 
 mod comment;
 mod dispatch;
+mod duty;
 mod poll;
 mod recheck;
 mod reisolate;
@@ -28,10 +33,8 @@ use crate::service::transition::{self, At, Change};
 use crate::state::AppState;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-
-/// Pause after a step failed outright (e.g. the database is unavailable).
-const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
@@ -64,6 +67,8 @@ pub struct Worker {
     mde: Arc<MdeClient>,
     config: WorkerConfig,
     name: Arc<str>,
+    /// Signalled when a duty finished a job, so idle duties look again at what is due.
+    changed: Arc<Notify>,
 }
 
 /// What one step did.
@@ -76,34 +81,28 @@ pub enum Step {
 impl Worker {
     pub fn new(state: AppState, mde: Arc<MdeClient>, config: WorkerConfig) -> Self {
         let name = format!("worker-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        Self { state, mde, config, name: name.into() }
+        Self { state, mde, config, name: name.into(), changed: Arc::new(Notify::new()) }
     }
 
-    /// Runs until `stop` is cancelled. A job in flight is finished first (the caller bounds how
-    /// long it waits); no new job is claimed after `stop`.
+    /// Runs every duty as a task of its own until `stop` is cancelled. Each duty finishes the
+    /// job it holds (the caller bounds how long it waits) and claims none after `stop`.
     pub async fn run(self, stop: CancellationToken) {
         tracing::info!(worker = %self.name, "release worker started");
-        while !stop.is_cancelled() {
-            let wait = match self.step().await {
-                Ok(Step::Worked) => continue,
-                Ok(Step::Idle) => self.idle_wait().await,
-                Err(e) => {
-                    // The database or MDE is failing outright: do not spin on it.
-                    tracing::error!(error = format!("{e:#}"), "worker step failed; will retry");
-                    ERROR_PAUSE
-                }
-            };
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = self.state.approved.notified() => {}
-                () = self.state.clock.sleep(wait) => {}
+        let mut duties = tokio::task::JoinSet::new();
+        for job in Job::ALL {
+            duties.spawn(duty::run(self.clone(), job, stop.clone()));
+        }
+        while let Some(ended) = duties.join_next().await {
+            if let Err(e) = ended {
+                tracing::error!(worker = %self.name, error = %e, "a worker duty ended abnormally");
             }
         }
         tracing::info!(worker = %self.name, "release worker stopped");
     }
 
     /// Works until nothing is due now; returns the number of jobs done. Lets tests drive the
-    /// worker deterministically.
+    /// worker deterministically (the duties take turns: a send, else a poll, else a
+    /// re-isolation).
     pub async fn run_until_idle(&self) -> anyhow::Result<usize> {
         let mut done = 0;
         while self.step().await? == Step::Worked {
@@ -112,26 +111,31 @@ impl Worker {
         Ok(done)
     }
 
-    /// Claims and works one job: a send if one is due, else a poll.
+    /// Claims and works one job: a send if one is due, else a poll, else a re-isolation.
     pub async fn step(&self) -> anyhow::Result<Step> {
-        if let Some(claim) = self.claim(Job::Dispatch).await? {
-            dispatch::run(self, claim).await?;
-            return Ok(Step::Worked);
-        }
-        if let Some(claim) = self.claim(Job::Poll).await? {
-            poll::run(self, claim).await?;
-            return Ok(Step::Worked);
-        }
-        if let Some(claim) = self.claim(Job::Reisolate).await? {
-            reisolate::run(self, claim).await?;
-            return Ok(Step::Worked);
+        for job in Job::ALL {
+            if self.work(job).await? == Step::Worked {
+                return Ok(Step::Worked);
+            }
         }
         Ok(Step::Idle)
     }
 
-    async fn idle_wait(&self) -> Duration {
+    /// Claims and works one job of this kind, if one is due.
+    async fn work(&self, job: Job) -> anyhow::Result<Step> {
+        let Some(claim) = self.claim(job).await? else { return Ok(Step::Idle) };
+        match job {
+            Job::Dispatch => dispatch::run(self, claim).await?,
+            Job::Poll => poll::run(self, claim).await?,
+            Job::Reisolate => reisolate::run(self, claim).await?,
+        }
+        Ok(Step::Worked)
+    }
+
+    /// How long the duty for `job` may sleep: until its next job is due, at most a scan.
+    async fn idle_wait(&self, job: Job) -> Duration {
         let next = match self.state.db.reader().await {
-            Ok(mut conn) => db::worker::next_due(&mut conn).await.ok().flatten(),
+            Ok(mut conn) => db::worker::next_due(&mut conn, job).await.ok().flatten(),
             Err(_) => None,
         };
         let now = self.state.clock.now();

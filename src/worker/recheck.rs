@@ -8,7 +8,7 @@ use crate::clock::Timestamp;
 use crate::db::{self, worker::Claim};
 use crate::decide;
 use crate::domain::{DecidedUnder, Release};
-use crate::mde::{ActionType, Api, Isolation, MachineAction, MdeError, isolation, latest};
+use crate::mde::{ActionType, Api, Isolation, MachineAction, MdeError, Share, isolation, latest};
 use crate::rules::Quorum;
 use crate::service::transition::Change;
 
@@ -26,7 +26,7 @@ pub(super) enum Recheck {
 /// release when the world has overtaken the decision.
 pub(super) async fn run(w: &Worker, c: &Claim, r: &Release) -> anyhow::Result<Recheck> {
     for api in [Api::ListActions, Api::GetMachine] {
-        if !super::dispatch::hold_until_budget(w, c, api).await? {
+        if !super::dispatch::hold_until_budget(w, c, api, Share::Backlog).await? {
             return Ok(Recheck::Stopped);
         }
     }

@@ -6,7 +6,7 @@ use super::Worker;
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
 use crate::db::{self, worker::Claim};
-use crate::mde::{ActionType, Api, IsolationType, MdeError};
+use crate::mde::{ActionType, Api, IsolationType, MdeError, Share};
 use crate::service::transition::Change;
 
 #[tracing::instrument(name = "reisolate", skip_all, fields(release_id = %c.id, attempt = c.reisolation_attempts + 1))]
@@ -21,7 +21,7 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
         "{marker} Isolated again by dualkey: break-glass release not ratified by a second person before {ratify_by}"
     );
     for api in [Api::ListActions, Api::Isolate] {
-        if !super::dispatch::hold_until_budget(w, &c, api).await? {
+        if !super::dispatch::hold_until_budget(w, &c, api, Share::Full).await? {
             return Ok(());
         }
     }

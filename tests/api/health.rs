@@ -16,7 +16,10 @@ async fn readyz_reports_each_part_and_asks_for_an_mde_token_once_not_per_probe()
     for _ in 0..3 {
         let (status, body) = readyz(&app).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(body, json!({"status": "ready", "database": "ok", "worker": "off", "mde": "token_ok"}));
+        assert_eq!(
+            body,
+            json!({"status": "ready", "database": "ok", "storage": "writable", "worker": "off", "mde": "token_ok"})
+        );
     }
     assert_eq!(app.sim.count(RouteKind::Token), 1, "the token is cached");
 }
@@ -27,7 +30,10 @@ async fn readyz_is_503_while_the_mde_token_cannot_be_obtained_and_remembers_the_
     for _ in 0..3 {
         let (status, body) = readyz(&app).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(body, json!({"status": "not_ready", "database": "ok", "worker": "off", "mde": "token_failing"}));
+        assert_eq!(
+            body,
+            json!({"status": "not_ready", "database": "ok", "storage": "writable", "worker": "off", "mde": "token_failing"})
+        );
     }
     assert_eq!(app.sim.count(RouteKind::Token), 1, "a failed token is not asked for on every probe");
 }
@@ -48,6 +54,9 @@ async fn an_api_only_instance_without_mde_is_ready_and_says_so() {
     .await;
     let (status, body) = readyz(&app).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"status": "ready", "database": "ok", "worker": "off", "mde": "not_configured"}));
+    assert_eq!(
+        body,
+        json!({"status": "ready", "database": "ok", "storage": "writable", "worker": "off", "mde": "not_configured"})
+    );
     assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
 }

@@ -87,10 +87,21 @@ pub async fn spawn_on(
     clock: &ManualClock,
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn_on_in(sim, clock, None, tweak).await
+}
+
+/// Like [`spawn_on`], with the SQLite file in `db_dir` (e.g. a small filesystem the test fills)
+/// instead of the app's temporary directory.
+pub async fn spawn_on_in(
+    sim: Arc<dualkey::mde::simulator::SimulatorHandle>,
+    clock: &ManualClock,
+    db_dir: Option<&std::path::Path>,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let (api_base, token_url) = (sim.base_url().to_string(), sim.token_url());
     let (client_id, mde_secret) = (sim.config().client_id.clone(), sim.config().client_secret.clone());
     let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("dualkey.db");
+    let db_path = db_dir.unwrap_or(dir.path()).join("dualkey.db");
     let db_url = format!("sqlite://{}?mode=rwc", db_path.display());
     let secret = hex::encode(rand::random::<[u8; 32]>());
     let env = [
