@@ -15,6 +15,7 @@ pub mod error;
 pub mod lenient;
 pub mod logsafe;
 pub mod mde;
+pub mod person;
 pub mod routes;
 pub mod rules;
 pub mod secret;

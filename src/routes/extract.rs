@@ -103,6 +103,13 @@ impl FromRequestParts<AppState> for Principal {
                 "the token's signing keys cannot be fetched right now; try again",
                 anyhow::anyhow!(reason),
             )),
+            Err(e @ AuthError::InvalidPrincipal(_)) => {
+                log_refusal(state, &e);
+                Err(ApiError::unauthorized(
+                    "invalid_principal",
+                    "the token names its caller with empty, space-padded or invisible text",
+                ))
+            }
             Err(e) => {
                 log_refusal(state, &e);
                 Err(ApiError::unauthorized("invalid_token", "the bearer token is invalid or expired"))

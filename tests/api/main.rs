@@ -11,6 +11,7 @@ mod connections;
 mod crash;
 mod health;
 mod helpers;
+mod identities;
 mod invisible_text;
 mod isolation;
 mod log_injection;
