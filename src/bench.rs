@@ -3,7 +3,8 @@
 //! 1. The raw SQLite commit rate with dualkey's durability settings (WAL, synchronous=FULL,
 //!    one writer, `BEGIN IMMEDIATE`, one small insert per transaction).
 //! 2. Create+approve throughput through the real HTTP API (two commits per release, each with
-//!    its audit entry), and its ratio to (1).
+//!    its audit entry), and its ratio to (1); for a fixed count or for a duration, with the
+//!    errors counted, every release accounted for in the database and the audit chain verified.
 //! 3. The latency from an approval to the unisolate call arriving at the MDE simulator.
 
 use crate::auth::mint_hs256;
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How much work the benchmark does.
@@ -27,7 +29,12 @@ pub(crate) struct BenchOptions {
     pub concurrency: usize,
     /// Releases whose approval-to-MDE latency is measured (MDE allows 100 unisolates a minute).
     pub latency_samples: usize,
+    /// Run the API load this long instead of until `releases` are made (`releases` then bounds it).
+    pub duration: Option<Duration>,
 }
+
+/// Most raw commits measured when the API load runs for a duration (the rate, not the count, matters).
+const RAW_COMMITS_FOR_A_DURATION: usize = 4000;
 
 fn machine(n: usize) -> String {
     format!("{n:08x}{}", "cd".repeat(16))
@@ -43,21 +50,36 @@ fn settings(dir: &std::path::Path, name: &str) -> anyhow::Result<Settings> {
     Ok(load_from_str(EMBEDDED_DEFAULT, "bench", env.into_iter().map(|(k, v)| (k.to_string(), v)))?)
 }
 
-/// Runs the three measurements and prints them.
-pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+/// Runs the three measurements and prints them. False when the load saw an error, a release is
+/// not accounted for, or the audit chain does not verify.
+pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<bool> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    println!(
-        "dualkey bench: {} releases, {} clients, {} latency samples",
-        opts.releases, opts.concurrency, opts.latency_samples
-    );
+    match opts.duration {
+        Some(d) => println!(
+            "dualkey bench: {} clients for {}, at most {} releases, {} latency samples",
+            opts.concurrency,
+            humantime::format_duration(d),
+            opts.releases,
+            opts.latency_samples
+        ),
+        None => println!(
+            "dualkey bench: {} releases, {} clients, {} latency samples",
+            opts.releases, opts.concurrency, opts.latency_samples
+        ),
+    }
     println!("durability: WAL, synchronous=FULL, one write connection, BEGIN IMMEDIATE");
-    let raw = raw_commits(&dir.path().join("raw.db"), opts.releases * 2).await?;
+    let raw_n =
+        if opts.duration.is_some() { RAW_COMMITS_FOR_A_DURATION.min(opts.releases * 2) } else { opts.releases * 2 };
+    let raw = raw_commits(&dir.path().join("raw.db"), raw_n).await?;
     println!("raw SQLite commits:           {raw:>9.0} commits/s");
-    let (api_releases, api_commits) = api_throughput(&settings(dir.path(), "api.db")?, opts).await?;
+    let load = api_throughput(&settings(dir.path(), "api.db")?, opts).await?;
     println!(
-        "API create+approve:           {api_releases:>9.0} releases/s ({api_commits:.0} commits/s, each with its audit entry)"
+        "API create+approve:           {:>9.0} releases/s ({:.0} commits/s, each with its audit entry)",
+        load.releases_per_sec(),
+        2.0 * load.releases_per_sec()
     );
-    println!("ratio API commits / raw:      {:>9.2}", api_commits / raw);
+    println!("ratio API commits / raw:      {:>9.2}", 2.0 * load.releases_per_sec() / raw);
+    println!("{load}");
     let mut lat = approval_to_mde(&settings(dir.path(), "latency.db")?, opts.latency_samples).await?;
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
@@ -68,7 +90,61 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         ms(*lat.last().unwrap_or(&Duration::ZERO)),
         lat.len()
     );
-    Ok(())
+    Ok(load.is_sound())
+}
+
+/// What the API load did, and what the database holds after it.
+struct LoadRun {
+    clients: usize,
+    elapsed: Duration,
+    /// Answers seen by the clients.
+    created: usize,
+    approved: usize,
+    errors: usize,
+    first_error: Option<String>,
+    /// Rows in the database after the run.
+    stored: i64,
+    stored_approved: i64,
+    chain: crate::audit::VerifyReport,
+}
+
+impl LoadRun {
+    fn releases_per_sec(&self) -> f64 {
+        self.approved as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// No error, every release the clients saw created and approved is stored so, and no other;
+    /// the chain verifies.
+    fn is_sound(&self) -> bool {
+        self.errors == 0
+            && self.stored == self.created as i64
+            && self.stored_approved == self.approved as i64
+            && self.created == self.approved
+            && self.chain.is_ok()
+    }
+}
+
+impl std::fmt::Display for LoadRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "load: {} clients, {:.1} s: {} requested, {} approved, {} errors{}",
+            self.clients,
+            self.elapsed.as_secs_f64(),
+            self.created,
+            self.approved,
+            self.errors,
+            self.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
+        )?;
+        let chain = match &self.chain {
+            crate::audit::VerifyReport::Intact { entries, .. } => format!("audit chain verified ({entries} entries)"),
+            crate::audit::VerifyReport::Broken { first_bad_seq, .. } => {
+                format!("audit chain BROKEN at entry {first_bad_seq}")
+            }
+        };
+        let verdict = if self.is_sound() { "every release accounted for" } else { "NOT ACCOUNTED FOR" };
+        write!(f, "stored: {} releases, {} approved: {verdict}; {chain}", self.stored, self.stored_approved)
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -100,8 +176,8 @@ impl Daemon {
         Ok(Self { base, requester, approver, stop, server })
     }
 
-    /// Requests a release for `machine_id` and approves it: two commits, each with its audit entry.
-    async fn request_and_approve(&self, http: &reqwest::Client, machine_id: &str) -> anyhow::Result<()> {
+    /// Requests a release for `machine_id` (one commit with its audit entry); its id.
+    async fn request(&self, http: &reqwest::Client, machine_id: &str) -> anyhow::Result<String> {
         let created: Value = http
             .post(format!("{}/api/v1/releases", self.base))
             .bearer_auth(&self.requester)
@@ -111,10 +187,20 @@ impl Daemon {
             .error_for_status()?
             .json()
             .await?;
-        let id = created["id"].as_str().context("release without id")?;
+        Ok(created["id"].as_str().context("release without id")?.to_string())
+    }
+
+    /// Approves release `id` (one commit with its audit entry).
+    async fn approve(&self, http: &reqwest::Client, id: &str) -> anyhow::Result<()> {
         let approve = format!("{}/api/v1/releases/{id}/approve", self.base);
         http.post(approve).bearer_auth(&self.approver).send().await?.error_for_status()?;
         Ok(())
+    }
+
+    /// Requests a release for `machine_id` and approves it: two commits, each with its audit entry.
+    async fn request_and_approve(&self, http: &reqwest::Client, machine_id: &str) -> anyhow::Result<()> {
+        let id = self.request(http, machine_id).await?;
+        self.approve(http, &id).await
     }
 
     async fn stop(self) -> anyhow::Result<()> {
@@ -165,32 +251,86 @@ async fn simulator_for(settings: &mut Settings, machines: usize, unlimited: bool
     Ok(sim)
 }
 
-/// `concurrency` clients each creating and approving releases over HTTP.
-async fn api_throughput(settings: &Settings, opts: BenchOptions) -> anyhow::Result<(f64, f64)> {
+/// What the clients count while the load runs.
+#[derive(Default)]
+struct Tally {
+    next: AtomicUsize,
+    created: AtomicUsize,
+    approved: AtomicUsize,
+    errors: AtomicUsize,
+    first_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Tally {
+    fn error(&self, e: anyhow::Error) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| format!("{e:#}"));
+    }
+}
+
+/// `concurrency` clients each creating and approving releases over HTTP, one device each, until
+/// `releases` are made or `duration` passes; then the database is counted and the chain verified.
+async fn api_throughput(settings: &Settings, opts: BenchOptions) -> anyhow::Result<LoadRun> {
     let mut settings = settings.clone();
     let sim = simulator_for(&mut settings, opts.releases, true).await?;
     settings.mde.worker_enabled = false;
-    let daemon = Arc::new(Daemon::start(settings).await?);
+    let daemon = Arc::new(Daemon::start(settings.clone()).await?);
     let http = reqwest::Client::new();
+    let tally = Arc::new(Tally::default());
     let started = Instant::now();
+    let deadline = opts.duration.map(|d| started + d);
     let mut clients = tokio::task::JoinSet::new();
-    for c in 0..opts.concurrency {
-        let (http, daemon) = (http.clone(), daemon.clone());
-        let mine: Vec<usize> = (0..opts.releases).filter(|n| n % opts.concurrency == c).collect();
+    for _ in 0..opts.concurrency {
+        let (http, daemon, tally) = (http.clone(), daemon.clone(), tally.clone());
         clients.spawn(async move {
-            for n in mine {
-                daemon.request_and_approve(&http, &machine(n)).await?;
+            while deadline.is_none_or(|d| Instant::now() < d) {
+                let n = tally.next.fetch_add(1, Ordering::Relaxed);
+                if n >= opts.releases {
+                    break;
+                }
+                match daemon.request(&http, &machine(n)).await {
+                    Ok(id) => {
+                        tally.created.fetch_add(1, Ordering::Relaxed);
+                        match daemon.approve(&http, &id).await {
+                            Ok(()) => tally.approved.fetch_add(1, Ordering::Relaxed),
+                            Err(e) => {
+                                tally.error(e);
+                                continue;
+                            }
+                        };
+                    }
+                    Err(e) => tally.error(e),
+                }
             }
-            anyhow::Ok(())
         });
     }
     while let Some(r) = clients.join_next().await {
-        r??;
+        r?;
     }
-    let secs = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
     Arc::into_inner(daemon).context("clients still hold the daemon")?.stop().await?;
     sim.shutdown().await;
-    Ok((opts.releases as f64 / secs, 2.0 * opts.releases as f64 / secs))
+    let db = crate::db::Db::connect(&settings.database).await.context("opening the bench database")?;
+    let chain = crate::audit::verify_db(&db).await?;
+    db.close().await;
+    let pool = SqlitePoolOptions::new().max_connections(1).connect(&settings.database.url).await?;
+    let (stored, stored_approved): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'approved') FROM releases")
+            .fetch_one(&pool)
+            .await?;
+    pool.close().await;
+    let tally = Arc::into_inner(tally).context("clients still hold the tally")?;
+    Ok(LoadRun {
+        clients: opts.concurrency,
+        elapsed,
+        created: tally.created.into_inner(),
+        approved: tally.approved.into_inner(),
+        errors: tally.errors.into_inner(),
+        first_error: tally.first_error.into_inner().unwrap_or_else(|p| p.into_inner()),
+        stored,
+        stored_approved,
+        chain,
+    })
 }
 
 /// For each sample: request, approve, and time until the simulator sees the unisolate call.

@@ -70,6 +70,10 @@ pub enum Command {
         /// Releases whose approval-to-MDE latency is measured (at most 100: MDE's minute limit).
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=100))]
         latency_samples: u16,
+        /// Run the API load for this long (e.g. `60s`) instead of a fixed count; `--releases`
+        /// is then the most releases it may make (one isolated device each).
+        #[arg(long)]
+        duration: Option<settings::HumanDuration>,
     },
     /// Run the MDE simulator alone (for pointing a staging daemon at it).
     Simulator {
@@ -131,14 +135,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("policy hash: {}", policy.hash());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { releases, concurrency, latency_samples } => {
+        Command::Bench { releases, concurrency, latency_samples, duration } => {
             let opts = crate::bench::BenchOptions {
                 releases: releases.max(1),
                 concurrency: concurrency.max(1),
                 latency_samples: latency_samples as usize,
+                duration: duration.map(|d| d.get()),
             };
-            crate::bench::run(opts).await?;
-            Ok(ExitCode::SUCCESS)
+            let sound = crate::bench::run(opts).await?;
+            Ok(if sound { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Token { config, sub, roles, ttl } => {
             let settings = load_settings(&config)?;

@@ -4,7 +4,7 @@
 //! demands, is [`crate::rules::Policy`]; this module applies it to one release and one caller.)
 
 use crate::clock::Timestamp;
-use crate::domain::{Release, ReleaseStatus};
+use crate::domain::{Release, ReleaseStatus, same_person};
 use crate::rules::{Approver, Quorum, Slot};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -83,12 +83,11 @@ fn holds_a_slot_role(slots: &[Slot], caller: Caller<'_>) -> bool {
 fn is_isolator(r: &Release, caller: Caller<'_>) -> bool {
     let Some(p) = &r.decided_under else { return false };
     let Some(isolator) = p.isolated_by.as_deref() else { return false };
-    p.rule.exclude_isolator
-        && [Some(caller.id), caller.upn].into_iter().flatten().any(|me| me.eq_ignore_ascii_case(isolator))
+    p.rule.exclude_isolator && [Some(caller.id), caller.upn].into_iter().flatten().any(|me| same_person(me, isolator))
 }
 
 /// May `caller` approve `r` at `now`? In this order: the requester never approves their own
-/// release (whatever roles they hold); the caller must hold a role one of the release's slots
+/// release (whatever roles they hold; identities compare as people, [`same_person`]); the caller must hold a role one of the release's slots
 /// needs; whoever isolated the device is refused when the rule excludes the isolator; then
 /// expiry, pending, one approval per person, and the approval must fill an open seat.
 pub(crate) fn approval(
@@ -97,7 +96,7 @@ pub(crate) fn approval(
     approver_role: &str,
     now: Timestamp,
 ) -> Result<ApprovalEffect, RefusalReason> {
-    if caller.id == r.requested_by {
+    if same_person(caller.id, &r.requested_by) {
         return Err(RefusalReason::SelfDecision);
     }
     let slots = slots_of(r, approver_role);
@@ -136,7 +135,7 @@ pub(crate) fn ratification(
     now: Timestamp,
 ) -> Result<(), RefusalReason> {
     let Some(bg) = &r.break_glass else { return Err(RefusalReason::NotPending) };
-    if caller.id == r.requested_by {
+    if same_person(caller.id, &r.requested_by) {
         return Err(RefusalReason::SelfDecision);
     }
     if !caller.roles.contains(approver_role) && !holds_a_slot_role(&slots_of(r, approver_role), caller) {
@@ -159,7 +158,7 @@ pub(crate) fn rejection(
     approver_role: &str,
     now: Timestamp,
 ) -> Result<(), RefusalReason> {
-    if caller.id == r.requested_by {
+    if same_person(caller.id, &r.requested_by) {
         return Err(RefusalReason::SelfDecision);
     }
     if !caller.roles.contains(approver_role) && !holds_a_slot_role(&slots_of(r, approver_role), caller) {

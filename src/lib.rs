@@ -20,6 +20,7 @@ mod error;
 mod lenient;
 pub mod logsafe;
 pub mod mde;
+mod person;
 mod routes;
 pub mod rules;
 pub mod secret;

@@ -22,6 +22,10 @@ pub enum AuthError {
     /// Bad signature, algorithm, issuer, audience, times or claims. The reason is for logs only.
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// The token is genuine but names its caller (principal or isolator claim) with text that
+    /// could pass for someone else: empty, whitespace at either end, control or format characters.
+    #[error("invalid principal: {0}")]
+    InvalidPrincipal(String),
     /// The key set could not be fetched, so the token cannot be checked either way.
     #[error("identity provider unavailable: {0}")]
     Unavailable(String),
@@ -99,17 +103,40 @@ impl Verifier {
     }
 
     fn principal(&self, claims: &Value) -> Result<Principal, AuthError> {
-        let id =
-            claims.get(&self.principal_claim).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).ok_or_else(
-                || AuthError::Invalid(format!("claim `{}` missing or not a string", self.principal_claim)),
-            )?;
+        let id = claims
+            .get(&self.principal_claim)
+            .and_then(Value::as_str)
+            .ok_or_else(|| AuthError::Invalid(format!("claim `{}` missing or not a string", self.principal_claim)))?;
+        let id = identity(&self.principal_claim, id)?;
         let roles = match claims.get(&self.roles_claim) {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
             Some(_) => return Err(AuthError::Invalid(format!("claim `{}` is not an array", self.roles_claim))),
         };
-        let upn =
-            self.upn_claims.iter().find_map(|c| claims.get(c.as_str()).and_then(Value::as_str)).map(str::to_string);
-        Ok(Principal::new(id.to_string(), roles, upn))
+        let upn = self
+            .upn_claims
+            .iter()
+            .find_map(|c| claims.get(c.as_str()).and_then(Value::as_str).map(|v| (c, v)))
+            .map(|(claim, v)| identity(claim, v))
+            .transpose()?;
+        Ok(Principal::new(id, roles, upn))
     }
+}
+
+/// An identity claim as a [`Principal`] holds it: refused when empty, with whitespace at either
+/// end, or holding control or format characters, so no identity can hide a difference a reader
+/// cannot see. (Look-alikes that pass, `ALICE` or a Cyrillic а, are one person by
+/// [`crate::domain::same_person`].)
+fn identity(claim: &str, value: &str) -> Result<String, AuthError> {
+    let refuse = |why: &str| Err(AuthError::InvalidPrincipal(format!("claim `{claim}` {why}")));
+    if value.is_empty() {
+        return refuse("is empty");
+    }
+    if value.trim() != value {
+        return refuse("has whitespace at an end");
+    }
+    if value.chars().any(crate::domain::is_hidden_control) {
+        return refuse("holds control or format characters");
+    }
+    Ok(value.to_string())
 }

@@ -84,16 +84,17 @@ pub(crate) async fn approvers(conn: &mut SqliteConnection, id: ReleaseId) -> Res
         .await
 }
 
-/// How many approvals `who` gave since `since` (velocity guard).
+/// How many approvals `who`, under any identity that is the same person
+/// ([`crate::domain::same_person`]), gave since `since` (velocity guard).
 pub(crate) async fn approvals_since(
     conn: &mut SqliteConnection,
     who: &str,
     since: Timestamp,
 ) -> Result<u32, sqlx::Error> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM approvals WHERE approver = ? AND at >= ?")
-        .bind(who)
-        .bind(since)
-        .fetch_one(conn)
-        .await?;
-    Ok(n.max(0) as u32)
+    let per_identity: Vec<(String, i64)> =
+        sqlx::query_as("SELECT approver, COUNT(*) FROM approvals WHERE at >= ? GROUP BY approver")
+            .bind(since)
+            .fetch_all(conn)
+            .await?;
+    Ok(super::velocity::count_for_person(who, per_identity))
 }

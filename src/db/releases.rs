@@ -224,18 +224,19 @@ pub(crate) async fn due_for_expiry(
         .collect()
 }
 
-/// How many releases `who` requested since `since` (velocity guard).
+/// How many releases `who`, under any identity that is the same person
+/// ([`crate::domain::same_person`]), requested since `since` (velocity guard).
 pub(crate) async fn requests_since(
     conn: &mut SqliteConnection,
     who: &str,
     since: Timestamp,
 ) -> Result<u32, sqlx::Error> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM releases WHERE requested_by = ? AND requested_at >= ?")
-        .bind(who)
-        .bind(since)
-        .fetch_one(conn)
-        .await?;
-    Ok(n.max(0) as u32)
+    let per_identity: Vec<(String, i64)> =
+        sqlx::query_as("SELECT requested_by, COUNT(*) FROM releases WHERE requested_at >= ? GROUP BY requested_by")
+            .bind(since)
+            .fetch_all(conn)
+            .await?;
+    Ok(super::velocity::count_for_person(who, per_identity))
 }
 
 /// Records the ratification of a break-glass release. False if it was already ratified or

@@ -1,6 +1,13 @@
-//! The velocity guards' one extra question: when does a person's hourly window have room again.
+//! What the velocity guards count: a person's events in their hourly window.
+//!
+//! A person may appear under look-alike identities (`bob`, `BOB`), and that comparison is
+//! Unicode work SQL cannot do, so the window is read by time (indexed on time, then identity)
+//! and matched in Rust. Counting groups by identity first: the rows read back are the identities
+//! active in the hour, not its events, which keeps the guard cheap on every request. Only the
+//! refused path (`Retry-After`) reads the window's events one by one.
 
 use crate::clock::Timestamp;
+use crate::domain::PersonKey;
 use sqlx::SqliteConnection;
 
 /// What a velocity guard counts.
@@ -12,8 +19,16 @@ pub(crate) enum Counted {
     Approvals,
 }
 
-/// The time of `who`'s counted event at or after `since` that has `skip` older ones in the same
-/// span; `None` when there are not that many.
+/// The sum of the counts of the identities in `per_identity` that are the same person as `who`.
+pub(super) fn count_for_person(who: &str, per_identity: Vec<(String, i64)>) -> u32 {
+    let me = PersonKey::of(who);
+    let n: i64 =
+        per_identity.into_iter().filter(|(id, _)| id == who || PersonKey::of(id).same_as(&me)).map(|(_, n)| n).sum();
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+/// The time of the person `who`'s counted event at or after `since` that has `skip` older ones
+/// in the same span; `None` when there are not that many.
 pub(crate) async fn nth_oldest_since(
     conn: &mut SqliteConnection,
     counted: Counted,
@@ -23,10 +38,15 @@ pub(crate) async fn nth_oldest_since(
 ) -> Result<Option<Timestamp>, sqlx::Error> {
     let sql = match counted {
         Counted::Requests => {
-            "SELECT requested_at FROM releases WHERE requested_by = ? AND requested_at >= ?
-             ORDER BY requested_at LIMIT 1 OFFSET ?"
+            "SELECT requested_by, requested_at FROM releases WHERE requested_at >= ? ORDER BY requested_at"
         }
-        Counted::Approvals => "SELECT at FROM approvals WHERE approver = ? AND at >= ? ORDER BY at LIMIT 1 OFFSET ?",
+        Counted::Approvals => "SELECT approver, at FROM approvals WHERE at >= ? ORDER BY at",
     };
-    sqlx::query_scalar(sql).bind(who).bind(since).bind(i64::from(skip)).fetch_optional(conn).await
+    let events: Vec<(String, Timestamp)> = sqlx::query_as(sql).bind(since).fetch_all(conn).await?;
+    let me = PersonKey::of(who);
+    Ok(events
+        .into_iter()
+        .filter(|(id, _)| id == who || PersonKey::of(id).same_as(&me))
+        .map(|(_, at)| at)
+        .nth(skip as usize))
 }

@@ -6,6 +6,7 @@ mod status;
 mod text;
 mod transition;
 
+pub use crate::person::{PersonKey, same_person};
 pub use ids::{MachineId, ReleaseId};
 pub use release::{Approval, BreakGlass, DecidedUnder, Release};
 pub use status::ReleaseStatus;

@@ -74,7 +74,8 @@ impl Release {
         self.status == ReleaseStatus::Pending && now >= self.expires_at
     }
 
+    /// Whether `principal`, or someone who is the same person ([`super::same_person`]), approved.
     pub fn approved_by(&self, principal: &str) -> bool {
-        self.approvals.iter().any(|a| a.approver == principal)
+        self.approvals.iter().any(|a| super::same_person(&a.approver, principal))
     }
 }

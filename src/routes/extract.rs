@@ -5,16 +5,76 @@ use crate::domain::ReleaseId;
 use crate::error::ApiError;
 use crate::logsafe::{Admit, MAX_MESSAGE_CHARS, untrusted};
 use crate::state::AppState;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts};
-use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use serde::de::{DeserializeOwned, IgnoredAny};
 
-/// JSON body; malformed JSON is 400, wrong shapes 422, a missing content type 415, too large 413.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON object body sent as `Content-Type: application/json` (or `application/*+json`):
+/// another content type is 415 `unsupported_media_type`, a body over the limit 413
+/// `body_too_large`, malformed JSON 400 `malformed_json`, a JSON value that is not an object
+/// (`[]`, `"text"`) or has wrong, missing or unknown fields 422 `invalid_body`.
 pub(super) struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = json_content_type(req.headers());
+        let body = Bytes::from_request(req, state).await?;
+        if !is_json {
+            return Err(unsupported_media_type());
+        }
+        json_object(&body).map(ApiJson)
+    }
+}
+
+/// A body that may be left out: empty (or only whitespace), whatever its content type, means
+/// `T::default()`; anything else must be what [`ApiJson`] accepts, with the same errors.
+pub(super) struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = json_content_type(req.headers());
+        let body = Bytes::from_request(req, state).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if !is_json {
+            return Err(unsupported_media_type());
+        }
+        json_object(&body).map(OptionalJson)
+    }
+}
+
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let mime = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as a JSON object with Content-Type: application/json",
+    )
+}
+
+/// `body` as `T`, only when it is a JSON object: serde would otherwise read a struct from an
+/// array (`[machine_id, comment]`), which no field name, so no `deny_unknown_fields`, guards.
+fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let opens_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !opens_object && serde_json::from_slice::<IgnoredAny>(body).is_ok() {
+        return Err(ApiError::unprocessable("invalid_body", "the body must be a JSON object"));
+    }
+    Ok(axum::Json::<T>::from_bytes(body)?.0)
+}
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
@@ -23,28 +83,41 @@ impl From<JsonRejection> for ApiError {
                 ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {}", e.body_text()))
             }
             JsonRejection::JsonDataError(e) => ApiError::unprocessable("invalid_body", e.body_text()),
-            JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with Content-Type: application/json",
-            ),
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the body is larger than {} bytes", super::MAX_BODY_BYTES),
-            ),
+            JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
+            JsonRejection::BytesRejection(e) => e.into(),
             other => ApiError::bad_request("unreadable_body", other.body_text()),
         }
     }
 }
 
-/// An optional JSON body, whatever its content type: empty (or only whitespace) means the
-/// defaults; anything else is read as [`ApiJson`] reads it, with the same errors.
-pub(super) fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            body_too_large()
+        } else {
+            ApiError::bad_request("unreadable_body", r.body_text())
+        }
     }
-    Ok(axum::Json::<T>::from_bytes(body)?.0)
+}
+
+/// 413 `body_too_large`.
+pub(super) fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the body is larger than {} bytes", super::MAX_BODY_BYTES),
+    )
+}
+
+/// A path parameter; one that cannot be decoded (`%FF` is not UTF-8) is 400 `invalid_path`.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub(super) struct ApiPath<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::bad_request("invalid_path", r.body_text())
+    }
 }
 
 /// A page size from the query: `default` when absent, 400 outside `1..=max`.
@@ -103,6 +176,13 @@ impl FromRequestParts<AppState> for Principal {
                 "the token's signing keys cannot be fetched right now; try again",
                 anyhow::anyhow!(reason),
             )),
+            Err(e @ AuthError::InvalidPrincipal(_)) => {
+                log_refusal(state, &e);
+                Err(ApiError::unauthorized(
+                    "invalid_principal",
+                    "the token names its caller with empty, space-padded or invisible text",
+                ))
+            }
             Err(e) => {
                 log_refusal(state, &e);
                 Err(ApiError::unauthorized("invalid_token", "the bearer token is invalid or expired"))

@@ -4,6 +4,7 @@
 mod audit;
 mod extract;
 mod health;
+mod json_errors;
 mod releases;
 mod views;
 
@@ -34,6 +35,7 @@ pub(crate) fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(json_errors::json_errors))
         // Method and path only: never headers (so never a bearer token), and the path escaped
         // and cut, as it is the client's text.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {

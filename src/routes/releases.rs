@@ -1,6 +1,6 @@
 //! `/api/v1/releases`: request, read, approve, reject, cancel.
 
-use super::extract::{ApiJson, ApiQuery, optional_json, page_limit, release_id, split_page};
+use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, page_limit, release_id, split_page};
 use super::views::ReleaseView;
 use crate::auth::Principal;
 use crate::db::releases::ListFilter;
@@ -9,8 +9,7 @@ use crate::error::ApiError;
 use crate::service::releases as service;
 use crate::service::request::{NewRequest, request};
 use crate::state::AppState;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -113,7 +112,7 @@ async fn list(
 async fn show(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
     Ok(view(&state, service::get(&state, &principal, id).await?))
@@ -129,11 +128,10 @@ struct ApproveBody {
 async fn approve(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    OptionalJson(body): OptionalJson<ApproveBody>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
-    let body: ApproveBody = optional_json(&body)?;
     // An approval comment is optional but, when given, follows the same rules minus the minimum.
     let comment = body.comment.as_deref().filter(|c| !c.trim().is_empty()).map(|c| Comment::parse(c, 1)).transpose()?;
     Ok(view(&state, service::approve(&state, &principal, id, comment).await?))
@@ -148,11 +146,10 @@ struct RejectBody {
 async fn reject(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    OptionalJson(body): OptionalJson<RejectBody>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
-    let body: RejectBody = optional_json(&body)?;
     let comment = body.comment.ok_or_else(|| {
         ApiError::unprocessable("comment_required", "a rejection needs a comment: send {\"comment\": \"<why>\"}")
     })?;
@@ -160,10 +157,16 @@ async fn reject(
     Ok(view(&state, service::reject(&state, &principal, id, comment).await?))
 }
 
+/// Cancel takes no fields; a body, if sent, must be an empty JSON object like any other.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {}
+
 async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
+    OptionalJson(CancelBody {}): OptionalJson<CancelBody>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
     Ok(view(&state, service::cancel(&state, &principal, id).await?))

@@ -5,6 +5,7 @@
 //! bipartite matching between approvers and seats, found with augmenting paths (Kuhn's
 //! algorithm; at most 20 seats, so its cost does not matter).
 
+use crate::person::{PersonKey, same_person};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -73,17 +74,26 @@ pub struct Quorum {
 }
 
 impl Quorum {
-    /// Assigns `approvers` (in approval order) to `slots`. Repeated ids count once (the first);
-    /// the requester and anyone holding no needed role fill nothing and appear in [`Quorum::unused`].
+    /// Assigns `approvers` (in approval order) to `slots`. Identities compare as people
+    /// ([`same_person`]): repeated people count once (the first); the requester and anyone holding no needed role fill nothing and appear in [`Quorum::unused`].
     pub fn compute(slots: &[Slot], requester: &str, approvers: &[Approver]) -> Quorum {
-        let mut seen = BTreeSet::new();
-        let approvers: Vec<Approver> = approvers.iter().filter(|a| seen.insert(a.id.clone())).cloned().collect();
+        let mut seen: Vec<PersonKey> = Vec::new();
+        let approvers: Vec<Approver> = approvers
+            .iter()
+            .filter(|a| {
+                let key = PersonKey::of(&a.id);
+                let new = !seen.iter().any(|k| k.same_as(&key));
+                seen.push(key);
+                new
+            })
+            .cloned()
+            .collect();
         let seats: Vec<usize> =
             slots.iter().enumerate().flat_map(|(i, s)| std::iter::repeat_n(i, s.count as usize)).collect();
         let mut owner: Vec<Option<usize>> = vec![None; seats.len()];
         let graph = Graph { slots, seats: &seats, approvers: &approvers };
         for (a, approver) in approvers.iter().enumerate() {
-            if approver.id != requester {
+            if !same_person(&approver.id, requester) {
                 graph.augment(a, &mut owner, &mut vec![false; seats.len()]);
             }
         }
@@ -136,10 +146,10 @@ impl Quorum {
     /// Would `approver` fill one more seat? (Possibly by moving an earlier approver who holds
     /// several roles to another slot.)
     pub fn check_add(&self, approver: &Approver) -> Result<(), SeatRefusal> {
-        if approver.id == self.requester {
+        if same_person(&approver.id, &self.requester) {
             return Err(SeatRefusal::Requester);
         }
-        if self.approvers.iter().any(|a| a.id == approver.id) {
+        if self.approvers.iter().any(|a| same_person(&a.id, &approver.id)) {
             return Err(SeatRefusal::AlreadyApproved);
         }
         if self.is_complete() {

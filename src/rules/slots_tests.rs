@@ -135,3 +135,14 @@ fn slot_states_serialise_as_role_count_and_filled_by() {
     assert_eq!(json, serde_json::json!([{ "role": T, "count": 2, "filled_by": ["t"] }]));
     assert_eq!(q.slots()[0].open(), 1);
 }
+
+#[test]
+fn look_alike_identities_are_one_person_for_seats_and_for_the_requester() {
+    let two = [slot(A, 2)];
+    let q = Quorum::compute(&two, "alice", &[who("bob", &[A]), who("BOB", &[A]), who("\u{430}lice", &[A])]);
+    assert_eq!(filled(&q), vec![vec!["bob"]], "BOB is bob, аlice is the requester");
+    assert!(!q.is_complete());
+    assert_eq!(q.check_add(&who("ｂｏｂ", &[A])), Err(SeatRefusal::AlreadyApproved));
+    assert_eq!(q.check_add(&who("ALICE", &[A])), Err(SeatRefusal::Requester));
+    assert_eq!(q.check_add(&who("carol", &[A])), Ok(()));
+}

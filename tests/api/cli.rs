@@ -219,6 +219,24 @@ fn the_benchmark_runs_and_prints_its_figures() {
     for figure in ["raw SQLite commits:", "API create+approve:", "ratio API commits / raw:", "p50", "p99"] {
         assert!(stdout.contains(figure), "{figure} missing from {stdout}");
     }
+    for line in [
+        "20 requested, 20 approved, 0 errors",
+        "stored: 20 releases, 20 approved: every release accounted for; audit chain verified",
+    ] {
+        assert!(stdout.contains(line), "{line} missing from {stdout}");
+    }
+}
+
+#[test]
+fn the_benchmark_runs_for_a_duration_and_accounts_for_every_release() {
+    let args = ["bench", "--duration", "30ms", "--releases", "400", "--concurrency", "4", "--latency-samples", "1"];
+    let out = dualkey().args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("4 clients for 30ms"), "{stdout}");
+    let load = stdout.lines().find(|l| l.starts_with("load: 4 clients")).expect("a load line");
+    assert!(load.ends_with(" 0 errors"), "{load}");
+    assert!(stdout.contains("every release accounted for; audit chain verified"), "{stdout}");
 }
 
 #[tokio::test]
