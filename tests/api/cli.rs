@@ -239,19 +239,23 @@ fn the_benchmark_runs_for_a_duration_and_accounts_for_every_release() {
     assert!(stdout.contains("every release accounted for; audit chain verified"), "{stdout}");
 }
 
-#[tokio::test]
-async fn the_standalone_simulator_serves_mde_and_prints_how_to_reach_it() {
+/// `dualkey simulator` on a free loopback port, and the lines it prints.
+fn simulator_process() -> (Daemon, impl Iterator<Item = String> + Send) {
     let mut sim = dualkey()
         .args(["simulator", "--bind", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map(Daemon)
         .unwrap();
-    let stdout = sim.0.stdout.take().unwrap();
+    let stdout = sim.stdout.take().unwrap();
+    (Daemon(sim), BufReader::new(stdout).lines().map_while(Result::ok))
+}
+
+#[tokio::test]
+async fn the_standalone_simulator_serves_mde_and_prints_how_to_reach_it() {
+    let (_sim, mut lines) = simulator_process();
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
         let _ = tx.send(lines.next().unwrap_or_default());
         lines.for_each(drop);
     });
@@ -266,17 +270,9 @@ async fn the_standalone_simulator_serves_mde_and_prints_how_to_reach_it() {
 
 #[tokio::test]
 async fn a_daemon_given_the_settings_the_simulator_prints_releases_devices() {
-    let mut sim = dualkey()
-        .args(["simulator", "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Daemon)
-        .unwrap();
-    let stdout = sim.0.stdout.take().unwrap();
+    let (_sim, mut lines) = simulator_process();
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
         let printed: Vec<String> = lines.by_ref().take_while(|l| !l.starts_with("Isolated machines")).collect();
         let _ = tx.send(printed);
         lines.for_each(drop);

@@ -26,20 +26,6 @@ fn start_worker_process(m: &MdeApp, bind: &str) -> Daemon {
 /// The lease the worker process takes on a claim.
 const LEASE: &str = "6s";
 
-async fn status(m: &MdeApp, id: &str) -> String {
-    m.app.release(id).await["status"].as_str().unwrap().to_string()
-}
-
-async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..600 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 /// Kills the worker process once MDE has the request (`fault` decides whether MDE acted on it
 /// before the kill), then lets the dead process's lease run out on the test's clock and has
 /// another worker on the same database take the job over: the release must end with exactly
@@ -49,9 +35,9 @@ async fn crash_and_recover(fault: FaultAction) -> MdeApp {
     m.sim.inject(RouteKind::Unisolate, fault, 1);
     let mut first = start_worker_process(&m, "127.0.0.1:0");
     let id = m.approved(SEEDED).await;
-    wait_for("the unisolate call to reach MDE", async || m.sim.count(RouteKind::Unisolate) == 1).await;
+    eventually("the unisolate call to reach MDE", async || m.sim.count(RouteKind::Unisolate) == 1).await;
     first.kill();
-    assert_eq!(status(&m, &id).await, "dispatching", "the crash left the send unrecorded");
+    assert_eq!(m.status(&id).await, "dispatching", "the crash left the send unrecorded");
 
     // Before the lease runs out, nobody may take the job over.
     assert_eq!(m.worker.run_until_idle().await.unwrap(), 0, "a live lease was taken over");
@@ -96,11 +82,12 @@ async fn sigterm_lets_an_in_flight_call_finish_and_record_before_exiting() {
     let bind = free_loopback_addr();
     let mut daemon = start_worker_process(&m, &bind);
     let id = m.approved(SEEDED).await;
-    wait_for("the unisolate call to reach MDE", async || m.sim.count(RouteKind::Unisolate) == 1).await;
+    eventually("the unisolate call to reach MDE", async || m.sim.count(RouteKind::Unisolate) == 1).await;
     let term = Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().unwrap();
     assert!(term.success());
     // Shutdown has begun once the process stops accepting connections; only then does MDE answer.
-    wait_for("the process to stop accepting connections", async || std::net::TcpStream::connect(&bind).is_err()).await;
+    eventually("the process to stop accepting connections", async || std::net::TcpStream::connect(&bind).is_err())
+        .await;
     assert_eq!(m.app.release(&id).await["status"], "dispatching", "the call is still in flight");
     m.app.clock.advance(Duration::from_secs(3));
     let exit = tokio::task::spawn_blocking(move || daemon.0.wait()).await.unwrap().unwrap();

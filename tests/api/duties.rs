@@ -44,21 +44,6 @@ async fn sent_then_backlog(m: &MdeApp) -> (String, String, Vec<String>) {
     (glass, ordinary, backlog)
 }
 
-async fn status(m: &MdeApp, id: &str) -> String {
-    m.app.release(id).await["status"].as_str().unwrap().to_string()
-}
-
-/// Waits (a few ms at a time, bounded) for `check`; the clock does not move meanwhile.
-async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..1000 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 /// Runs the background worker while the first backlog send is held up, moves the clock past
 /// the ordinary release's poll and the break-glass deadline, and checks both duties are done
 /// while the backlog still waits.
@@ -68,14 +53,15 @@ async fn poll_and_reisolation_overtake_the_backlog(m: &MdeApp, fault: FaultActio
     let sent_before = m.sim.count(RouteKind::Unisolate);
     let stop = CancellationToken::new();
     let _worker = tokio::spawn(m.worker.clone().run(stop.clone()));
-    until("the first backlog send to reach MDE", async || m.sim.count(RouteKind::Unisolate) == sent_before + 1).await;
-    m.app.clock.advance(Duration::from_secs(11 * 60));
-    until("the poll to record the ordinary release's success", async || status(m, &ordinary).await == "succeeded")
+    eventually("the first backlog send to reach MDE", async || m.sim.count(RouteKind::Unisolate) == sent_before + 1)
         .await;
-    until("the break-glass device to be isolated again", async || status(m, &glass).await == "reisolated").await;
+    m.app.clock.advance(Duration::from_secs(11 * 60));
+    eventually("the poll to record the ordinary release's success", async || m.status(&ordinary).await == "succeeded")
+        .await;
+    eventually("the break-glass device to be isolated again", async || m.status(&glass).await == "reisolated").await;
     assert_eq!(m.sim.count(RouteKind::Unisolate), sent_before + 1, "the backlog is still {held_up}");
     for id in &backlog {
-        let s = status(m, id).await;
+        let s = m.status(id).await;
         assert!(s == "approved" || s == "dispatching", "no backlog release went out meanwhile: {s}");
     }
     assert_eq!(m.sim.count(RouteKind::Isolate), 1);
@@ -141,7 +127,7 @@ async fn a_send_backlog_leaves_part_of_the_shared_read_budget_to_a_due_reisolati
     assert_eq!(m.sim.count(RouteKind::Unisolate), 9);
 
     m.app.clock.advance(Duration::from_secs(31));
-    until("the break-glass device to be isolated again", async || status(&m, &glass).await == "reisolated").await;
+    eventually("the break-glass device to be isolated again", async || m.status(&glass).await == "reisolated").await;
     assert_eq!(m.sim.count(RouteKind::Unisolate), 9, "the backlog still waits for its share of the minute");
     stop.cancel();
     drop(worker_app);

@@ -388,6 +388,25 @@ pub fn free_loopback_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
+impl MdeApp {
+    /// The release's status, as the API shows it.
+    pub async fn status(&self, id: &str) -> String {
+        self.app.release(id).await["status"].as_str().unwrap().to_string()
+    }
+}
+
+/// Waits for `check` to hold, looking every few milliseconds of real time (for what another
+/// process or task does; the test's clock does not move meanwhile). Panics after ~30 s.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..6000 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
 /// A child process that is killed when the test ends, even by a failed assertion.
 pub struct Daemon(pub std::process::Child);
 
