@@ -262,15 +262,6 @@ fn validate(s: &Settings) -> Result<(), SettingsError> {
     let p = &s.policy;
     // The whole policy must validate now, so a bad one never half-loads.
     p.validate(&s.auth.approver_role).map_err(|e| SettingsError::Policy(e.to_string()))?;
-    if p.request_ttl.get() < std::time::Duration::from_secs(60) {
-        return Err(invalid("policy.request_ttl", "must be at least 1m"));
-    }
-    if !(1..=1000).contains(&p.min_comment_len) {
-        return Err(invalid("policy.min_comment_len", "must be between 1 and 1000"));
-    }
-    if p.sweep_interval.get().is_zero() {
-        return Err(invalid("policy.sweep_interval", "must be greater than zero"));
-    }
 
     s.mde.validate()
 }
