@@ -49,6 +49,12 @@ impl ActionFilter {
         Ok(Self { clauses, top, skip })
     }
 
+    /// The machine a `machineId eq '…'` clause asks for, if any: lets the list skip other
+    /// machines' actions before rendering them.
+    pub(super) fn machine_id(&self) -> Option<&str> {
+        self.clauses.iter().find(|(f, _)| matches!(f, Field::MachineId)).map(|(_, v)| v.as_str())
+    }
+
     /// True when `action` satisfies every clause. String comparison ignores case, as
     /// OData `eq` on MDE's enums and ids does in practice.
     pub(super) fn matches(&self, action: &WireAction) -> bool {
