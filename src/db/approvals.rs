@@ -83,18 +83,3 @@ pub(crate) async fn approvers(conn: &mut SqliteConnection, id: ReleaseId) -> Res
         .fetch_all(conn)
         .await
 }
-
-/// How many approvals `who`, under any identity that is the same person
-/// ([`crate::domain::same_person`]), gave since `since` (velocity guard).
-pub(crate) async fn approvals_since(
-    conn: &mut SqliteConnection,
-    who: &str,
-    since: Timestamp,
-) -> Result<u32, sqlx::Error> {
-    let per_identity: Vec<(String, i64)> =
-        sqlx::query_as("SELECT approver, COUNT(*) FROM approvals WHERE at >= ? GROUP BY approver")
-            .bind(since)
-            .fetch_all(conn)
-            .await?;
-    Ok(super::velocity::count_for_person(who, per_identity))
-}

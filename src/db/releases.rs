@@ -224,21 +224,6 @@ pub(crate) async fn due_for_expiry(
         .collect()
 }
 
-/// How many releases `who`, under any identity that is the same person
-/// ([`crate::domain::same_person`]), requested since `since` (velocity guard).
-pub(crate) async fn requests_since(
-    conn: &mut SqliteConnection,
-    who: &str,
-    since: Timestamp,
-) -> Result<u32, sqlx::Error> {
-    let per_identity: Vec<(String, i64)> =
-        sqlx::query_as("SELECT requested_by, COUNT(*) FROM releases WHERE requested_at >= ? GROUP BY requested_by")
-            .bind(since)
-            .fetch_all(conn)
-            .await?;
-    Ok(super::velocity::count_for_person(who, per_identity))
-}
-
 /// Records the ratification of a break-glass release. False if it was already ratified or
 /// re-isolated.
 pub(crate) async fn ratify(

@@ -19,12 +19,25 @@ pub(crate) enum Counted {
     Approvals,
 }
 
-/// The sum of the counts of the identities in `per_identity` that are the same person as `who`.
-pub(super) fn count_for_person(who: &str, per_identity: Vec<(String, i64)>) -> u32 {
+/// How many events of this kind `who`, under any identity that is the same person
+/// ([`crate::domain::same_person`]), caused since `since`.
+pub(crate) async fn count_since(
+    conn: &mut SqliteConnection,
+    counted: Counted,
+    who: &str,
+    since: Timestamp,
+) -> Result<u32, sqlx::Error> {
+    let sql = match counted {
+        Counted::Requests => {
+            "SELECT requested_by, COUNT(*) FROM releases WHERE requested_at >= ? GROUP BY requested_by"
+        }
+        Counted::Approvals => "SELECT approver, COUNT(*) FROM approvals WHERE at >= ? GROUP BY approver",
+    };
+    let per_identity: Vec<(String, i64)> = sqlx::query_as(sql).bind(since).fetch_all(conn).await?;
     let me = PersonKey::of(who);
     let n: i64 =
         per_identity.into_iter().filter(|(id, _)| id == who || PersonKey::of(id).same_as(&me)).map(|(_, n)| n).sum();
-    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+    Ok(u32::try_from(n.max(0)).unwrap_or(u32::MAX))
 }
 
 /// The time of the person `who`'s counted event at or after `since` that has `skip` older ones

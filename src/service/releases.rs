@@ -165,7 +165,7 @@ pub(crate) async fn approve(
     let limit = state.policy().max_approvals_per_approver_per_hour();
     // Counting reads the hour's approvals of everyone (see db::velocity): only with a guard set.
     let recent = match limit {
-        Some(_) => db::approvals::approvals_since(&mut tx, &p.id, now.minus(HOUR)).await?,
+        Some(_) => db::velocity::count_since(&mut tx, Counted::Approvals, &p.id, now.minus(HOUR)).await?,
         None => 0,
     };
     if over_limit(recent, limit) {

@@ -96,7 +96,7 @@ pub(crate) async fn request(
     let limit = policy.max_requests_per_requester_per_hour();
     // Counting reads the hour's requests of everyone (see db::velocity): only with a guard set.
     let recent = match limit {
-        Some(_) => db::releases::requests_since(&mut tx, &p.id, now.minus(HOUR)).await?,
+        Some(_) => db::velocity::count_since(&mut tx, Counted::Requests, &p.id, now.minus(HOUR)).await?,
         None => 0,
     };
     if over_limit(recent, limit) {
