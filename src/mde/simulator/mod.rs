@@ -5,6 +5,7 @@
 mod config;
 mod faults;
 mod filter;
+mod idp;
 mod routes;
 mod server;
 mod state;
@@ -23,6 +24,7 @@ pub use config::{
     SimulatorConfig, default_seed,
 };
 pub use faults::{Fault, FaultAction, RouteKind, SeenRequest};
+pub use idp::{DEV_API_AUDIENCE, DEV_API_SCOPE, DEV_APP_CLIENT_ID, DevIdpConfig, DevUser, IdTokenFault, dev_users};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::mde::types::{ActionType, MachineAction};
@@ -68,6 +70,8 @@ pub async fn run_until(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let shared = shared_for(config, &listener, Arc::new(SystemClock))?;
+    // A person is about to sign in: make the key now rather than during their first sign-in.
+    shared.idp_key();
     tracing::info!(base_url = %shared.base_url, token_url = %shared.token_url(), "MDE simulator listening");
     server::serve(listener, server::app(shared), shutdown).await;
     Ok(())
