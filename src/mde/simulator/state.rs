@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::config::{SeedMachine, SimulatorConfig};
 use super::faults::{Fault, FaultAction, RouteKind, SeenRequest};
-use super::idp::SigningKey;
+use super::idp::{IdpState, SigningKey};
 use super::wire::{WireAction, timestamp};
 use crate::clock::{Monotonic, SharedClock};
 use crate::mde::rate::{Api, RollingWindow};
@@ -158,6 +158,7 @@ pub(crate) struct State {
     pub windows: HashMap<Api, RollingWindow>,
     pub faults: VecDeque<Fault>,
     pub requests: Vec<SeenRequest>,
+    pub idp: IdpState,
 }
 
 impl State {
@@ -199,6 +200,7 @@ impl State {
             windows,
             faults: VecDeque::new(),
             requests: Vec::new(),
+            idp: IdpState::default(),
         }
     }
 

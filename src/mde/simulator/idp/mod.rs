@@ -5,10 +5,55 @@
 //! only: anyone who can reach it can sign in as anyone.
 
 mod config;
+mod grants;
 mod keys;
+mod mint;
+mod oauth;
+mod scope;
+mod state;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
 
 pub use config::{DEV_API_AUDIENCE, DEV_API_SCOPE, DEV_APP_CLIENT_ID, DevIdpConfig, DevUser, IdTokenFault, dev_users};
+pub(crate) use grants::{grant, handles};
 pub(crate) use keys::SigningKey;
+pub(crate) use state::IdpState;
+
+use super::state::Shared;
+
+/// The device code grant type of RFC 8628.
+pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// 256 random bits, base64url: codes and refresh tokens.
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl Shared {
+    /// `{base}/{tenant}/v2.0`.
+    pub(crate) fn idp_issuer(&self) -> String {
+        issuer(&self.base_url, &self.config.tenant_id)
+    }
+
+    /// `{base}/{tenant}/{path}`.
+    pub(crate) fn idp_url(&self, path: &str) -> String {
+        format!("{}/{}/{path}", self.base_url, self.config.tenant_id)
+    }
+
+    /// `{base}/{tenant}/discovery/v2.0/keys`.
+    pub(crate) fn idp_jwks_url(&self) -> String {
+        self.idp_url("discovery/v2.0/keys")
+    }
+
+    /// `{base}/devicelogin`.
+    pub(crate) fn devicelogin_url(&self) -> String {
+        format!("{}/devicelogin", self.base_url)
+    }
+}
 
 /// The issuer of a simulator served at `base_url` for `tenant`.
 pub(crate) fn issuer(base_url: &str, tenant: &str) -> String {
