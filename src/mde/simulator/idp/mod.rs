@@ -4,14 +4,22 @@
 //! simulator's token endpoint, and a device verification page. For `serve --dev` and tests
 //! only: anyone who can reach it can sign in as anyone.
 
+mod authorize;
 mod config;
+mod device;
+mod discovery;
 mod grants;
+mod html;
 mod keys;
 mod mint;
 mod oauth;
 mod scope;
 mod state;
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
@@ -25,6 +33,28 @@ use super::state::Shared;
 
 /// The device code grant type of RFC 8628.
 pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// The identity provider's routes; the token endpoint is the simulator's own.
+pub(crate) fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery::openid_configuration))
+        .route("/{tenant}/discovery/v2.0/keys", get(discovery::jwks))
+        .route("/{tenant}/oauth2/v2.0/authorize", get(authorize::show).post(authorize::sign_in))
+        .route("/{tenant}/oauth2/v2.0/devicecode", axum::routing::post(device::device_authorization))
+        .route("/{tenant}/oauth2/v2.0/logout", get(discovery::logout))
+        .route("/devicelogin", get(device::show).post(device::answer))
+}
+
+/// Whether a request path (split on `/`) is one of the routes of [`router`].
+pub(crate) fn is_idp_path(segments: &[&str]) -> bool {
+    matches!(
+        segments,
+        [_, "v2.0", ".well-known", "openid-configuration"]
+            | [_, "discovery", "v2.0", "keys"]
+            | [_, "oauth2", "v2.0", "authorize" | "devicecode" | "logout"]
+            | ["devicelogin"]
+    )
+}
 
 /// 256 random bits, base64url: codes and refresh tokens.
 pub(crate) fn random_token() -> String {
