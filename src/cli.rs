@@ -239,6 +239,12 @@ async fn run_simulator(bind: &str) -> anyhow::Result<ExitCode> {
     for m in &config.machines {
         println!("  {}  {}", m.id, m.computer_dns_name);
     }
+    let idp = &config.idp;
+    println!("Development identity provider (OpenID Connect; not for production):");
+    println!("  issuer:    {}", config.idp_issuer(&base));
+    println!("  client id: {}", idp.client_id);
+    println!("  API scope: {} (audience {})", idp.api_scope, idp.api_audience);
+    println!("  users:     {}", idp.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", "));
     crate::mde::simulator::run(config, listener).await.context("serving the simulator")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ mod cli;
 mod concurrency;
 mod connections;
 mod crash;
+mod devidp;
 mod duties;
 mod health;
 mod helpers;
