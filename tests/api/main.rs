@@ -9,6 +9,8 @@ mod break_glass;
 mod cli;
 mod concurrency;
 mod connections;
+mod console;
+mod console_support;
 mod crash;
 mod devidp;
 mod duties;
