@@ -86,7 +86,15 @@ async fn show(State(state): State<AppState>, headers: HeaderMap, Query(f): Query
         }
         body.push_str("</tbody></table>");
         if let Some(seq) = next {
-            let _ = write!(body, r#"<p><a href="/ui/audit?after_seq={seq}">Next page</a></p>"#);
+            let mut url = reqwest::Url::parse("http://console/ui/audit").expect("a fixed URL parses");
+            url.query_pairs_mut().append_pair("after_seq", &seq.to_string());
+            for (k, v) in [("release_id", blank_is_none(&f.release_id)), ("action", action), ("actor", actor)] {
+                if let Some(v) = v {
+                    url.query_pairs_mut().append_pair(k, v);
+                }
+            }
+            let href = format!("/ui/audit?{}", url.query().unwrap_or_default());
+            let _ = write!(body, r#"<p><a href="{}">Next page</a></p>"#, esc(&href));
         }
         Ok(respond(StatusCode::OK, page("Audit", Some(&s), &body)))
     }
