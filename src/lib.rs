@@ -18,6 +18,7 @@ mod dev;
 pub mod domain;
 mod duration;
 mod error;
+mod html;
 mod lenient;
 pub mod logsafe;
 pub mod mde;

@@ -168,17 +168,7 @@ impl Inner {
 
     async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, String> {
         let unavailable = |e: reqwest::Error| format!("fetching JWKS: {e}");
-        let set: JwkSet = self
-            .http
-            .get(&self.url)
-            .send()
-            .await
-            .map_err(unavailable)?
-            .error_for_status()
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
+        let set: JwkSet = super::fetch_json(&self.http, &self.url).await.map_err(unavailable)?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             // Only RSA keys with a kid; symmetric keys in a JWKS are never accepted.

@@ -132,6 +132,11 @@ impl Verifier {
     }
 }
 
+/// GET `url` and read its JSON body; any failure (connection, status, body) is the error.
+async fn fetch_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<T, reqwest::Error> {
+    http.get(url).send().await?.error_for_status()?.json().await
+}
+
 /// `exp` (required) and `nbf` (when present) against `now` (Unix seconds), with `leeway`.
 pub(crate) fn check_times(claims: &Value, now: i64, leeway: u64) -> Result<(), AuthError> {
     let leeway = i64::try_from(leeway).unwrap_or(i64::MAX);

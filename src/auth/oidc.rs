@@ -144,17 +144,7 @@ impl Oidc {
         let issuer = self.settings.issuer.trim_end_matches('/');
         let url = format!("{issuer}/.well-known/openid-configuration");
         let unavailable = |e: reqwest::Error| OidcError::Unavailable(format!("discovery at {url}: {e}"));
-        let doc: DiscoveryDocument = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(unavailable)?
-            .error_for_status()
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
+        let doc: DiscoveryDocument = super::fetch_json(&self.http, &url).await.map_err(unavailable)?;
         // OpenID Connect Discovery §4.3: the document must name the issuer it was fetched for.
         if doc.issuer != self.settings.issuer {
             return Err(OidcError::Unavailable(format!(

@@ -22,21 +22,7 @@ label{display:block;font-weight:600;margin-top:1rem}\
 input[type=text]{font-size:1.2rem;padding:.4rem;letter-spacing:.1em;text-transform:uppercase}\
 .detail{color:#605e5c;font-size:.9rem;word-break:break-all}";
 
-/// Escapes `s` for HTML text and double- or single-quoted attribute values.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use crate::html::escape;
 
 /// A whole page: `title` (plain text, escaped here) and `body` (HTML the caller built with
 /// [`escape`] around every reflected value), under the "not for production" banner.
