@@ -31,6 +31,7 @@ const APP_JS: &str = r#"document.getElementById('go').addEventListener('click', 
 
 const FORM: &str = r#"<!doctype html><html><head><title>form</title></head><body>
 <form method="get" action="/echo"><label>Query <input name="q" id="q"></label>
+<label for="note">Note</label> <textarea name="note" id="note"></textarea>
 <button type="submit">Send</button></form></body></html>"#;
 
 fn router() -> Router {
@@ -39,7 +40,10 @@ fn router() -> Router {
         .route("/", get(page(INDEX)))
         .route("/form", get(page(FORM)))
         .route("/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], APP_JS) }))
-        .route("/echo", get(|Query(q): Query<HashMap<String, String>>| async move { format!("q={}", q["q"]) }))
+        .route(
+            "/echo",
+            get(|Query(q): Query<HashMap<String, String>>| async move { format!("q={} note={}", q["q"], q["note"]) }),
+        )
         .route(
             "/login",
             get(|| async { ([(header::SET_COOKIE, "who=alice; HttpOnly; SameSite=Lax; Path=/")], "signed in") }),
@@ -102,14 +106,15 @@ async fn forms_and_links_are_driven_by_their_visible_names() -> Result<(), WdErr
     b.find(&By::link("Form")).await?.click().await?;
     b.wait_for_url("the form page", |u| u.ends_with("/form")).await?;
 
-    let q = b.find(&By::css("#q")).await?;
+    let q = b.find(&By::labelled("Query")).await?;
     q.send_keys("first").await?;
     q.clear().await?;
     q.send_keys("second try").await?;
     assert_eq!(q.property("value").await?, "second try");
+    b.find(&By::labelled("Note")).await?.send_keys("by its label's for").await?;
     b.find(&By::button("Send")).await?.click().await?;
     b.wait_for_url("the echo page", |u| u.contains("/echo?")).await?;
-    assert_eq!(body_text(&b).await?, "q=second try");
+    assert_eq!(body_text(&b).await?, "q=second try note=by its label's for");
     Ok(())
 }
 

@@ -78,6 +78,13 @@ impl By {
         By::XPath(format!("//button[starts-with(normalize-space(), {})]", xpath_literal(prefix)))
     }
 
+    /// The input, textarea or select whose `<label>` (wrapping it, or naming it with `for`)
+    /// reads `label` at its start: fields are found as a person finds them.
+    pub fn labelled(label: &str) -> By {
+        let l = format!("label[starts-with(normalize-space(), {})]", xpath_literal(label));
+        By::XPath(format!("//*[self::input or self::textarea or self::select][@id=//{l}/@for or ancestor::{l}]"))
+    }
+
     fn locator(&self) -> Value {
         let (using, value) = match self {
             By::Css(s) => ("css selector", s),
