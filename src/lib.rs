@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 mod db;
 mod decide;
+mod dev;
 pub mod domain;
 mod duration;
 mod error;
