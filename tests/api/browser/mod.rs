@@ -4,7 +4,8 @@
 pub mod driver;
 pub mod webdriver;
 
+mod console;
 mod smoke;
 
-pub use driver::chromedriver_or_skip;
+pub use driver::{ChromeDriver, chromedriver_or_skip};
 pub use webdriver::{Browser, By, Cookie, WdError};
