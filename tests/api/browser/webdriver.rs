@@ -2,6 +2,8 @@
 //! scripts, screenshots and a bounded wait. Errors carry WebDriver's own error and message.
 
 use super::driver::Process;
+use super::element::Element;
+use super::locate::By;
 use base64::Engine;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -50,63 +52,6 @@ impl WdError {
     }
 }
 
-/// How to find an element.
-#[derive(Clone, Debug)]
-pub enum By {
-    Css(String),
-    LinkText(String),
-    XPath(String),
-}
-
-impl By {
-    pub fn css(selector: &str) -> By {
-        By::Css(selector.to_string())
-    }
-
-    /// A link whose visible text is exactly `text`.
-    pub fn link(text: &str) -> By {
-        By::LinkText(text.to_string())
-    }
-
-    /// A `<button>` whose visible text, whitespace collapsed, is exactly `text`.
-    pub fn button(text: &str) -> By {
-        By::XPath(format!("//button[normalize-space()={}]", xpath_literal(text)))
-    }
-
-    /// A `<button>` whose visible text, whitespace collapsed, starts with `prefix`.
-    pub fn button_starting(prefix: &str) -> By {
-        By::XPath(format!("//button[starts-with(normalize-space(), {})]", xpath_literal(prefix)))
-    }
-
-    /// The input, textarea or select whose `<label>` (wrapping it, or naming it with `for`)
-    /// reads `label` at its start: fields are found as a person finds them.
-    pub fn labelled(label: &str) -> By {
-        let l = format!("label[starts-with(normalize-space(), {})]", xpath_literal(label));
-        By::XPath(format!("//*[self::input or self::textarea or self::select][@id=//{l}/@for or ancestor::{l}]"))
-    }
-
-    fn locator(&self) -> Value {
-        let (using, value) = match self {
-            By::Css(s) => ("css selector", s),
-            By::LinkText(s) => ("link text", s),
-            By::XPath(s) => ("xpath", s),
-        };
-        json!({"using": using, "value": value})
-    }
-}
-
-/// `text` as an XPath 1.0 string literal (which has no escapes: quote with what it lacks).
-fn xpath_literal(text: &str) -> String {
-    if !text.contains('\'') {
-        format!("'{text}'")
-    } else if !text.contains('"') {
-        format!("\"{text}\"")
-    } else {
-        let parts: Vec<String> = text.split('\'').map(|p| format!("'{p}'")).collect();
-        format!("concat({})", parts.join(", \"'\", "))
-    }
-}
-
 /// A cookie as WebDriver describes it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -135,12 +80,6 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-/// An element found on the current page.
-pub struct Element<'b> {
-    browser: &'b Browser,
-    id: String,
-}
-
 impl Browser {
     pub(super) fn new(driver: Arc<Process>, id: String, profile: tempfile::TempDir) -> Browser {
         Browser { driver, id, _profile: profile }
@@ -156,11 +95,11 @@ impl Browser {
         unwrap_value(&format!("{method} {path}"), req.send().await?).await
     }
 
-    async fn get(&self, path: &str) -> Result<Value, WdError> {
+    pub(super) async fn get(&self, path: &str) -> Result<Value, WdError> {
         self.cmd(Method::GET, path, None).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value, WdError> {
+    pub(super) async fn post(&self, path: &str, body: Value) -> Result<Value, WdError> {
         self.cmd(Method::POST, path, Some(body)).await
     }
 
@@ -184,14 +123,14 @@ impl Browser {
     /// The first element matching `by`; WebDriver's `no such element` when there is none.
     pub async fn find(&self, by: &By) -> Result<Element<'_>, WdError> {
         let v = self.post("/element", by.locator()).await?;
-        Ok(Element { browser: self, id: element_id(&v)? })
+        Ok(Element::new(self, element_id(&v)?))
     }
 
     /// Every element matching `by` (possibly none).
     pub async fn find_all(&self, by: &By) -> Result<Vec<Element<'_>>, WdError> {
         let v = self.post("/elements", by.locator()).await?;
         let items = v.as_array().ok_or_else(|| WdError::Protocol(format!("elements: not a list: {v}")))?;
-        items.iter().map(|e| Ok(Element { browser: self, id: element_id(e)? })).collect()
+        items.iter().map(|e| Ok(Element::new(self, element_id(e)?))).collect()
     }
 
     /// Whether anything on the current page matches `by`.
@@ -309,41 +248,6 @@ fn response_complete(bytes: &[u8]) -> bool {
     bytes.len() >= end + 4 + length.unwrap_or(0)
 }
 
-impl Element<'_> {
-    fn path(&self, tail: &str) -> String {
-        format!("/element/{}{tail}", self.id)
-    }
-
-    pub async fn click(&self) -> Result<(), WdError> {
-        self.browser.post(&self.path("/click"), json!({})).await.map(drop)
-    }
-
-    /// Types `text` into the element, after what it already holds.
-    pub async fn send_keys(&self, text: &str) -> Result<(), WdError> {
-        self.browser.post(&self.path("/value"), json!({"text": text})).await.map(drop)
-    }
-
-    pub async fn clear(&self) -> Result<(), WdError> {
-        self.browser.post(&self.path("/clear"), json!({})).await.map(drop)
-    }
-
-    /// The element's rendered text.
-    pub async fn text(&self) -> Result<String, WdError> {
-        as_string("element text", self.browser.get(&self.path("/text")).await?)
-    }
-
-    /// The attribute `name`, `None` when the element has none.
-    pub async fn attribute(&self, name: &str) -> Result<Option<String>, WdError> {
-        let v = self.browser.get(&self.path(&format!("/attribute/{name}"))).await?;
-        Ok(v.as_str().map(str::to_string))
-    }
-
-    /// The DOM property `name` (e.g. `value` of an input as typed so far).
-    pub async fn property(&self, name: &str) -> Result<Value, WdError> {
-        self.browser.get(&self.path(&format!("/property/{name}"))).await
-    }
-}
-
 /// The `value` of a WebDriver answer, or its error as [`WdError::WebDriver`].
 pub(super) async fn unwrap_value(command: &str, r: reqwest::Response) -> Result<Value, WdError> {
     let status = r.status();
@@ -367,7 +271,7 @@ fn element_id(v: &Value) -> Result<String, WdError> {
     v[ELEMENT_KEY].as_str().map(str::to_string).ok_or_else(|| WdError::Protocol(format!("not an element: {v}")))
 }
 
-fn as_string(what: &str, v: Value) -> Result<String, WdError> {
+pub(super) fn as_string(what: &str, v: Value) -> Result<String, WdError> {
     v.as_str().map(str::to_string).ok_or_else(|| WdError::Protocol(format!("{what}: not a string: {v}")))
 }
 
@@ -378,11 +282,4 @@ fn a_response_is_complete_once_its_announced_body_has_arrived() {
     assert!(!response_complete(head));
     assert!(response_complete(&[&head[..], b"{\"value\":null}"].concat()));
     assert!(response_complete(b"HTTP/1.1 204 No Content\r\n\r\n"));
-}
-
-#[test]
-fn xpath_literals_quote_with_what_the_text_lacks() {
-    assert_eq!(xpath_literal("Approve"), "'Approve'");
-    assert_eq!(xpath_literal("Bob's"), "\"Bob's\"");
-    assert_eq!(xpath_literal(r#"a'b"c"#), r#"concat('a', "'", 'b"c')"#);
 }
