@@ -248,6 +248,10 @@ async fn signing_out_ends_the_session_and_the_old_cookie_is_refused_in_a_browser
     let signed_in_page = |body: &str| body.contains(">Sign out<");
     let r = app.http.get(app.url("/ui/")).header("cookie", format!("{SESSION_COOKIE}={}", old.value)).send().await;
     assert!(signed_in_page(&r.unwrap().text().await.unwrap()), "the cookie works while the session lives");
+    // A decision on a release that does not exist: a live session gets as far as looking it up.
+    let decide = "/ui/releases/00000000-0000-7000-8000-000000000000/approve";
+    let r = post_form(app, decide, &old.value, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     bob.find(&By::button("Sign out")).await?.click().await?;
     bob.wait_for("the signed-out page", async || bob.exists(&By::button("Sign in")).await).await?;
@@ -263,8 +267,9 @@ async fn signing_out_ends_the_session_and_the_old_cookie_is_refused_in_a_browser
     let r = app.http.get(app.url("/ui/")).header("cookie", format!("{SESSION_COOKIE}={}", old.value)).send().await;
     let body = r.unwrap().text().await.unwrap();
     assert!(!signed_in_page(&body) && body.contains(">Sign in<"), "{body}");
-    let r = post_form(app, "/ui/logout", &old.value, &[("csrf", &csrf)]).await;
-    assert!(!r.text().await.unwrap().contains(">Sign out<"), "a POST with it finds no session either");
+    let r = post_form(app, decide, &old.value, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "a POST with it finds no session either");
+    assert!(r.text().await.unwrap().contains("session_required"));
     assert_eq!(app.count("SELECT COUNT(*) FROM console_sessions WHERE ended_at IS NULL").await, 0);
     let signed_out = app.audit_actions("console_signed_out").await;
     assert_eq!((signed_out.len(), signed_out[0]["actor"].as_str()), (1, Some("bob")));
