@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod bodies;
 mod break_glass;
+mod browser;
 mod cli;
 mod concurrency;
 mod connections;
