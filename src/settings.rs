@@ -3,10 +3,12 @@
 //! key is documented in `config/production.example.toml`.
 
 mod cloud;
+mod console;
 mod load;
 mod mde;
 
 pub use cloud::{CloudEndpoints, CloudPreset};
+pub use console::{ConsoleSettings, OidcSettings};
 pub use load::{EMBEDDED_DEFAULT, SettingsError, WELL_KNOWN_DEV_SECRET, load, load_from_str};
 pub use mde::{AssertionAlg, MdeEndpoints, MdeSettings};
 // Settings are where durations are written (`settings::HumanDuration` in the CLI).
@@ -32,6 +34,11 @@ pub struct Settings {
     pub policy: crate::rules::PolicyDocument,
     #[serde(default)]
     pub mde: MdeSettings,
+    /// Sign-in for people (console and terminal client); unset: API tokens only.
+    #[serde(default)]
+    pub oidc: Option<OidcSettings>,
+    #[serde(default)]
+    pub console: ConsoleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -41,6 +41,9 @@ pub struct Verifier {
     principal_claim: String,
     roles_claim: String,
     upn_claims: [String; 2],
+    /// `exp` and `nbf` are checked against this clock, the one every other time in dualkey
+    /// comes from (tests move it; jsonwebtoken would read the system time).
+    clock: SharedClock,
 }
 
 impl Verifier {
@@ -56,7 +59,7 @@ impl Verifier {
                 .transpose()?,
             jwks: settings.jwks_url.as_ref().map(|url| {
                 let (min_refresh, max_age) = (settings.jwks_min_refresh.get(), settings.jwks_max_age.get());
-                JwksCache::new(http, url.clone(), min_refresh, max_age, clock)
+                JwksCache::new(http, url.clone(), min_refresh, max_age, clock.clone())
             }),
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
@@ -64,14 +67,16 @@ impl Verifier {
             principal_claim: settings.principal_claim.clone(),
             roles_claim: settings.roles_claim.clone(),
             upn_claims: [settings.isolator_claim.clone(), "preferred_username".into()],
+            clock,
         })
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
         v.leeway = self.leeway_secs;
-        v.validate_exp = true;
-        v.validate_nbf = true;
+        // Times are checked by `check_times`, on dualkey's clock.
+        v.validate_exp = false;
+        v.validate_nbf = false;
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[&self.audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
@@ -99,6 +104,7 @@ impl Verifier {
         };
         let data = decode::<Value>(token, &key, &self.validation(header.alg))
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        check_times(&data.claims, self.clock.now().unix_ms() / 1000, self.leeway_secs)?;
         self.principal(&data.claims)
     }
 
@@ -120,6 +126,23 @@ impl Verifier {
             .map(|(claim, v)| identity(claim, v))
             .transpose()?;
         Ok(Principal::new(id, roles, upn))
+    }
+}
+
+/// `exp` (required) and `nbf` (when present) against `now` (Unix seconds), with `leeway`.
+pub(crate) fn check_times(claims: &Value, now: i64, leeway: u64) -> Result<(), AuthError> {
+    let leeway = i64::try_from(leeway).unwrap_or(i64::MAX);
+    let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| AuthError::Invalid("no numeric exp".into()))?;
+    if now > exp.saturating_add(leeway) {
+        return Err(AuthError::Invalid("token expired".into()));
+    }
+    match claims.get("nbf") {
+        None => Ok(()),
+        Some(nbf) => match nbf.as_i64() {
+            Some(nbf) if now.saturating_add(leeway) >= nbf => Ok(()),
+            Some(_) => Err(AuthError::Invalid("token not yet valid (nbf)".into())),
+            None => Err(AuthError::Invalid("nbf is not a number".into())),
+        },
     }
 }
 

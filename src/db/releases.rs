@@ -161,6 +161,9 @@ pub(crate) struct ListFilter {
     pub machine_id: Option<MachineId>,
     pub requested_by: Option<String>,
     pub before_seq: Option<i64>,
+    /// Only releases a person could still decide: pending ones, and break-glass ones not yet
+    /// ratified (nor re-isolated).
+    pub awaiting_decision: bool,
     pub limit: i64,
 }
 
@@ -172,6 +175,8 @@ pub(crate) async fn list(conn: &mut SqliteConnection, f: &ListFilter) -> Result<
            AND (?2 IS NULL OR machine_id = ?2)
            AND (?3 IS NULL OR requested_by = ?3)
            AND (?4 IS NULL OR seq < ?4)
+           AND (?6 = 0 OR status = 'pending'
+                OR (break_glass = 1 AND ratified_at IS NULL AND reisolation_action_id IS NULL))
          ORDER BY seq DESC
          LIMIT ?5",
         ReleaseRow::COLUMNS,
@@ -183,6 +188,7 @@ pub(crate) async fn list(conn: &mut SqliteConnection, f: &ListFilter) -> Result<
         .bind(f.requested_by.clone())
         .bind(f.before_seq)
         .bind(f.limit)
+        .bind(f.awaiting_decision)
         .fetch_all(&mut *conn)
         .await?;
     let mut by_release = approvals::of_page(conn, rows.iter().map(|r| r.id.as_str())).await?;

@@ -2,6 +2,7 @@
 //! the answer; they hold no SQL.
 
 mod audit;
+mod client_config;
 mod extract;
 mod health;
 mod json_errors;
@@ -22,6 +23,7 @@ pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(client_config::router())
         .nest("/api/v1/releases", releases::router())
         .nest("/api/v1/audit", audit::router())
         .fallback(|| async {

@@ -68,6 +68,12 @@ struct ListQuery {
     status: Option<String>,
     machine_id: Option<String>,
     requested_by: Option<String>,
+    /// Only releases the caller may decide now.
+    #[serde(default)]
+    waiting_for_me: bool,
+    /// Only releases the caller asked for.
+    #[serde(default)]
+    mine: bool,
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -94,19 +100,42 @@ async fn list(
                 .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor must be a value from next_cursor"))
         })
         .transpose()?;
+    if q.waiting_for_me {
+        if q.status.is_some() || q.machine_id.is_some() || q.requested_by.is_some() || q.mine {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "waiting_for_me combines only with limit and cursor",
+            ));
+        }
+        let mut rows = service::waiting_for(&state, &principal, before_seq, limit + 1).await?;
+        return Ok(page(&state, &mut rows, limit));
+    }
     let bad_query = |e: crate::domain::ParseError| ApiError::bad_request(e.code, e.message);
+    let requested_by = match (q.mine, q.requested_by) {
+        (true, Some(by)) if by != principal.id => {
+            return Err(ApiError::bad_request("invalid_query", "mine=true and another requested_by contradict"));
+        }
+        (true, _) => Some(principal.id.clone()),
+        (false, by) => by,
+    };
     let filter = ListFilter {
         status: q.status.as_deref().map(ReleaseStatus::parse).transpose().map_err(bad_query)?,
         machine_id: q.machine_id.as_deref().map(MachineId::parse).transpose().map_err(bad_query)?,
-        requested_by: q.requested_by,
+        requested_by,
         before_seq,
+        awaiting_decision: false,
         // One extra row tells whether another page exists.
         limit: limit + 1,
     };
     let mut rows = service::list(&state, &principal, filter).await?;
-    let more = split_page(&mut rows, limit);
+    Ok(page(&state, &mut rows, limit))
+}
+
+/// `rows` fetched with one extra: the page and its cursor.
+fn page(state: &AppState, rows: &mut Vec<(i64, Release)>, limit: i64) -> Json<Page> {
+    let more = split_page(rows, limit);
     let next_cursor = if more { rows.last().map(|(seq, _)| seq.to_string()) } else { None };
-    Ok(Json(Page { items: rows.into_iter().map(|(_, r)| view(&state, r).0).collect(), next_cursor }))
+    Json(Page { items: rows.drain(..).map(|(_, r)| view(state, r).0).collect(), next_cursor })
 }
 
 async fn show(

@@ -271,6 +271,10 @@ fn validate(s: &Settings) -> Result<(), SettingsError> {
     // The whole policy must validate now, so a bad one never half-loads.
     p.validate(&s.auth.approver_role).map_err(|e| SettingsError::Policy(e.to_string()))?;
 
+    if let Some(o) = &s.oidc {
+        o.validate()?;
+    }
+    s.console.validate()?;
     s.mde.validate()
 }
 

@@ -18,6 +18,7 @@ mod invisible_text;
 mod isolation;
 mod log_injection;
 mod policy;
+mod reading;
 mod recheck;
 mod releases;
 mod storage;
