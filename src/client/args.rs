@@ -62,7 +62,7 @@ pub enum ReleasesCommand {
         #[arg(long, value_name = "S")]
         status: Option<String>,
         /// Only pending releases you may approve (or ratify) now.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["status", "mine"])]
         waiting_for_me: bool,
         /// Only releases you requested.
         #[arg(long)]

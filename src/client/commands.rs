@@ -69,9 +69,14 @@ async fn login(ctx: &Context, conn: &Connection) -> Result<(), ClientError> {
     let store = ctx.store()?;
     let http = oidc::http_client()?;
     let config = oidc::client_config(&http, &server).await?;
+    let api_scope = config.api_scope.as_deref().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        ClientError::other(format!(
+            "{server} has no oidc.api_scope, so the terminal client cannot ask for a token it accepts; ask its operator to set it"
+        ))
+    })?;
     let provider = oidc::discover(&http, &config.issuer).await?;
     // Entra issues a refresh token only when offline_access is asked for.
-    let scope = format!("{} offline_access", config.api_scope);
+    let scope = format!("{api_scope} offline_access");
     let mut stderr = std::io::stderr();
     let tokens = device::sign_in(&http, &ctx.clock, &provider, &config.cli_client_id, &scope, &mut stderr).await?;
     let login =

@@ -14,9 +14,10 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const FILE_NAME: &str = "credentials.json";
+const LOCK_NAME: &str = ".credentials.lock";
 
 /// Every stored sign-in, by server URL.
 #[derive(Serialize, Deserialize, Default, Debug)]
@@ -154,37 +155,69 @@ impl Store {
         })
     }
 
-    /// Reads the file, lets `change` edit it, and writes it back: read just before writing, so
-    /// another server's sign-in saved meanwhile is kept.
+    /// Reads the file, lets `change` edit it, and writes it back, holding the lock throughout
+    /// so that another dualkey command's change made meanwhile is not lost.
     pub(crate) fn update<T>(&self, change: impl FnOnce(&mut Credentials) -> T) -> Result<T, ClientError> {
-        let mut creds = self.load()?;
+        let locked = self.lock()?;
+        let mut creds = locked.load()?;
         let out = change(&mut creds);
-        self.save(&creds)?;
+        locked.save(&creds)?;
         Ok(out)
     }
 
-    /// Replaces the file with `creds`: a new 0600 file in the same directory, renamed over it.
-    fn save(&self, creds: &Credentials) -> Result<(), ClientError> {
-        let fail = |what: &str, path: &Path, e: std::io::Error| {
-            ClientError::other(format!("cannot {what} {}: {e}", path.display()))
-        };
+    /// Takes the store's lock (an exclusive lock on `.credentials.lock` beside the file), for a
+    /// change that spans more than a read and a write, such as a refresh: refresh tokens are
+    /// single use, so two commands must never spend the same one.
+    pub(crate) fn lock(&self) -> Result<Locked<'_>, ClientError> {
+        self.make_dir()?;
+        let path = self.dir.join(LOCK_NAME);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|e| ClientError::other(format!("cannot lock {}: {e}", path.display())))?;
+        Ok(Locked { store: self, _file: file })
+    }
+
+    fn make_dir(&self) -> Result<(), ClientError> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)
-            .map_err(|e| fail("create", &self.dir, e))?;
+            .map_err(|e| ClientError::other(format!("cannot create {}: {e}", self.dir.display())))
+    }
+}
+
+/// The store while this command holds its lock; dropping it lets the next command in.
+pub(crate) struct Locked<'a> {
+    store: &'a Store,
+    _file: std::fs::File,
+}
+
+impl Locked<'_> {
+    /// Every stored sign-in, as of now.
+    pub(crate) fn load(&self) -> Result<Credentials, ClientError> {
+        self.store.load()
+    }
+
+    /// Replaces the file with `creds`: a new 0600 file in the same directory, renamed over it.
+    pub(crate) fn save(&self, creds: &Credentials) -> Result<(), ClientError> {
+        let path = self.store.path();
         let json = serde_json::to_vec_pretty(creds).map_err(|e| ClientError::other(e.to_string()))?;
-        let tmp = self.dir.join(format!(".{FILE_NAME}.{:016x}.tmp", rand::random::<u64>()));
+        let tmp = self.store.dir.join(format!(".{FILE_NAME}.{:016x}.tmp", rand::random::<u64>()));
         let written = (|| {
             let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
             file.write_all(&json)?;
             file.write_all(b"\n")?;
             file.sync_all()?;
-            std::fs::rename(&tmp, self.path())
+            std::fs::rename(&tmp, &path)
         })();
         written.map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            fail("write", &self.path(), e)
+            ClientError::other(format!("cannot write {}: {e}", path.display()))
         })
     }
 }
@@ -193,6 +226,7 @@ impl Store {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     fn login(token: &str, at_ms: i64) -> Login {
         Login {
@@ -223,8 +257,10 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(store.path()).unwrap()).unwrap();
         assert_eq!(json["https://a.example"]["refresh_token"], "refresh-tok-a");
         assert_eq!(json["https://a.example"]["expires_at"], "2023-11-14T23:13:20.000Z");
-        let names: Vec<_> = std::fs::read_dir(&store.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, ["credentials.json"], "no temporary file is left behind");
+        let mut names: Vec<_> = std::fs::read_dir(&store.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, [".credentials.lock", "credentials.json"], "no temporary file is left behind");
+        assert_eq!(mode(&store.dir.join(".credentials.lock")), 0o600);
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:dev
 pub(crate) struct ClientConfig {
     pub issuer: String,
     pub cli_client_id: String,
-    pub api_scope: String,
+    /// `null` when the server's `[oidc]` names none: then no token it would accept can be asked for.
+    pub api_scope: Option<String>,
 }
 
 /// The parts of the OpenID provider metadata the client uses.

@@ -140,11 +140,28 @@ impl<'a> Session<'a> {
     }
 
     /// Renews the stored sign-in with its refresh token and saves the new tokens (the provider
-    /// may have rotated the refresh token: the old one no longer works).
+    /// may have rotated the refresh token: the old one no longer works). Under the store's lock:
+    /// a sign-in another command renewed meanwhile is taken as it is, not renewed again with a
+    /// refresh token that is already spent.
     async fn renew(&mut self) -> Result<(), ClientError> {
         let (Bearer::Stored { login, .. }, Some(store)) = (&self.bearer, self.store) else { return Ok(()) };
-        let fresh = refresh(&self.http, login, self.clock.now()).await?;
-        store.update(|c| c.insert(&self.server, fresh.clone()))?;
+        let locked = store.lock()?;
+        let mut creds = locked.load()?;
+        let now = self.clock.now();
+        let fresh = match creds.get(&self.server) {
+            None => return Err(ClientError::other(format!("signed out of {} meanwhile", self.server))),
+            Some(current)
+                if current.access_token != login.access_token && current.expires_at > now.plus(EXPIRY_MARGIN) =>
+            {
+                current.clone()
+            }
+            Some(current) => {
+                let fresh = refresh(&self.http, current, now).await?;
+                creds.insert(&self.server, fresh.clone());
+                locked.save(&creds)?;
+                fresh
+            }
+        };
         self.bearer = Bearer::Stored { login: fresh, refreshed: true };
         Ok(())
     }
