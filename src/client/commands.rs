@@ -67,6 +67,8 @@ pub(super) async fn run(command: ClientCommand) -> Result<(), ClientError> {
 async fn login(ctx: &Context, conn: &Connection) -> Result<(), ClientError> {
     let server = ctx.server(conn)?;
     let store = ctx.store()?;
+    // A credentials file that cannot be read would only fail after the person has signed in.
+    store.load()?;
     let http = oidc::http_client()?;
     let config = oidc::client_config(&http, &server).await?;
     let api_scope = config.api_scope.as_deref().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
