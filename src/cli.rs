@@ -2,13 +2,11 @@
 //! `login`, `whoami`, `releases ...` (in [`crate::client`]).
 
 use crate::clock::{Clock, SystemClock};
-use crate::mde::MdeCredential;
-use crate::mde::simulator::{Simulator, SimulatorConfig, SimulatorHandle};
+use crate::mde::simulator::SimulatorConfig;
 use crate::settings::{self, Settings};
 use crate::startup::{Application, shutdown_signal};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -186,44 +184,16 @@ async fn serve(mut settings: Settings, config: Option<PathBuf>, dev: bool) -> an
         tracing::warn!("auth.hs256_secret is the public development secret; anyone can mint tokens. Set your own.");
     }
     // The simulator lives as long as the daemon: dropping the handle stops it.
-    let simulator = if dev { Some(start_dev_simulator(&mut settings).await?) } else { None };
+    let simulator = if dev { Some(crate::dev::start(&mut settings).await?) } else { None };
     let app = Application::build(settings, Arc::new(SystemClock)).await?.reload_policy_on_sighup(config);
     if let Some(sim) = &simulator {
-        print_dev_banner(&app, sim)?;
+        crate::dev::print_banner(&app, sim)?;
     }
     app.run_until_stopped(shutdown_signal()).await?;
     if let Some(sim) = simulator {
         sim.shutdown().await;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Starts the MDE simulator on a free loopback port and points `[mde]` at it: the one thing
-/// `--dev` must change for releases to go end to end on a laptop.
-async fn start_dev_simulator(settings: &mut Settings) -> anyhow::Result<SimulatorHandle> {
-    let config = SimulatorConfig {
-        pending_for: std::time::Duration::from_secs(2),
-        in_progress_for: std::time::Duration::from_secs(3),
-        ..SimulatorConfig::default()
-    };
-    let sim = Simulator::start(config).await.context("starting the MDE simulator")?;
-    let client = sim.client_config().context("the simulator has no client secret")?;
-    let m = &mut settings.mde;
-    m.cloud = None;
-    m.tenant_id = None;
-    m.api_base = Some(client.api_base);
-    m.token_url = Some(client.token_url);
-    m.scope = Some(client.scope);
-    m.client_id = Some(client.client_id);
-    m.client_secret = match client.credential {
-        MdeCredential::ClientSecret(s) => Some(s),
-        MdeCredential::Certificate { .. } => None,
-    };
-    (m.client_secret_file, m.certificate, m.certificate_file, m.private_key, m.private_key_file) =
-        (None, None, None, None, None);
-    m.worker_enabled = true;
-    m.poll_interval = "1s".parse().map_err(anyhow::Error::msg)?;
-    Ok(sim)
 }
 
 async fn run_simulator(bind: &str) -> anyhow::Result<ExitCode> {
@@ -243,31 +213,12 @@ async fn run_simulator(bind: &str) -> anyhow::Result<ExitCode> {
     for m in &config.machines {
         println!("  {}  {}", m.id, m.computer_dns_name);
     }
+    let idp = &config.idp;
+    println!("Development identity provider (OpenID Connect; not for production):");
+    println!("  issuer:    {}", config.idp_issuer(&base));
+    println!("  client id: {}", idp.client_id);
+    println!("  API scope: {} (audience {})", idp.api_scope, idp.api_audience);
+    println!("  users:     {}", idp.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", "));
     crate::mde::simulator::run(config, listener).await.context("serving the simulator")?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_dev_banner(app: &Application, sim: &SimulatorHandle) -> anyhow::Result<()> {
-    let s = &app.state().settings;
-    let a = &s.auth;
-    let ttl = std::time::Duration::from_secs(12 * 3600);
-    let now = SystemClock.now().to_datetime();
-    let mint = |sub: &str, role: &str| crate::auth::mint_hs256(a, sub, &[role.to_string()], ttl, now);
-    let (requester, approver, auditor) =
-        (mint("alice", &a.requester_role)?, mint("bob", &a.approver_role)?, mint("audrey", &a.auditor_role)?);
-    let machines: String =
-        sim.config().machines.iter().map(|m| format!("    {}  {}\n", m.id, m.computer_dns_name)).collect();
-    let line = "=".repeat(78);
-    // One locked write; a closed stdout (the reader went away) must not take the daemon down.
-    let _ = writeln!(
-        std::io::stdout().lock(),
-        "{line}\n  DEVELOPMENT SETUP -- NOT FOR PRODUCTION\n  dualkey is running with --dev: the tokens below are valid for 12 hours and\n  anyone holding them can request, approve and read releases.\n{line}\n\n  API:       http://{addr}/api/v1\n  Database:  {db}\n  MDE:       simulator at {mde} (no real tenant is touched)\n\n  Isolated machines in the simulator:\n{machines}\n  Requester (alice, {rr}):\n    export REQUESTER_TOKEN={requester}\n\n  Approver (bob, {ar}):\n    export APPROVER_TOKEN={approver}\n\n  Auditor (audrey, {au}):\n    export AUDITOR_TOKEN={auditor}\n\n{line}",
-        addr = app.local_addr(),
-        db = s.database.url,
-        mde = sim.base_url(),
-        rr = a.requester_role,
-        ar = a.approver_role,
-        au = a.auditor_role,
-    );
-    Ok(())
 }

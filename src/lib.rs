@@ -15,6 +15,7 @@ pub mod client;
 pub mod clock;
 mod db;
 mod decide;
+mod dev;
 pub mod domain;
 mod duration;
 mod error;

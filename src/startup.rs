@@ -51,6 +51,15 @@ impl Application {
         };
         let policy = settings.policy.validate(&settings.auth.approver_role).context("validating [policy]")?;
         let settings_worker_enabled = settings.mde.worker_enabled;
+        let oidc = match &settings.oidc {
+            Some(o) => {
+                let redirect_uri = format!("{}/ui/callback", settings.console.base_url(&addr.to_string()));
+                let rp = crate::auth::oidc::Oidc::new(o, &settings.auth, redirect_uri, clock.clone())
+                    .context("preparing console sign-in ([oidc])")?;
+                Some(Arc::new(rp))
+            }
+            None => None,
+        };
         let state = AppState {
             policy_cell: Arc::new(std::sync::RwLock::new(Arc::new(policy))),
             mde,
@@ -61,6 +70,8 @@ impl Application {
             approved: Arc::new(Notify::new()),
             refusal_log: Arc::new(crate::logsafe::LogLimiter::for_refusals()),
             worker: WorkerSwitch::new(if settings_worker_enabled { WorkerRun::Stopped } else { WorkerRun::Off }),
+            oidc,
+            local_addr: addr,
         };
         crate::service::policy::record_policy(&state).await.context("recording the policy in the audit chain")?;
         let mut app = Self { listener, addr, state, worker: None, reload_from: None };

@@ -27,6 +27,10 @@ pub struct AppState {
     pub refusal_log: Arc<crate::logsafe::LogLimiter>,
     /// Whether this process's release worker runs (set by `startup`, read by `/readyz`).
     pub worker: WorkerSwitch,
+    /// The console's OpenID Connect relying party, when `[oidc]` is configured.
+    pub(crate) oidc: Option<Arc<crate::auth::oidc::Oidc>>,
+    /// The address the daemon listens on (the console's origin unless `console.public_url`).
+    pub local_addr: std::net::SocketAddr,
 }
 
 /// Whether the release worker of this process runs.

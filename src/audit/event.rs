@@ -1,5 +1,6 @@
 //! Typed audit events. The variant name is the entry's `action`; its fields are `details`.
 
+use crate::auth::SignIn;
 use crate::clock::Timestamp;
 use crate::decide::RefusalReason;
 use serde::Serialize;
@@ -18,6 +19,9 @@ pub enum AuditEvent {
         rule: String,
         policy_hash: String,
         isolated_by: Option<String>,
+        /// The console sign-in it was made in; absent for API tokens.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        console: Option<SignIn>,
     },
     /// A request refused by policy (a deny rule, a velocity guard); nothing was stored.
     RequestRefused {
@@ -30,6 +34,8 @@ pub enum AuditEvent {
         roles: Vec<String>,
         slots_filled: u32,
         approvals_required: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        console: Option<SignIn>,
     },
     ReleaseApproved {
         approvers: Vec<String>,
@@ -41,6 +47,8 @@ pub enum AuditEvent {
     },
     ReleaseRejected {
         comment: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        console: Option<SignIn>,
     },
     RejectionRefused {
         reason: RefusalReason,
@@ -118,6 +126,8 @@ pub enum AuditEvent {
     /// A distinct approver ratified a break-glass release in time.
     BreakGlassRatified {
         ratified_by: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        console: Option<SignIn>,
     },
     /// Ratification did not come in time: dualkey isolated the device again.
     BreakGlassReisolated {
@@ -152,6 +162,15 @@ pub enum AuditEvent {
         policy_hash: String,
         approvals_required: u32,
         expires_at: Timestamp,
+    },
+    /// A person signed in to the console.
+    ConsoleSignedIn {
+        #[serde(flatten)]
+        sign_in: SignIn,
+    },
+    /// A console session ended by signing out.
+    ConsoleSignedOut {
+        signed_in_at: Timestamp,
     },
     /// The release ended without releasing the device.
     ReleaseFailed {

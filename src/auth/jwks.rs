@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub(super) struct JwksCache {
+pub(crate) struct JwksCache {
     inner: Arc<Inner>,
 }
 
@@ -87,7 +87,7 @@ impl State {
 impl JwksCache {
     /// `http` must carry the fetch timeout; `clock` measures the key set's age and the pause
     /// after a failed fetch.
-    pub(super) fn new(
+    pub(crate) fn new(
         http: reqwest::Client,
         url: String,
         min_refresh: Duration,
@@ -107,7 +107,7 @@ impl JwksCache {
     }
 
     /// The RSA key with this `kid`.
-    pub(super) async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
+    pub(crate) async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
         let mut done = {
             let mut state = self.inner.lock();
             let now = self.inner.clock.monotonic();

@@ -3,15 +3,16 @@
 
 mod jwks;
 mod mint;
+pub(crate) mod oidc;
 mod principal;
 
+pub(crate) use jwks::JwksCache;
 pub(crate) use mint::mint_hs256;
-pub(crate) use principal::Principal;
+pub(crate) use principal::{Principal, SignIn};
 
 use crate::clock::SharedClock;
 use crate::settings::AuthSettings;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
-use jwks::JwksCache;
 use serde_json::Value;
 
 /// Why a bearer token was not accepted.
@@ -108,7 +109,9 @@ impl Verifier {
         self.principal(&data.claims)
     }
 
-    fn principal(&self, claims: &Value) -> Result<Principal, AuthError> {
+    /// The caller named by verified `claims` (an access token's, or a console ID token's: one
+    /// person is one principal in the API, the console and the terminal client).
+    pub(crate) fn principal(&self, claims: &Value) -> Result<Principal, AuthError> {
         let id = claims
             .get(&self.principal_claim)
             .and_then(Value::as_str)

@@ -60,6 +60,7 @@ pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod fenced;
 pub(crate) mod releases;
+pub(crate) mod sessions;
 pub(crate) mod storage;
 pub(crate) mod transition;
 pub(crate) mod velocity;

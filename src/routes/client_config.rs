@@ -22,7 +22,10 @@ struct ClientConfig {
 
 async fn client_config(State(state): State<AppState>) -> Result<Json<ClientConfig>, ApiError> {
     let oidc = state.settings.oidc.as_ref().ok_or_else(|| {
-        ApiError::not_found("oidc_not_configured", "this dualkey server has no [oidc] section, so nobody signs in to it")
+        ApiError::not_found(
+            "oidc_not_configured",
+            "this dualkey server has no [oidc] section, so nobody signs in to it",
+        )
     })?;
     Ok(Json(ClientConfig {
         issuer: oidc.issuer.clone(),

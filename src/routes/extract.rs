@@ -194,12 +194,17 @@ impl FromRequestParts<AppState> for Principal {
 /// Logs a refused token within the budget for lines anyone can cause without a token. The
 /// reason may quote the token (its `kid`, a claim), so it is escaped and cut.
 fn log_refusal(state: &AppState, e: &AuthError) {
+    log_refusal_reason(state, &format!("token refused: {e}"));
+}
+
+/// Logs `reason` (escaped and cut) within the budget for refusals anyone can cause: refused
+/// tokens, refused console sign-ins.
+pub(crate) fn log_refusal_reason(state: &AppState, reason: &str) {
     let now = state.clock.now();
     if let Admit::Log { suppressed } = state.refusal_log.admit(now) {
         if suppressed > 0 {
-            tracing::warn!(suppressed, "token refusals not logged (over the log budget for refusals)");
+            tracing::warn!(suppressed, "refusals not logged (over the log budget for refusals)");
         }
-        let reason = e.to_string();
-        tracing::warn!(reason = %untrusted(&reason).max_chars(MAX_MESSAGE_CHARS), "token refused");
+        tracing::warn!(reason = %untrusted(reason).max_chars(MAX_MESSAGE_CHARS), "refused");
     }
 }

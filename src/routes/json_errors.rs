@@ -19,7 +19,8 @@ pub(super) async fn json_errors(response: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"));
+    // The console's own HTML pages (its error pages included) are for people, not rewritten.
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

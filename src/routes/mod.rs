@@ -3,6 +3,7 @@
 
 mod audit;
 mod client_config;
+mod console;
 mod extract;
 mod health;
 mod json_errors;
@@ -24,6 +25,7 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(client_config::router())
+        .merge(console::router())
         .nest("/api/v1/releases", releases::router())
         .nest("/api/v1/audit", audit::router())
         .fallback(|| async {
@@ -38,6 +40,7 @@ pub(crate) fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(json_errors::json_errors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), console::security_headers))
         // Method and path only: never headers (so never a bearer token), and the path escaped
         // and cut, as it is the client's text.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {

@@ -51,15 +51,26 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     // One policy snapshot checks the comment and decides the request.
     let policy = state.policy();
-    let req = NewRequest {
-        machine_id: MachineId::parse(&body.machine_id)?,
-        comment: Comment::parse(&body.comment, policy.min_comment_len() as usize)?,
-        ticket: body.ticket.as_deref().map(Ticket::parse).transpose()?,
-        break_glass: body.break_glass,
-    };
+    let req = new_request(&policy, &body.machine_id, &body.comment, body.ticket.as_deref(), body.break_glass)?;
     let release = request(&state, &policy, &principal, req).await?;
     let location = format!("/api/v1/releases/{}", release.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], view(&state, release)))
+}
+
+/// A request's fields as the wire gives them, parsed under `policy` (422 naming what is wrong).
+pub(super) fn new_request(
+    policy: &crate::rules::Policy,
+    machine_id: &str,
+    comment: &str,
+    ticket: Option<&str>,
+    break_glass: bool,
+) -> Result<NewRequest, ApiError> {
+    Ok(NewRequest {
+        machine_id: MachineId::parse(machine_id)?,
+        comment: Comment::parse(comment, policy.min_comment_len() as usize)?,
+        ticket: ticket.map(Ticket::parse).transpose()?,
+        break_glass,
+    })
 }
 
 #[derive(Deserialize)]
@@ -102,10 +113,7 @@ async fn list(
         .transpose()?;
     if q.waiting_for_me {
         if q.status.is_some() || q.machine_id.is_some() || q.requested_by.is_some() || q.mine {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "waiting_for_me combines only with limit and cursor",
-            ));
+            return Err(ApiError::bad_request("invalid_query", "waiting_for_me combines only with limit and cursor"));
         }
         let mut rows = service::waiting_for(&state, &principal, before_seq, limit + 1).await?;
         return Ok(page(&state, &mut rows, limit));

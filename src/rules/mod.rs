@@ -95,6 +95,16 @@ impl Policy {
         &self.default_rule
     }
     /// `None` when break-glass is disabled.
+    /// Every role a slot of some rule (the default rule included) asks for: the people who may
+    /// approve something under this policy.
+    pub fn slot_roles(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .map(|r| &r.applied)
+            .chain([self.default_rule()])
+            .flat_map(|a| a.slots.iter().map(|s| s.role.as_str()))
+    }
+
     pub fn break_glass(&self) -> Option<&BreakGlass> {
         self.break_glass.as_ref()
     }

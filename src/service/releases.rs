@@ -101,7 +101,10 @@ fn not_a_reader(state: &AppState) -> ApiError {
     let a = &state.settings.auth;
     ApiError::forbidden(
         "missing_role",
-        format!("reading releases needs one of `{}`, `{}`, `{}`", a.requester_role, a.approver_role, a.auditor_role),
+        format!(
+            "reading releases needs one of `{}`, `{}`, `{}` or a role the policy's approval slots ask for",
+            a.requester_role, a.approver_role, a.auditor_role
+        ),
     )
 }
 
@@ -178,6 +181,7 @@ pub(crate) async fn approve(
         roles,
         slots_filled: effect.filled,
         approvals_required: r.approvals_required,
+        console: p.sign_in.clone(),
     };
     record(&mut tx, now, p, id, &r.machine_id, &event).await?;
     if effect.reaches_quorum {
@@ -213,7 +217,15 @@ async fn ratify(
     if !db::releases::ratify(&mut tx, r.id, &p.id, now).await? {
         return Err(ApiError::conflict("already_ratified", "this break-glass release was already ratified"));
     }
-    record(&mut tx, now, p, r.id, &r.machine_id, &AuditEvent::BreakGlassRatified { ratified_by: p.id.clone() }).await?;
+    record(
+        &mut tx,
+        now,
+        p,
+        r.id,
+        &r.machine_id,
+        &AuditEvent::BreakGlassRatified { ratified_by: p.id.clone(), console: p.sign_in.clone() },
+    )
+    .await?;
     let release = load(&mut tx, r.id).await?;
     tx.commit().await?;
     tracing::info!(release_id = %r.id, "break-glass release ratified");
@@ -234,7 +246,7 @@ pub(crate) async fn reject(
     if let Err(reason) = decide::rejection(&r, caller(p), &state.settings.auth.approver_role, now) {
         return Err(refuse(state, tx, p, &r, Decision::Reject, reason).await);
     }
-    let event = AuditEvent::ReleaseRejected { comment: comment.as_str().to_string() };
+    let event = AuditEvent::ReleaseRejected { comment: comment.as_str().to_string(), console: p.sign_in.clone() };
     decide_final(tx, p, &r, Change::Reject { by: &p.id, comment: comment.as_str() }, event, now).await
 }
 
@@ -267,10 +279,12 @@ async fn decide_final(
     Ok(release)
 }
 
-/// Whether `p` holds a role that reads every release.
+/// Whether `p` holds a role that reads every release: requester, approver, auditor, or a role
+/// a slot of the policy in force asks for (a Tier0 owner reads what they may approve).
 fn is_reader(state: &AppState, p: &Principal) -> bool {
     let a = &state.settings.auth;
     [&a.requester_role, &a.approver_role, &a.auditor_role].iter().any(|r| p.has_role(r))
+        || state.policy().slot_roles().any(|r| p.has_role(r))
 }
 
 /// One release; a pending one past its expiry is marked expired first. Readers see every

@@ -147,6 +147,7 @@ pub(crate) async fn request(
         rule: decided_under.rule.name.clone(),
         policy_hash: decided_under.hash.clone(),
         isolated_by: decided_under.isolated_by.clone(),
+        console: p.sign_in.clone(),
     };
     match transition::create(&mut tx, &new, Actor::Principal(&p.id), &event).await {
         Ok(_) => {}

@@ -87,7 +87,8 @@ impl OidcSettings {
         if self.timeout.get().is_zero() {
             return Err(invalid("oidc.timeout", "must be greater than zero"));
         }
-        self.client_secret().map(|_| ())
+        // The secret file is read when the daemon starts (`client_secret`), like `[mde]`'s.
+        Ok(())
     }
 }
 
@@ -130,7 +131,7 @@ impl ConsoleSettings {
         if let Some(url) = &self.public_url {
             super::load::check_url("console.public_url", url)?;
             let parsed = reqwest::Url::parse(url).map_err(|e| invalid("console.public_url", e.to_string()))?;
-            if parsed.path().trim_end_matches('/') != "" || parsed.query().is_some() {
+            if !parsed.path().trim_end_matches('/').is_empty() || parsed.query().is_some() {
                 return Err(invalid("console.public_url", "give the origin only, like https://dualkey.example.com"));
             }
         }
@@ -176,8 +177,8 @@ mod tests {
 
     #[test]
     fn an_oidc_section_gets_default_scopes_and_the_cli_shares_the_client_id() {
-        let s = with(&[("DUALKEY_OIDC__ISSUER", "https://idp.example/v2.0"), ("DUALKEY_OIDC__CLIENT_ID", "app")])
-            .unwrap();
+        let s =
+            with(&[("DUALKEY_OIDC__ISSUER", "https://idp.example/v2.0"), ("DUALKEY_OIDC__CLIENT_ID", "app")]).unwrap();
         let o = s.oidc.unwrap();
         assert_eq!(o.scopes, ["openid", "profile", "email"]);
         assert_eq!(o.cli_client_id(), "app");
@@ -196,7 +197,7 @@ mod tests {
         for (extra, key) in [
             (("DUALKEY_OIDC__ISSUER", "not a url"), "oidc.issuer"),
             (("DUALKEY_OIDC__CLIENT_ID", " "), "oidc.client_id"),
-            (("DUALKEY_OIDC__CLIENT_SECRET_FILE", "/nonexistent/secret"), "oidc.client_secret_file"),
+            (("DUALKEY_OIDC__SCOPES", "profile email"), "oidc.scopes"),
             (("DUALKEY_CONSOLE__PUBLIC_URL", "https://dualkey.example/ui"), "console.public_url"),
             (("DUALKEY_CONSOLE__SESSION_IDLE", "9h"), "console.session_idle"),
             (("DUALKEY_CONSOLE__REAUTH_FOR_DECISION", "0s"), "console.reauth_for_decision"),

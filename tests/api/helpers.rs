@@ -34,6 +34,9 @@ pub struct TestApp {
     /// The clock of the daemon and of its simulator: advancing it moves both.
     pub clock: ManualClock,
     pub secret: String,
+    /// `iss` and `aud` the daemon's `[auth]` requires (the test values unless a tweak changed them).
+    pub issuer: String,
+    pub audience: String,
     pub config_path: PathBuf,
     /// The MDE simulator this daemon's `[mde]` points at.
     pub sim: Arc<dualkey::mde::simulator::SimulatorHandle>,
@@ -131,6 +134,7 @@ pub async fn spawn_on_in(
     m.backoff_base = "10ms".parse().unwrap();
     m.backoff_max = "40ms".parse().unwrap();
     tweak(&mut settings);
+    let (issuer, audience) = (settings.auth.issuer.clone(), settings.auth.audience.clone());
     let clock = clock.clone();
     let app = Application::build(settings, Arc::new(clock.clone())).await.expect("app builds");
     let worker = app.worker().ok();
@@ -145,6 +149,8 @@ pub async fn spawn_on_in(
         db_url,
         clock,
         secret,
+        issuer,
+        audience,
         config_path,
         sim,
         worker,
@@ -159,16 +165,25 @@ pub async fn spawn_app() -> TestApp {
 }
 
 impl TestApp {
-    /// A real HS256 token signed with this app's secret.
+    /// A real HS256 token signed with this app's secret, naming `sub` in `sub` and `oid` (so
+    /// it works whichever of the two `auth.principal_claim` names).
     pub fn token(&self, sub: &str, roles: &[&str]) -> String {
-        self.token_with(json!({ "sub": sub, "roles": roles }))
+        self.token_with(json!({ "sub": sub, "oid": sub, "roles": roles }))
     }
 
     /// An HS256 token with `claims` plus valid `iss`, `aud`, `iat`, `nbf` and `exp` unless given.
     pub fn token_with(&self, claims: Value) -> String {
+        let mut claims = claims;
+        for (k, v) in [("iss", &self.issuer), ("aud", &self.audience)] {
+            if claims.get(k).is_none() {
+                claims[k] = json!(v);
+            }
+        }
+        // Valid from the daemon's clock, which checks them: a test that moves it keeps its tokens fresh.
+        let now = dualkey::clock::Clock::now(&self.clock).unix_ms() / 1000;
         encode(
             &Header::new(Algorithm::HS256),
-            &full_claims(claims),
+            &full_claims_at(claims, now),
             &EncodingKey::from_secret(self.secret.as_bytes()).unwrap(),
         )
         .unwrap()
@@ -259,7 +274,11 @@ impl TestApp {
 
 /// Claims with valid defaults for everything the caller did not set.
 pub fn full_claims(claims: Value) -> Value {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    full_claims_at(claims, time::OffsetDateTime::now_utc().unix_timestamp())
+}
+
+/// Like [`full_claims`], issued at `now` (Unix seconds).
+pub fn full_claims_at(claims: Value, now: i64) -> Value {
     let mut c = json!({ "iss": ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 600 });
     for (k, v) in claims.as_object().unwrap() {
         if v.is_null() {
@@ -421,4 +440,26 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A daemon whose console and `[auth]` trust the simulator's development identity provider
+/// (`principal_claim = "oid"`, as for Entra ID), with everything else as [`spawn_with_mde`].
+pub async fn spawn_console_app_with(tweak: impl FnOnce(&mut Settings)) -> MdeApp {
+    use dualkey::mde::simulator::{DEV_API_AUDIENCE, DEV_API_SCOPE, DEV_APP_CLIENT_ID};
+    let clock = ManualClock::new();
+    let sim = start_simulator(test_simulator(), &clock).await;
+    let (issuer, jwks) = (sim.idp_issuer(), sim.idp_jwks_url());
+    let app = spawn_on(sim.clone(), &clock, move |s| {
+        let oidc =
+            format!("issuer = \"{issuer}\"\nclient_id = \"{DEV_APP_CLIENT_ID}\"\napi_scope = \"{DEV_API_SCOPE}\"\n");
+        s.oidc = Some(toml::from_str(&oidc).unwrap());
+        s.auth.jwks_url = Some(jwks);
+        s.auth.issuer = issuer;
+        s.auth.audience = DEV_API_AUDIENCE.into();
+        s.auth.principal_claim = "oid".into();
+        tweak(s);
+    })
+    .await;
+    let worker = app.worker.clone().expect("the daemon's [mde] points at the simulator");
+    MdeApp { sim, app, worker }
 }

@@ -146,10 +146,16 @@ async fn releases_list_newest_first_with_filters_and_cursor_pagination() {
 }
 
 #[tokio::test]
-async fn reading_releases_needs_one_of_the_three_roles() {
+async fn reading_other_peoples_releases_needs_one_of_the_three_roles() {
     let app = spawn_app().await;
-    let r = app.get("/api/v1/releases", &app.token("eve", &["Something.Else"])).await;
+    let id = app.create_release(1).await["id"].as_str().unwrap().to_string();
+    let eve = app.token("eve", &["Something.Else"]);
+    let r = app.get(&format!("/api/v1/releases/{id}"), &eve).await;
     assert_eq!(error_code(r).await, (StatusCode::FORBIDDEN, "missing_role".into()));
+    // Listing shows her nobody else's (her own requests only: none).
+    let r = app.get("/api/v1/releases", &eve).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.json::<Value>().await.unwrap()["items"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test]

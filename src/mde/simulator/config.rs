@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::idp::{self, DevIdpConfig};
 use crate::mde::client::MdeClientConfig;
 use crate::mde::token::MdeCredential;
 use crate::mde::types::ActionStatus;
@@ -114,6 +115,8 @@ pub struct SimulatorConfig {
     pub api_limits: Vec<(crate::mde::rate::Api, u32, u32)>,
     pub duplicate: DuplicateBehavior,
     pub not_isolated: NotIsolatedBehavior,
+    /// The development identity provider served beside the API.
+    pub idp: DevIdpConfig,
 }
 
 impl Default for SimulatorConfig {
@@ -140,11 +143,18 @@ impl Default for SimulatorConfig {
             api_limits: Vec::new(),
             duplicate: DuplicateBehavior::Reject,
             not_isolated: NotIsolatedBehavior::Accept,
+            idp: DevIdpConfig::default(),
         }
     }
 }
 
 impl SimulatorConfig {
+    /// The OpenID Connect issuer of the dev identity provider of this simulator served at
+    /// `base_url`: `{base_url}/{tenant}/v2.0`.
+    pub fn idp_issuer(&self, base_url: &str) -> String {
+        idp::issuer(base_url, &self.tenant_id)
+    }
+
     /// A client configuration that works against this simulator served at `base_url`
     /// (`http://host:port`): its token URL, the commercial scope, its client id and secret,
     /// MDE's real limits. `None` if the simulator accepts no client secret.

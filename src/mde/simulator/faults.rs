@@ -20,6 +20,8 @@ pub enum RouteKind {
     ListActions,
     GetMachine,
     CancelAction,
+    /// The dev identity provider's pages and endpoints, except the token endpoint (`Token`).
+    Idp,
     /// Anything else (answered 404).
     Other,
 }
@@ -30,6 +32,9 @@ impl RouteKind {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         if method == Method::POST && segments.ends_with(&["oauth2", "v2.0", "token"]) {
             return Self::Token;
+        }
+        if super::idp::is_idp_path(&segments) {
+            return Self::Idp;
         }
         let rest = match segments.as_slice() {
             ["api", "v1.0", rest @ ..] | ["api", rest @ ..] => rest,
@@ -55,7 +60,7 @@ impl RouteKind {
             Self::ListActions => Some(Api::ListActions),
             Self::GetMachine => Some(Api::GetMachine),
             Self::CancelAction => Some(Api::CancelAction),
-            Self::Token | Self::Other => None,
+            Self::Token | Self::Idp | Self::Other => None,
         }
     }
 }
@@ -107,7 +112,7 @@ impl FaultAction {
             return None;
         };
         let status = axum::http::StatusCode::from_u16(*status).ok()?;
-        let mut response = if kind == RouteKind::Token {
+        let mut response = if matches!(kind, RouteKind::Token | RouteKind::Idp) {
             entra_error(status, code, 0, message)
         } else {
             mde_error(status, code, message)

@@ -5,6 +5,7 @@
 mod config;
 mod faults;
 mod filter;
+mod idp;
 mod routes;
 mod server;
 mod state;
@@ -23,6 +24,7 @@ pub use config::{
     SimulatorConfig, default_seed,
 };
 pub use faults::{Fault, FaultAction, RouteKind, SeenRequest};
+pub use idp::{DEV_API_AUDIENCE, DEV_API_SCOPE, DEV_APP_CLIENT_ID, DevIdpConfig, DevUser, IdTokenFault, dev_users};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::mde::types::{ActionType, MachineAction};
@@ -68,7 +70,14 @@ pub async fn run_until(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let shared = shared_for(config, &listener, Arc::new(SystemClock))?;
-    tracing::info!(base_url = %shared.base_url, token_url = %shared.token_url(), "MDE simulator listening");
+    // A person is about to sign in: make the key now rather than during their first sign-in.
+    shared.idp_key();
+    tracing::info!(
+        base_url = %shared.base_url,
+        token_url = %shared.token_url(),
+        issuer = %shared.idp_issuer(),
+        "MDE simulator listening"
+    );
     server::serve(listener, server::app(shared), shutdown).await;
     Ok(())
 }
@@ -152,6 +161,34 @@ impl SimulatorHandle {
     pub fn unisolate_count(&self, machine_id: &str) -> usize {
         let state = self.shared.lock();
         state.actions.iter().filter(|a| a.machine_id == machine_id && a.action_type == ActionType::Unisolate).count()
+    }
+
+    /// The dev identity provider's issuer, `{base_url}/{tenant}/v2.0`; its discovery document
+    /// is at `{issuer}/.well-known/openid-configuration`.
+    pub fn idp_issuer(&self) -> String {
+        self.shared.idp_issuer()
+    }
+
+    /// The dev identity provider's JWKS, `{base_url}/{tenant}/discovery/v2.0/keys`.
+    pub fn idp_jwks_url(&self) -> String {
+        self.shared.idp_jwks_url()
+    }
+
+    /// The device verification page, `{base_url}/devicelogin`.
+    pub fn devicelogin_url(&self) -> String {
+        self.shared.devicelogin_url()
+    }
+
+    /// Breaks the next ID token the identity provider issues (by any grant) as `fault` says;
+    /// the one after it is sound again. A later call replaces an unused fault.
+    pub fn break_next_id_token(&self, fault: IdTokenFault) {
+        self.shared.lock().idp.next_fault = Some(fault);
+    }
+
+    /// How many token requests of `grant_type` (e.g. `authorization_code`,
+    /// `urn:ietf:params:oauth:grant-type:device_code`, `client_credentials`) succeeded.
+    pub fn idp_grants(&self, grant_type: &str) -> usize {
+        self.shared.lock().idp.grants(grant_type)
     }
 
     /// The most requests of `kind` received within any rolling 60 s.

@@ -3,13 +3,14 @@
 //! windows are all measured on the simulator's clock.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use super::config::{SeedMachine, SimulatorConfig};
 use super::faults::{Fault, FaultAction, RouteKind, SeenRequest};
+use super::idp::{IdpState, SigningKey};
 use super::wire::{WireAction, timestamp};
 use crate::clock::{Monotonic, SharedClock};
 use crate::mde::rate::{Api, RollingWindow};
@@ -21,13 +22,16 @@ pub(crate) struct Shared {
     pub config: SimulatorConfig,
     pub base_url: String,
     pub clock: SharedClock,
+    /// The identity provider's signing key, generated on first use: most simulators (every
+    /// MDE test) never sign anyone in, and RSA key generation is not free.
+    idp_key: OnceLock<SigningKey>,
     state: Mutex<State>,
 }
 
 impl Shared {
     pub(super) fn new(config: SimulatorConfig, base_url: String, clock: SharedClock) -> Self {
         let state = State::seeded(&config, wall_now(&clock));
-        Self { config, base_url, clock, state: Mutex::new(state) }
+        Self { config, base_url, clock, idp_key: OnceLock::new(), state: Mutex::new(state) }
     }
 
     /// Wall time on the simulator's clock, to the millisecond as dualkey keeps it.
@@ -38,6 +42,11 @@ impl Shared {
     /// Monotonic time on the simulator's clock.
     pub(super) fn monotonic(&self) -> Monotonic {
         self.clock.monotonic()
+    }
+
+    /// The identity provider's signing key (generated now if this is its first use).
+    pub(super) fn idp_key(&self) -> &SigningKey {
+        self.idp_key.get_or_init(SigningKey::generate)
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
@@ -149,6 +158,7 @@ pub(crate) struct State {
     pub windows: HashMap<Api, RollingWindow>,
     pub faults: VecDeque<Fault>,
     pub requests: Vec<SeenRequest>,
+    pub idp: IdpState,
 }
 
 impl State {
@@ -190,6 +200,7 @@ impl State {
             windows,
             faults: VecDeque::new(),
             requests: Vec::new(),
+            idp: IdpState::default(),
         }
     }
 

@@ -1,5 +1,7 @@
 //! The Entra ID v2 token endpoint: client credentials with a secret or a verified certificate
-//! assertion; issues opaque access tokens the API routes accept until they expire.
+//! assertion; issues opaque access tokens the API routes accept until they expire. The grants
+//! that sign people in (authorization code, refresh, device code) go to the dev identity
+//! provider.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,7 +9,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,6 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rand::RngCore;
 use serde_json::json;
 
+use super::idp;
 use super::state::{IssuedToken, Shared};
 use super::wire::{Reject, entra_error};
 use crate::mde::token::{AssertionClaims, JWT_BEARER, certificate_der, x5t_s256};
@@ -33,14 +36,16 @@ fn refuse(status: StatusCode, error: &str, aadsts: u32, description: &str) -> Re
 pub(crate) async fn token(
     State(sh): State<Arc<Shared>>,
     Path(tenant): Path<String>,
+    headers: HeaderMap,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    issue(&sh, &tenant, form).unwrap_or_else(IntoResponse::into_response)
+    issue(&sh, &tenant, &headers, form).unwrap_or_else(IntoResponse::into_response)
 }
 
 fn issue(
     sh: &Shared,
     tenant: &str,
+    headers: &HeaderMap,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Result<Response, Refusal> {
     let bad = StatusCode::BAD_REQUEST;
@@ -52,9 +57,13 @@ fn issue(
         let d = format!("Tenant '{tenant}' not found.");
         return Err(refuse(bad, "invalid_request", 90002, &d));
     }
-    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        let d = "The provided value for the input parameter 'grant_type' is not valid.";
-        return Err(refuse(bad, "unsupported_grant_type", 70003, d));
+    match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {}
+        Some(grant) if idp::handles(grant) => return Ok(idp::grant(sh, grant, &form, headers)),
+        _ => {
+            let d = "The provided value for the input parameter 'grant_type' is not valid.";
+            return Err(refuse(bad, "unsupported_grant_type", 70003, d));
+        }
     }
     let client_id = form.get("client_id").map(String::as_str).unwrap_or("");
     if client_id != sh.config.client_id {
@@ -77,6 +86,7 @@ fn issue(
         access_token.clone(),
         IssuedToken { audience, roles: sh.config.app_roles.clone(), expires_at: sh.monotonic() + lifetime },
     );
+    sh.lock().idp.count_grant("client_credentials");
     let seconds = lifetime.as_secs();
     let body = json!({
         "token_type": "Bearer",
