@@ -7,6 +7,7 @@ mod bad_input;
 mod bodies;
 mod break_glass;
 mod cli;
+mod client;
 mod concurrency;
 mod connections;
 mod console;
