@@ -13,7 +13,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 const FILE_NAME: &str = "credentials.json";
@@ -171,11 +170,7 @@ impl Store {
     pub(crate) fn lock(&self) -> Result<Locked<'_>, ClientError> {
         self.make_dir()?;
         let path = self.dir.join(LOCK_NAME);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
+        let file = private(std::fs::OpenOptions::new().create(true).truncate(false).write(true))
             .open(&path)
             .and_then(|f| f.lock().map(|()| f))
             .map_err(|e| ClientError::other(format!("cannot lock {}: {e}", path.display())))?;
@@ -183,9 +178,11 @@ impl Store {
     }
 
     fn make_dir(&self) -> Result<(), ClientError> {
-        std::fs::DirBuilder::new()
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
             .recursive(true)
-            .mode(0o700)
             .create(&self.dir)
             .map_err(|e| ClientError::other(format!("cannot create {}: {e}", self.dir.display())))
     }
@@ -209,7 +206,7 @@ impl Locked<'_> {
         let json = serde_json::to_vec_pretty(creds).map_err(|e| ClientError::other(e.to_string()))?;
         let tmp = self.store.dir.join(format!(".{FILE_NAME}.{:016x}.tmp", rand::random::<u64>()));
         let written = (|| {
-            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut file = private(std::fs::OpenOptions::new().write(true).create_new(true)).open(&tmp)?;
             file.write_all(&json)?;
             file.write_all(b"\n")?;
             file.sync_all()?;
@@ -222,7 +219,15 @@ impl Locked<'_> {
     }
 }
 
-#[cfg(test)]
+/// Opens only for this user: mode 0600 on Unix, set when the file is created. (Elsewhere the
+/// file inherits the ACL of the user's own config directory.)
+fn private(options: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
+    options
+}
+
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

@@ -8,6 +8,7 @@
 use super::ClientError;
 use super::credentials::Token;
 use super::oidc::{DEVICE_CODE_GRANT, OAuthError, Provider, TokenAnswer, TokenOutcome, check_transport, token_request};
+use super::output::clean;
 use crate::clock::Clock;
 use serde::Deserialize;
 use std::io::Write;
@@ -112,9 +113,10 @@ pub(crate) async fn sign_in(
         .map_err(|e| ClientError::other(format!("the device authorization answer cannot be read: {e}")))?;
     let started = clock.monotonic();
     // A closed stderr must not stop the sign-in; the person may have the code another way.
-    let _ = writeln!(tell, "To sign in, open {} and enter the code {}", auth.verification_uri, auth.user_code);
+    let (uri, code) = (clean(&auth.verification_uri), clean(&auth.user_code));
+    let _ = writeln!(tell, "To sign in, open {uri} and enter the code {code}");
     if let Some(complete) = &auth.verification_uri_complete {
-        let _ = writeln!(tell, "  (or open {complete})");
+        let _ = writeln!(tell, "  (or open {})", clean(complete));
     }
     let _ = writeln!(
         tell,

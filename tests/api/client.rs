@@ -3,6 +3,8 @@
 //! approves and shows releases on a daemon that trusts that provider. Each person has their
 //! own `XDG_CONFIG_HOME`, as two people on two laptops would.
 
+#![cfg(unix)]
+
 use crate::helpers::*;
 use dualkey::mde::simulator::{DEV_API_AUDIENCE, DEV_API_SCOPE, DEV_APP_CLIENT_ID, SimulatorHandle};
 use serde_json::{Value, json};
