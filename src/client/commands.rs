@@ -4,7 +4,8 @@
 use super::args::{ClientCommand, Connection, Output, ReleasesCommand};
 use super::credentials::{Store, Token};
 use super::identity::Identity;
-use super::output::{Release, details, table};
+use super::output::{details, table};
+use super::release::Release;
 use super::session::{Session, pick_server};
 use super::{ClientError, device, oidc};
 use crate::clock::{Clock, SystemClock};

@@ -5,7 +5,7 @@
 //! - `credentials`: the 0600 file of sign-ins, keyed by server.
 //! - `oidc` and `device`: `client-config`, discovery, the device code flow, refreshes.
 //! - `session`: which server and bearer a command uses, and the one silent refresh.
-//! - `commands`: what each subcommand does; `output` and `identity`: what people read.
+//! - `commands`: what each subcommand does; `release`, `output` and `identity`: what people read.
 //!
 //! Stdout carries only the answer (an id, a table, or JSON with `--output json`); prompts,
 //! progress and errors go to stderr. Tokens are never printed or logged.
@@ -17,6 +17,7 @@ mod device;
 mod identity;
 mod oidc;
 mod output;
+mod release;
 mod session;
 
 pub use args::{ClientCommand, Connection, Output, ReleasesCommand};

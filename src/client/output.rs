@@ -6,94 +6,11 @@
 //! cursor or reorder what an approver reads.
 
 use super::parse_time;
+use super::release::Release;
 use crate::clock::Timestamp;
-use serde::Deserialize;
 use std::fmt::Write;
 use std::time::Duration;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
-
-/// A release as the API shows it, only the parts printed here; everything is optional but the
-/// id so that a newer server's answer still prints.
-#[derive(Deserialize, Debug, Default)]
-#[serde(default)]
-pub(crate) struct Release {
-    pub id: String,
-    machine_id: String,
-    status: String,
-    comment: String,
-    ticket: Option<String>,
-    requested_by: String,
-    requested_at: String,
-    expires_at: String,
-    approvals_required: u32,
-    approvals: Vec<Approval>,
-    decided_by: Option<String>,
-    decided_at: Option<String>,
-    decision_comment: Option<String>,
-    mde_action_id: Option<String>,
-    mde_action_status: Option<String>,
-    attempts: u32,
-    last_error: Option<String>,
-    policy: Option<Policy>,
-    break_glass: Option<BreakGlass>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(default)]
-struct Approval {
-    approver: String,
-    comment: Option<String>,
-    at: String,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(default)]
-struct Policy {
-    rule: String,
-    policy_hash: Option<String>,
-    slots: Vec<Slot>,
-    isolated_by: Option<String>,
-    device: Option<Device>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(default)]
-struct Slot {
-    role: String,
-    count: u32,
-    filled_by: Vec<String>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(default)]
-struct Device {
-    computer_dns_name: Option<String>,
-    rbac_group_name: Option<String>,
-    machine_tags: Vec<String>,
-    risk_score: Option<String>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(default)]
-struct BreakGlass {
-    ratify_by: String,
-    ratified_by: Option<String>,
-    reisolated_at: Option<String>,
-}
-
-impl Release {
-    fn device_name(&self) -> &str {
-        let name = self.policy.as_ref().and_then(|p| p.device.as_ref()).and_then(|d| d.computer_dns_name.as_deref());
-        name.unwrap_or(&self.machine_id)
-    }
-
-    /// Seats filled and needed, e.g. `1/2`.
-    fn slots(&self) -> String {
-        let slots = self.policy.as_ref().map(|p| p.slots.as_slice()).unwrap_or_default();
-        let filled: usize = slots.iter().map(|s| s.filled_by.len().min(s.count as usize)).sum();
-        format!("{filled}/{}", self.approvals_required)
-    }
-}
 
 /// The columns of `releases list`.
 const COLUMNS: [&str; 7] = ["ID", "DEVICE", "STATUS", "RULE", "SLOTS", "REQUESTER", "AGE"];
