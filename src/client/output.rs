@@ -106,7 +106,8 @@ pub(crate) fn details(r: &Release, now: Timestamp) -> String {
     }
     if let Some(id) = &r.mde_action_id {
         let status = r.mde_action_status.as_deref().map(clean).unwrap_or_else(|| "status unknown".into());
-        lines.push(("MDE action", format!("{} ({status}, {} sends)", clean(id), r.attempts)));
+        let sends = if r.attempts == 1 { "1 send".to_string() } else { format!("{} sends", r.attempts) };
+        lines.push(("MDE action", format!("{} ({status}, {sends})", clean(id))));
     }
     lines.extend(r.last_error.as_deref().map(|e| ("Last error", clean(e))));
 
@@ -235,6 +236,17 @@ ID                                    DEVICE                      STATUS    RULE
         ] {
             assert!(text.contains(line), "{line:?} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn details_name_the_mde_action_and_how_often_it_was_sent() {
+        let mut r = release("01a2", "srv", "dispatched", &["bob", "carol"], "2026-11-28T13:30:28.890Z");
+        (r.mde_action_id, r.mde_action_status, r.attempts) = (Some("4c74e651".into()), Some("Pending".into()), 1);
+        assert!(details(&r, now()).contains("MDE action    4c74e651 (Pending, 1 send)\n"));
+        r.attempts = 3;
+        r.last_error = Some("HTTP 503 from MDE".into());
+        let text = details(&r, now());
+        assert!(text.contains("(Pending, 3 sends)\n") && text.contains("Last error    HTTP 503 from MDE\n"), "{text}");
     }
 
     #[test]
