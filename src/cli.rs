@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `token`, `audit verify`.
+//! The command line: `serve`, `migrate`, `token`, `audit verify`, and the terminal client's
+//! `login`, `whoami`, `releases ...` (in [`crate::client`]).
 
 use crate::clock::{Clock, SystemClock};
 use crate::mde::simulator::SimulatorConfig;
@@ -89,6 +90,8 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -126,6 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulator { bind } => run_simulator(&bind).await,
+        Command::Client(command) => Ok(crate::client::run(command).await),
         Command::Policy { command: PolicyCommand::Check { config } } => {
             let settings = load_settings(&config)?;
             let policy = settings.policy.validate(&settings.auth.approver_role)?;

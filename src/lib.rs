@@ -11,6 +11,7 @@ mod auth;
 mod bench;
 pub mod canonical;
 pub mod cli;
+pub mod client;
 pub mod clock;
 mod db;
 mod decide;

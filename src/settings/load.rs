@@ -13,6 +13,10 @@ pub const WELL_KNOWN_DEV_SECRET: &str = "dualkey-dev-secret-do-not-use-in-produc
 
 const ENV_PREFIX: &str = "DUALKEY_";
 
+/// The terminal client's variables (its server and bearer token): not settings, so a shell that
+/// has them set can still run `dualkey serve`. Every other `DUALKEY_*` must name a setting.
+const CLIENT_VARIABLES: [&str; 2] = ["DUALKEY_SERVER", "DUALKEY_TOKEN"];
+
 /// Why the settings could not be loaded. The message always names the file, variable or key.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -98,8 +102,9 @@ struct EnvOrigin {
 }
 
 /// Puts each `DUALKEY_A__B__C` variable at key `a.b.c` of `table` (`__` separates levels, at any
-/// depth), and returns where each went so later errors can name the variable. A name that does
-/// not fit the form is refused here; one naming no setting is refused by deserialisation.
+/// depth), and returns where each went so later errors can name the variable; the client's own
+/// variables ([`CLIENT_VARIABLES`]) are skipped. A name that does not fit the form is refused
+/// here; one naming no setting is refused by deserialisation.
 fn apply_env(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
@@ -107,6 +112,9 @@ fn apply_env(
     let mut origins = Vec::new();
     for (name, value) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        if CLIENT_VARIABLES.contains(&name.as_str()) {
+            continue;
+        }
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
         if path.len() < 2 || path.iter().any(|p| p.is_empty()) {
             return Err(SettingsError::Env {
@@ -338,6 +346,21 @@ mod tests {
         for var in ["DUALKEY_POLICY", "DUALKEY_POLICY__", "DUALKEY_POLICY____ENABLED", "DUALKEY_SERVER__BIND__PORT"] {
             let err = load_from_str(EMBEDDED_DEFAULT, "embedded", env(&[(var, "1")])).unwrap_err().to_string();
             assert!(err.contains(var), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_terminal_clients_own_variables_are_not_settings_and_are_let_through() {
+        let s = load_from_str(
+            EMBEDDED_DEFAULT,
+            "embedded",
+            env(&[("DUALKEY_SERVER", "https://dualkey.example.com"), ("DUALKEY_TOKEN", "eyJ.x.y")]),
+        )
+        .unwrap();
+        assert_eq!(s.server.bind, load_from_str(EMBEDDED_DEFAULT, "embedded", env(&[])).unwrap().server.bind);
+        for near_miss in ["DUALKEY_SERVERS", "DUALKEY_TOKEN_FILE", "DUALKEY_server"] {
+            let err = load_from_str(EMBEDDED_DEFAULT, "embedded", env(&[(near_miss, "x")])).unwrap_err().to_string();
+            assert!(err.contains(near_miss), "{near_miss} is still refused: {err}");
         }
     }
 

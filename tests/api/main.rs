@@ -8,6 +8,7 @@ mod bodies;
 mod break_glass;
 mod browser;
 mod cli;
+mod client;
 mod concurrency;
 mod connections;
 mod console;
