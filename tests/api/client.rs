@@ -6,7 +6,7 @@
 #![cfg(unix)]
 
 use crate::helpers::*;
-use dualkey::mde::simulator::{DEV_API_AUDIENCE, DEV_API_SCOPE, DEV_APP_CLIENT_ID, SimulatorHandle};
+use dualkey::mde::simulator::{DEV_API_AUDIENCE, DEV_API_SCOPE, SimulatorHandle};
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -21,21 +21,10 @@ const COMMENT: &str = "reimaged and scanned clean";
 /// `spawn_console_app_with` sets them, but with a simulator that announces a device polling
 /// interval of 0, so no login waits on real time.
 async fn client_app() -> TestApp {
-    let clock = dualkey::clock::ManualClock::new();
     let mut config = test_simulator();
+    // The CLI is another process on real time: an interval of 0 keeps its polls from waiting.
     config.idp.device_interval = Duration::ZERO;
-    let sim = start_simulator(config, &clock).await;
-    let (issuer, jwks) = (sim.idp_issuer(), sim.idp_jwks_url());
-    spawn_on(sim, &clock, move |s| {
-        let oidc =
-            format!("issuer = \"{issuer}\"\nclient_id = \"{DEV_APP_CLIENT_ID}\"\napi_scope = \"{DEV_API_SCOPE}\"\n");
-        s.oidc = Some(toml::from_str(&oidc).unwrap());
-        s.auth.jwks_url = Some(jwks);
-        s.auth.issuer = issuer;
-        s.auth.audience = DEV_API_AUDIENCE.into();
-        s.auth.principal_claim = "oid".into();
-    })
-    .await
+    spawn_console_app_on(config, |_| {}).await.app
 }
 
 /// One person's terminal: their own config directory (and home, so nothing reaches the real one).

@@ -445,9 +445,17 @@ impl Drop for Daemon {
 /// A daemon whose console and `[auth]` trust the simulator's development identity provider
 /// (`principal_claim = "oid"`, as for Entra ID), with everything else as [`spawn_with_mde`].
 pub async fn spawn_console_app_with(tweak: impl FnOnce(&mut Settings)) -> MdeApp {
+    spawn_console_app_on(test_simulator(), tweak).await
+}
+
+/// Like [`spawn_console_app_with`], against a simulator started from `sim_config`.
+pub async fn spawn_console_app_on(
+    sim_config: dualkey::mde::simulator::SimulatorConfig,
+    tweak: impl FnOnce(&mut Settings),
+) -> MdeApp {
     use dualkey::mde::simulator::{DEV_API_AUDIENCE, DEV_API_SCOPE, DEV_APP_CLIENT_ID};
     let clock = ManualClock::new();
-    let sim = start_simulator(test_simulator(), &clock).await;
+    let sim = start_simulator(sim_config, &clock).await;
     let (issuer, jwks) = (sim.idp_issuer(), sim.idp_jwks_url());
     let app = spawn_on(sim.clone(), &clock, move |s| {
         let oidc =
