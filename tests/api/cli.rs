@@ -206,6 +206,22 @@ async fn serve_dev_prints_tokens_that_work_and_keeps_the_configured_database() {
         .await
         .unwrap();
     assert_eq!(approved["status"], "approved");
+
+    // The console it prints signs people in through the development identity provider, and
+    // the terminal client learns where to sign in from the same process.
+    let console = find("Console:");
+    let console = console.split_whitespace().next().unwrap().trim_end_matches("/ui/");
+    let alice = crate::console_support::Person::at(console);
+    let back = alice.sign_in("alice", "/ui/mine").await;
+    assert_eq!(back.status(), reqwest::StatusCode::SEE_OTHER);
+    let (_, mine) = alice.page("/ui/mine").await;
+    assert!(mine.contains(id), "alice's console lists her release: {mine}");
+    let config: Value = http.get(format!("{api}/client-config")).send().await.unwrap().json().await.unwrap();
+    assert!(config["issuer"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{config}");
+    assert_eq!(config["api_scope"], dualkey::mde::simulator::DEV_API_SCOPE);
+    for user in ["alice", "bob", "carol", "olga", "audrey", "bree"] {
+        assert!(banner.contains(&format!("    {user} ")), "{user} in {banner}");
+    }
     child.kill();
     assert!(db.exists(), "DUALKEY_DATABASE__URL still applies under --dev");
 }

@@ -17,8 +17,13 @@ pub struct Person {
 
 impl Person {
     pub fn new(app: &TestApp) -> Self {
+        Self::at(&app.base)
+    }
+
+    /// A person at the console of the daemon at `base` (e.g. another process).
+    pub fn at(base: &str) -> Self {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { base: app.base.clone(), http, cookies: Mutex::default(), set_cookies: Mutex::default() }
+        Self { base: base.to_string(), http, cookies: Mutex::default(), set_cookies: Mutex::default() }
     }
 
     fn url(&self, path_or_url: &str) -> String {
