@@ -53,6 +53,11 @@ pub(crate) async fn start_login(conn: &mut SqliteConnection, row: LoginRow) -> R
     row.insert(conn).await
 }
 
+/// How many sign-ins are under way (started, not back yet, not swept).
+pub(crate) async fn logins_under_way(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM console_logins").fetch_one(conn).await
+}
+
 /// Takes (reads and deletes) the sign-in with this state hash: a state works once.
 pub(crate) async fn take_login(conn: &mut SqliteConnection, state_hash: &str) -> Result<Option<LoginRow>, sqlx::Error> {
     let sql = format!("DELETE FROM {} WHERE state_hash = ? RETURNING {}", LoginRow::TABLE, LoginRow::COLUMNS);

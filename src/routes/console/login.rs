@@ -24,6 +24,10 @@ use std::time::Duration;
 /// A sign-in must come back from the provider within this long.
 const LOGIN_TTL: Duration = Duration::from_secs(600);
 
+/// Sign-ins under way at once (each is a row anyone can make without an account): past this,
+/// new ones wait until older ones come back or are swept.
+const MAX_LOGINS_UNDER_WAY: i64 = 10_000;
+
 pub(super) fn router() -> Router<AppState> {
     use axum::routing::{get, post};
     Router::new().route("/ui/login", get(login)).route("/ui/callback", get(callback)).route("/ui/logout", post(logout))
@@ -65,15 +69,29 @@ async fn start(state: &AppState, headers: &HeaderMap, q: LoginQuery) -> Result<R
         &provider,
         &AuthorizationRequest { state: &state_token, nonce: &nonce, verifier: &verifier, reauth: reauth_for },
     )?;
-    let stored: Result<(), sqlx::Error> = async {
+    let stored: Result<bool, sqlx::Error> = async {
         let mut tx = state.db.begin().await?;
         db::sweep(&mut tx, state.clock.now().minus(LOGIN_TTL)).await?;
+        if db::logins_under_way(&mut tx).await? >= MAX_LOGINS_UNDER_WAY {
+            return Ok(false);
+        }
         db::start_login(&mut tx, row).await?;
-        tx.commit().await
+        tx.commit().await.map(|()| true)
     }
     .await;
-    if let Err(e) = stored {
-        return Ok(ApiError::from(e).into_response());
+    match stored {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(limit = MAX_LOGINS_UNDER_WAY, "too many console sign-ins under way; refusing new ones");
+            let html = error_page(
+                None,
+                "Busy",
+                "Too many sign-ins are under way. Try again in a few minutes.",
+                "too_many_sign_ins",
+            );
+            return Ok(respond(StatusCode::SERVICE_UNAVAILABLE, html));
+        }
+        Err(e) => return Ok(ApiError::from(e).into_response()),
     }
     let cookie = cookies.set(cookies.login_name(), &binding, LOGIN_TTL);
     Ok((StatusCode::FOUND, [(LOCATION, url), (SET_COOKIE, cookie)]).into_response())
