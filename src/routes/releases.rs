@@ -6,6 +6,7 @@ use crate::auth::Principal;
 use crate::db::releases::ListFilter;
 use crate::domain::{Comment, MachineId, Release, ReleaseStatus, Ticket};
 use crate::error::ApiError;
+use crate::service::reading;
 use crate::service::releases as service;
 use crate::service::request::{NewRequest, request};
 use crate::state::AppState;
@@ -115,7 +116,7 @@ async fn list(
         if q.status.is_some() || q.machine_id.is_some() || q.requested_by.is_some() || q.mine {
             return Err(ApiError::bad_request("invalid_query", "waiting_for_me combines only with limit and cursor"));
         }
-        let mut rows = service::waiting_for(&state, &principal, before_seq, limit + 1).await?;
+        let mut rows = reading::waiting_for(&state, &principal, before_seq, limit + 1).await?;
         return Ok(page(&state, &mut rows, limit));
     }
     let bad_query = |e: crate::domain::ParseError| ApiError::bad_request(e.code, e.message);
@@ -135,7 +136,7 @@ async fn list(
         // One extra row tells whether another page exists.
         limit: limit + 1,
     };
-    let mut rows = service::list(&state, &principal, filter).await?;
+    let mut rows = reading::list(&state, &principal, filter).await?;
     Ok(page(&state, &mut rows, limit))
 }
 
@@ -152,7 +153,7 @@ async fn show(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
-    Ok(view(&state, service::get(&state, &principal, id).await?))
+    Ok(view(&state, reading::get(&state, &principal, id).await?))
 }
 
 #[derive(Deserialize, Default)]

@@ -4,6 +4,7 @@
 pub(crate) mod device;
 pub(crate) mod expiry;
 pub(crate) mod policy;
+pub(crate) mod reading;
 pub(crate) mod releases;
 pub(crate) mod request;
 pub(crate) mod storage;

@@ -8,7 +8,7 @@ use crate::clock::Timestamp;
 use crate::db::releases::ListFilter;
 use crate::domain::Release;
 use crate::error::ApiError;
-use crate::service::releases as service;
+use crate::service::reading as service;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;

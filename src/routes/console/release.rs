@@ -8,6 +8,7 @@ use super::{csrf_ok, csrf_refused, see_other, signed_out};
 use crate::decide::{self, Caller};
 use crate::domain::{Comment, Release, ReleaseId};
 use crate::error::ApiError;
+use crate::service::reading;
 use crate::service::releases as service;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -68,7 +69,7 @@ async fn show(State(state): State<AppState>, headers: HeaderMap, Path(raw): Path
 /// The release page, with `refusal` (why a decision was refused) above the forms.
 async fn render(state: &AppState, s: &Session, raw: &str, refusal: Option<&ApiError>) -> Result<Response, ApiError> {
     let r = match parse_id(raw) {
-        Ok(id) => service::get(state, &s.principal, id).await,
+        Ok(id) => reading::get(state, &s.principal, id).await,
         Err(e) => Err(e),
     };
     let r = match r {
@@ -181,7 +182,7 @@ fn forms(state: &AppState, s: &Session, r: &Release, refusal: Option<&ApiError>)
     let caller = Caller { id: &p.id, roles: &p.roles, upn: p.upn.as_deref() };
     let csrf = csrf_input(s);
     let id = r.id;
-    if service::awaits_decision_by(r, p, approver_role, now) {
+    if reading::awaits_decision_by(r, p, approver_role, now) {
         let verb = if r.break_glass.is_some() { "Ratify this break-glass release" } else { "Approve this release" };
         let _ = write!(
             out,
@@ -209,7 +210,7 @@ async fn status(State(state): State<AppState>, headers: HeaderMap, Path(raw): Pa
         let Some(s) = session::current(&state, &headers, Use::Passive).await? else {
             return Err(ApiError::unauthorized("session_required", "sign in to the console again"));
         };
-        let r = service::get(&state, &s.principal, parse_id(&raw)?).await?;
+        let r = reading::get(&state, &s.principal, parse_id(&raw)?).await?;
         let body = json!({"status": r.status.as_str(), "mde_action_status": r.mde_action_status, "mde_action_id": r.mde_action_id});
         Ok(Json(body).into_response())
     }
