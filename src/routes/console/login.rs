@@ -186,10 +186,11 @@ async fn finish(state: &AppState, headers: &HeaderMap, q: CallbackQuery) -> Resu
     let (claims, principal) = oidc.verify_id_token(&provider, &state.verifier, &id_token, &login.nonce).await?;
     let auth_time = claims.get("auth_time").and_then(Value::as_i64).map(|s| Timestamp::from_unix_ms(s * 1000));
     if login.reauth {
-        // A step-up must be a fresh authentication, not a remembered one.
-        let fresh = auth_time.is_some_and(|t| now.since(t) <= state.settings.console.reauth_for_decision.get());
+        // A step-up must be a fresh authentication, not a remembered one. Without `auth_time`
+        // (Entra ID sends it only as an optional claim) the sign-in time stands for it.
+        let fresh = now.since(auth_time.unwrap_or(now)) <= state.settings.console.reauth_for_decision.get();
         if !fresh {
-            return Err(OidcError::Refused("the step-up sign-in has no recent auth_time".into()).into());
+            return Err(OidcError::Refused("the step-up sign-in's auth_time is not recent".into()).into());
         }
     }
     let amr = claims
