@@ -275,3 +275,34 @@ async fn signing_out_ends_the_session_and_the_old_cookie_is_refused_in_a_browser
     assert_eq!((signed_out.len(), signed_out[0]["actor"].as_str()), (1, Some("bob")));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_sign_in_from_localhost_survives_the_cross_site_round_trip_through_the_identity_provider()
+-> Result<(), WdError> {
+    let Some(driver) = chromedriver_or_skip("browser::console::a_sign_in_from_localhost_survives").await else {
+        return Ok(());
+    };
+    // The console on `localhost`, the identity provider on `127.0.0.1`: two sites, so the
+    // provider's redirect back is a cross-site top-level navigation, as with Entra ID. Only a
+    // `SameSite=Lax` (or `None`) sign-in cookie comes back with it.
+    let addr = free_loopback_addr();
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    let public = format!("http://localhost:{port}");
+    let m = spawn_console_app_with(|s| {
+        s.server.bind = addr.clone();
+        s.console.public_url = Some(public.clone());
+    })
+    .await;
+    let b = driver.session().await?;
+    b.goto(&format!("{public}/ui/mine")).await?;
+    b.find(&By::button("Sign in")).await?.click().await?;
+    b.wait_for_url("the identity provider on 127.0.0.1", |u| u.starts_with(m.sim.base_url())).await?;
+    pick_user(&b, "Alice").await?;
+    let mine = format!("{public}/ui/mine");
+    b.wait_for(&format!("{mine}, signed in"), async || {
+        Ok(b.current_url().await? == mine && b.exists(&By::button("Sign out")).await?)
+    })
+    .await?;
+    assert_eq!(m.app.audit_actions("console_signed_in").await.len(), 1);
+    Ok(())
+}
