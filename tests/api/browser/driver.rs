@@ -16,6 +16,10 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long chromedriver may take to answer `/status` with `ready: true`.
 const STARTUP_BOUND: Duration = Duration::from_secs(10);
 
+/// Browser tests running at once: on two cores, more Chromiums beside the rest of the suite only
+/// make each one slow enough to miss its waits.
+static AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// A running chromedriver; each [`ChromeDriver::session`] is one person's browser.
 #[derive(Clone)]
 pub struct ChromeDriver {
@@ -30,6 +34,8 @@ pub(super) struct Process {
     child: Child,
     log: PathBuf,
     _dir: tempfile::TempDir,
+    /// Held while the test's browsers run.
+    _turn: tokio::sync::SemaphorePermit<'static>,
 }
 
 impl Drop for Process {
@@ -54,6 +60,7 @@ impl ChromeDriver {
     }
 
     async fn start_once() -> Result<Self, WdError> {
+        let turn = AT_ONCE.acquire().await.expect("the semaphore is never closed");
         let dir = tempfile::tempdir()?;
         let log = dir.path().join("chromedriver.log");
         let addr: std::net::SocketAddr = crate::helpers::free_loopback_addr().parse().expect("a socket address");
@@ -65,7 +72,7 @@ impl ChromeDriver {
             .stderr(out)
             .spawn()?;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).no_proxy().build()?;
-        let mut process = Process { base: format!("http://{addr}"), addr, http, child, log, _dir: dir };
+        let mut process = Process { base: format!("http://{addr}"), addr, http, child, log, _dir: dir, _turn: turn };
         let deadline = Instant::now() + STARTUP_BOUND;
         loop {
             if let Some(status) = process.child.try_wait()? {

@@ -43,6 +43,13 @@ impl std::fmt::Debug for WdError {
 }
 
 impl WdError {
+    /// The element is not (or no longer) in the page: missing, stale, or (chromedriver's words
+    /// for a node of a document navigated away from) "does not belong to the document".
+    pub fn is_gone_element(&self) -> bool {
+        matches!(self.code(), Some("no such element" | "stale element reference"))
+            || (self.code() == Some("unknown error") && self.to_string().contains("does not belong to the document"))
+    }
+
     /// The WebDriver error code (`no such element`, ...), if chromedriver answered with one.
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -178,7 +185,8 @@ impl Browser {
     }
 
     /// Polls `check` every 50 ms of real time until it holds. An element missing or gone stale
-    /// meanwhile counts as "not yet"; other errors end the wait. Times out with the page source.
+    /// meanwhile (the page navigated between finding it and reading it) counts as "not yet";
+    /// other errors end the wait. Times out with the page source.
     pub async fn wait_for_within(
         &self,
         bound: Duration,
@@ -190,7 +198,7 @@ impl Browser {
             match check().await {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
-                Err(e) if matches!(e.code(), Some("no such element" | "stale element reference")) => {}
+                Err(e) if e.is_gone_element() => {}
                 Err(e) => return Err(e),
             }
             if Instant::now() > deadline {
