@@ -56,7 +56,7 @@ fn parse_id(raw: &str) -> Result<ReleaseId, ApiError> {
 
 async fn show(State(state): State<AppState>, headers: HeaderMap, Path(raw): Path<String>) -> Response {
     let result: Result<Response, ApiError> = async {
-        let path = format!("/ui/releases/{}", esc(&raw));
+        let path = format!("/ui/releases/{raw}");
         let Some(s) = session::current(&state, &headers, Use::Active).await? else {
             return Ok(signed_out(&path, false));
         };
