@@ -6,11 +6,13 @@ mod cloud;
 mod console;
 mod load;
 mod mde;
+mod notify;
 
 pub use cloud::{CloudEndpoints, CloudPreset};
 pub use console::{ConsoleSettings, OidcSettings};
 pub use load::{EMBEDDED_DEFAULT, SettingsError, WELL_KNOWN_DEV_SECRET, load, load_from_str};
 pub use mde::{AssertionAlg, MdeEndpoints, MdeSettings};
+pub use notify::{ChannelKind, ChannelSettings, EVENTS, NotifySettings, RouteSettings, check_channel_url};
 // Settings are where durations are written (`settings::HumanDuration` in the CLI).
 pub use crate::duration::HumanDuration;
 
@@ -39,6 +41,9 @@ pub struct Settings {
     pub oidc: Option<OidcSettings>,
     #[serde(default)]
     pub console: ConsoleSettings,
+    /// Notifications: channels, routes, retries.
+    #[serde(default)]
+    pub notify: NotifySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -275,6 +275,8 @@ fn validate(s: &Settings) -> Result<(), SettingsError> {
         o.validate()?;
     }
     s.console.validate()?;
+    let rules: Vec<String> = s.policy.rules.iter().map(|r| r.name.clone()).chain(["default".to_string()]).collect();
+    s.notify.validate(&rules)?;
     s.mde.validate()
 }
 

@@ -1,0 +1,1 @@
+//! Channel kinds: rendering a message for Teams, Slack, a signed webhook or e-mail, and sending it.
