@@ -90,6 +90,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Notification tools.
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
     #[command(flatten)]
     Client(crate::client::ClientCommand),
 }
@@ -100,6 +105,18 @@ pub enum PolicyCommand {
     Check {
         #[command(flatten)]
         config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NotifyCommand {
+    /// Send a test message to a `[[notify.channels]]` channel; print the receiver's answer;
+    /// exit 0 only when it was accepted.
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The channel's name.
+        channel: String,
     },
 }
 
@@ -153,6 +170,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::auth::mint_hs256(&settings.auth, &sub, &roles, ttl.get(), SystemClock.now().to_datetime())?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Notify { command: NotifyCommand::Test { config, channel } } => {
+            let settings = load_settings(&config)?;
+            let attempt = crate::notify::send_test(&settings, &channel).await?;
+            println!("{}", attempt.status.map_or_else(|| "no answer".to_string(), |s| s.to_string()));
+            if !attempt.response.is_empty() {
+                println!("{}", attempt.response);
+            }
+            match attempt.outcome {
+                crate::notify::Outcome::Delivered => Ok(ExitCode::SUCCESS),
+                other => {
+                    eprintln!("not accepted: {other:?}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::Audit { command: AuditCommand::Verify { config } } => {
             let settings = load_settings(&config)?;

@@ -34,6 +34,7 @@ pub mod settings;
 pub mod startup;
 mod state;
 pub mod telemetry;
+mod views;
 pub mod worker;
 
 #[cfg(test)]

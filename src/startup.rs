@@ -51,6 +51,7 @@ impl Application {
         };
         let policy = settings.policy.validate(&settings.auth.approver_role).context("validating [policy]")?;
         let settings_worker_enabled = settings.mde.worker_enabled;
+        let delivery = crate::notify::start(&settings, &db).context("preparing notifications ([notify])")?;
         let oidc = match &settings.oidc {
             Some(o) => {
                 let redirect_uri = format!("{}/ui/callback", settings.console.base_url(&addr.to_string()));
@@ -71,6 +72,7 @@ impl Application {
             refusal_log: Arc::new(crate::logsafe::LogLimiter::for_refusals()),
             worker: WorkerSwitch::new(if settings_worker_enabled { WorkerRun::Stopped } else { WorkerRun::Off }),
             oidc,
+            delivery,
             local_addr: addr,
         };
         crate::service::policy::record_policy(&state).await.context("recording the policy in the audit chain")?;
@@ -115,6 +117,7 @@ impl Application {
         let stop = CancellationToken::new();
         let sweeper = tokio::spawn(expiry::run_sweeper(self.state.clone(), stop.clone()));
         let probe = tokio::spawn(crate::service::storage::run_probe(self.state.clone(), stop.clone()));
+        let delivery = self.state.delivery.clone().map(|d| tokio::spawn(d.run(self.state.clone(), stop.clone())));
         let reloader = self
             .reload_from
             .clone()
@@ -151,6 +154,11 @@ impl Application {
         stop.cancel();
         let _ = sweeper.await;
         let _ = probe.await;
+        if let Some(delivery) = delivery {
+            // An attempt in flight is cut short; its message stays pending and is sent again.
+            delivery.abort();
+            let _ = delivery.await;
+        }
         if let Some(reloader) = reloader {
             let _ = reloader.await;
         }
@@ -215,7 +223,8 @@ async fn reload_on_sighup(state: AppState, config: Option<PathBuf>, stop: Cancel
         }
         tracing::info!("SIGHUP: reloading [policy]");
         let loaded = crate::settings::load(config.as_deref(), std::env::vars());
-        if let Err(e) = crate::service::policy::reload(&state, loaded).await {
+        let path = config.as_deref().map_or_else(|| "config/default.toml".to_string(), |p| p.display().to_string());
+        if let Err(e) = crate::service::policy::reload(&state, &path, loaded).await {
             tracing::error!(error = %e, "recording the policy reload failed");
         }
     }

@@ -29,6 +29,8 @@ pub struct AppState {
     pub worker: WorkerSwitch,
     /// The console's OpenID Connect relying party, when `[oidc]` is configured.
     pub(crate) oidc: Option<Arc<crate::auth::oidc::Oidc>>,
+    /// Sends the notification outbox, when `[notify]` routes anything.
+    pub(crate) delivery: Option<Arc<crate::notify::delivery::Delivery>>,
     /// The address the daemon listens on (the console's origin unless `console.public_url`).
     pub local_addr: std::net::SocketAddr,
 }

@@ -172,6 +172,21 @@ pub enum AuditEvent {
     ConsoleSignedOut {
         signed_in_at: Timestamp,
     },
+    /// A notification reached its channel (`message_id` is its `webhook-id`; never the URL).
+    NotificationDelivered {
+        message_id: String,
+        channel: String,
+        event: String,
+        attempts: u32,
+    },
+    /// A notification will never be delivered: refused for good, or past `notify.max_age`.
+    NotificationDead {
+        message_id: String,
+        channel: String,
+        event: String,
+        attempts: u32,
+        reason: String,
+    },
     /// The release ended without releasing the device.
     ReleaseFailed {
         reason: String,

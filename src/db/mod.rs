@@ -59,6 +59,7 @@ macro_rules! table_row {
 pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod fenced;
+pub(crate) mod outbox;
 pub(crate) mod releases;
 pub(crate) mod sessions;
 pub(crate) mod storage;
@@ -75,6 +76,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 
 /// A write transaction, begun with [`Db::begin`]. Dropped without [`Tx::commit`], it rolls back.
 /// Its outcome feeds the daemon's [`WriteHealth`].
@@ -82,16 +84,23 @@ use std::str::FromStr;
 pub struct Tx {
     inner: Transaction<'static, Sqlite>,
     health: WriteHealth,
+    /// Where notifications of the changes in this transaction go, when `[notify]` routes any.
+    routing: Option<Arc<crate::notify::Routing>>,
+    /// This transaction wrote outbox messages: the delivery task is woken when it commits.
+    wrote_messages: bool,
 }
 
 impl Tx {
     /// Commits. A commit is where SQLite in WAL mode writes to disk, so a storage error here
     /// turns writes off and a success turns them on again.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        let Tx { inner, health } = self;
+        let Tx { inner, health, routing, wrote_messages } = self;
         match inner.commit().await {
             Ok(()) => {
                 health.succeeded();
+                if let Some(r) = routing.filter(|_| wrote_messages) {
+                    r.committed();
+                }
                 Ok(())
             }
             Err(e) => {
@@ -99,6 +108,18 @@ impl Tx {
                 Err(e)
             }
         }
+    }
+}
+
+impl Tx {
+    /// The notification routing of this daemon, if `[notify]` is configured.
+    pub(crate) fn routing(&self) -> Option<Arc<crate::notify::Routing>> {
+        self.routing.clone()
+    }
+
+    /// Marks that this transaction wrote outbox messages.
+    pub(crate) fn wrote_messages(&mut self) {
+        self.wrote_messages = true;
     }
 }
 
@@ -123,6 +144,8 @@ pub struct Db {
     write: SqlitePool,
     read: SqlitePool,
     health: WriteHealth,
+    /// Set once at start-up when `[notify]` routes anything; every transaction carries it.
+    routing: Arc<OnceLock<Arc<crate::notify::Routing>>>,
 }
 
 impl Db {
@@ -145,7 +168,7 @@ impl Db {
             .acquire_timeout(settings.busy_timeout.get())
             .connect_with(options)
             .await?;
-        Ok(Self { write, read, health: WriteHealth::default() })
+        Ok(Self { write, read, health: WriteHealth::default(), routing: Arc::default() })
     }
 
     /// Applies the embedded migrations that have not run yet.
@@ -157,12 +180,22 @@ impl Db {
     /// a read-then-write transaction (e.g. reading the audit head) cannot be overtaken.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         match self.write.begin_with("BEGIN IMMEDIATE").await {
-            Ok(inner) => Ok(Tx { inner, health: self.health.clone() }),
+            Ok(inner) => Ok(Tx {
+                inner,
+                health: self.health.clone(),
+                routing: self.routing.get().cloned(),
+                wrote_messages: false,
+            }),
             Err(e) => {
                 self.health.failed(&e);
                 Err(e)
             }
         }
+    }
+
+    /// From now on, transactions write the notifications `routing` asks for.
+    pub(crate) fn route_notifications(&self, routing: Arc<crate::notify::Routing>) {
+        let _ = self.routing.set(routing);
     }
 
     /// Whether writes reach storage (see [`WriteHealth`]).

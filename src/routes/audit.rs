@@ -1,12 +1,12 @@
 //! `/api/v1/audit`: read and verify the audit chain (auditor role).
 
 use super::extract::{ApiQuery, page_limit, release_id, split_page};
-use super::views::AuditEntryView;
 use crate::audit::VerifyReport;
 use crate::auth::Principal;
 use crate::db;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::views::AuditEntryView;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};

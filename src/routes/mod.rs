@@ -7,8 +7,8 @@ mod console;
 mod extract;
 mod health;
 mod json_errors;
+mod notifications;
 mod releases;
-mod views;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -28,6 +28,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(console::router())
         .nest("/api/v1/releases", releases::router())
         .nest("/api/v1/audit", audit::router())
+        .nest("/api/v1/notifications", notifications::router())
         .fallback(|| async {
             ApiError::not_found("not_found", "no such route; see the API documentation in README.md")
         })

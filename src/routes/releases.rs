@@ -1,7 +1,6 @@
 //! `/api/v1/releases`: request, read, approve, reject, cancel.
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, page_limit, release_id, split_page};
-use super::views::ReleaseView;
 use crate::auth::Principal;
 use crate::db::releases::ListFilter;
 use crate::domain::{Comment, MachineId, Release, ReleaseStatus, Ticket};
@@ -10,6 +9,7 @@ use crate::service::reading;
 use crate::service::releases as service;
 use crate::service::request::{NewRequest, request};
 use crate::state::AppState;
+use crate::views::ReleaseView;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;

@@ -12,7 +12,7 @@ const SWEEP_BATCH: i64 = 100;
 /// Marks `id` expired and records it, inside the caller's transaction. Returns false if the
 /// release was no longer pending or not yet due.
 pub(crate) async fn expire_in_tx(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut crate::db::Tx,
     now: Timestamp,
     id: ReleaseId,
     machine_id: &MachineId,

@@ -29,7 +29,12 @@ pub(crate) async fn record_policy(state: &AppState) -> Result<(), sqlx::Error> {
 /// Puts the policy of freshly loaded settings in force, or, when they do not load, keeps the
 /// old one and records the refusal. Only `[policy]` changes on a reload; other settings need a
 /// restart.
-pub(crate) async fn reload(state: &AppState, loaded: Result<Settings, SettingsError>) -> Result<bool, sqlx::Error> {
+/// `path` names the file it was read from (for the `policy.reload_refused` notification).
+pub(crate) async fn reload(
+    state: &AppState,
+    path: &str,
+    loaded: Result<Settings, SettingsError>,
+) -> Result<bool, sqlx::Error> {
     let validated = loaded.and_then(|s| {
         s.policy.validate(&state.settings.auth.approver_role).map_err(|e| SettingsError::Policy(e.to_string()))
     });
@@ -43,8 +48,11 @@ pub(crate) async fn reload(state: &AppState, loaded: Result<Settings, SettingsEr
             let error = e.to_string();
             tracing::error!(%error, "policy reload refused; the previous policy stays in force");
             let mut tx = state.db.begin().await?;
+            let now = state.clock.now();
+            let data = serde_json::json!({ "reason": error, "path": path });
             let event = AuditEvent::PolicyReloadRefused { error, policy_hash_in_force: state.policy().hash() };
-            audit::record(&mut tx, state.clock.now(), Actor::System, Subject::default(), &event).await?;
+            audit::record(&mut tx, now, Actor::System, Subject::default(), &event).await?;
+            crate::notify::outbox::other_event(&mut tx, "policy.reload_refused", &data, now).await?;
             tx.commit().await?;
             Ok(false)
         }

@@ -168,6 +168,8 @@ pub(crate) async fn approve(
         console: p.sign_in.clone(),
     };
     record(&mut tx, now, p, id, &r.machine_id, &event).await?;
+    // Every recorded approval, the one completing the quorum included (`release.approved` follows).
+    crate::notify::outbox::release_event(&mut tx, "release.approval_added", id, now).await?;
     if effect.reaches_quorum {
         let mut approvers: Vec<String> = r.approvals.iter().map(|a| a.approver.clone()).collect();
         approvers.push(p.id.clone());
@@ -210,6 +212,7 @@ async fn ratify(
         &AuditEvent::BreakGlassRatified { ratified_by: p.id.clone(), console: p.sign_in.clone() },
     )
     .await?;
+    crate::notify::outbox::release_event(&mut tx, "break_glass.ratified", r.id, now).await?;
     let release = load(&mut tx, r.id).await?;
     tx.commit().await?;
     tracing::info!(release_id = %r.id, "break-glass release ratified");

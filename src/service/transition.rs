@@ -10,10 +10,9 @@
 
 use crate::audit::{self, Actor, AuditEvent, Subject};
 use crate::clock::Timestamp;
-use crate::db;
+use crate::db::{self, Tx};
 use crate::domain::{Move, ReleaseId, ReleaseStatus};
 use crate::error::ApiError;
-use sqlx::SqliteConnection;
 
 pub(crate) use crate::db::transition::{At, Change, InsertError, NewRelease};
 
@@ -72,7 +71,7 @@ impl From<TransitionError> for ApiError {
 /// Stores a new release (`request`: pending; `request_break_glass`: approved) and its audit
 /// entry, by `actor`, at `r.requested_at`.
 pub(crate) async fn create(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     r: &NewRelease<'_>,
     actor: Actor<'_>,
     event: &AuditEvent,
@@ -88,13 +87,13 @@ pub(crate) async fn create(
     let rid = r.id.to_string();
     let subject = Subject { release_id: Some(&rid), machine_id: Some(r.machine_id.as_str()) };
     let entry = audit::record(tx, r.requested_at, actor, subject, event).await?;
-    Ok(after(Transitioned { id: r.id, mv, from: None, to: mv.to(), at: r.requested_at, audit_seq: entry.seq }))
+    after(tx, Transitioned { id: r.id, mv, from: None, to: mv.to(), at: r.requested_at, audit_seq: entry.seq }).await
 }
 
 /// Moves the release `at` names by `change`, fenced on what the caller read, and records
 /// `event` by `actor`, at `now`.
 pub(crate) async fn apply(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     at: &At<'_>,
     change: Change<'_>,
     actor: Actor<'_>,
@@ -114,13 +113,17 @@ pub(crate) async fn apply(
     let rid = at.id.to_string();
     let subject = Subject { release_id: Some(&rid), machine_id: Some(at.machine_id.as_str()) };
     let entry = audit::record(tx, now, actor, subject, event).await?;
-    Ok(after(Transitioned { id: at.id, mv, from: Some(at.status), to: mv.to(), at: now, audit_seq: entry.seq }))
+    after(tx, Transitioned { id: at.id, mv, from: Some(at.status), to: mv.to(), at: now, audit_seq: entry.seq }).await
 }
 
-/// Where effects of every transition attach (inside the caller's transaction, before commit).
-fn after(t: Transitioned) -> Transitioned {
+/// Where effects of every transition attach (inside the caller's transaction, before commit):
+/// the notifications the move reports go to the outbox here.
+async fn after(tx: &mut Tx, t: Transitioned) -> Result<Transitioned, TransitionError> {
     tracing::debug!(release_id = %t.id, mv = %t.mv, from = ?t.from, to = %t.to, "release moved");
-    t
+    if let Some(event) = crate::notify::outbox::event_of(t.mv) {
+        crate::notify::outbox::release_event(tx, event, t.id, t.at).await?;
+    }
+    Ok(t)
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@ use super::*;
 use crate::domain::{DecidedUnder, MachineId, Move, ReleaseStatus};
 use crate::rules::{AppliedRule, DeviceSnapshot, Slot};
 use ReleaseStatus::*;
-use sqlx::{ConnectOptions, SqliteConnection, sqlite::SqliteConnectOptions};
+use sqlx::SqliteConnection;
 use std::collections::HashSet;
-use std::str::FromStr;
 use std::time::Duration;
 
 /// The table as documented (docs/api.md, domain/status.rs): `None` is a release not stored yet.
@@ -36,11 +35,14 @@ const EXPECTED: [(Option<ReleaseStatus>, ReleaseStatus); 17] = [
 const NOW: Timestamp = Timestamp::from_unix_ms(10_000);
 const HOLDER: &str = "worker-1/claim";
 
-async fn database() -> SqliteConnection {
-    let mut conn =
-        SqliteConnectOptions::from_str("sqlite::memory:").unwrap().foreign_keys(true).connect().await.unwrap();
-    sqlx::migrate!("./migrations").run(&mut conn).await.unwrap();
-    conn
+/// One write transaction on a fresh database migrated by the real migrations, never committed.
+/// The database file lives in a directory that is kept until the process ends.
+async fn database() -> Tx {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
+    let db = crate::db::Db::connect(&crate::settings::DatabaseSettings { url, ..Default::default() }).await.unwrap();
+    db.migrate().await.unwrap();
+    db.begin().await.unwrap()
 }
 
 fn decided_under() -> DecidedUnder {
@@ -80,7 +82,7 @@ fn new_release<'a>(id: ReleaseId, m: &'a MachineId, d: &'a DecidedUnder, mv: Mov
 
 /// A stored break-glass release in `status`, held by [`HOLDER`] under a lapsed lease, past its
 /// expiry, with every column the CHECK constraints ask of that status.
-async fn stored(conn: &mut SqliteConnection, status: ReleaseStatus, n: usize) -> (ReleaseId, MachineId) {
+async fn stored(conn: &mut Tx, status: ReleaseStatus, n: usize) -> (ReleaseId, MachineId) {
     let (id, m, d) = (ReleaseId::new(), machine(n), decided_under());
     create(conn, &new_release(id, &m, &d, Move::RequestBreakGlass), Actor::System, &AuditEvent::ReleaseCancelled)
         .await
@@ -95,7 +97,7 @@ async fn stored(conn: &mut SqliteConnection, status: ReleaseStatus, n: usize) ->
     .bind(reisolated.then_some("isolate-1"))
     .bind(reisolated.then_some(2_i64))
     .bind(id.to_string())
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await
     .unwrap();
     (id, m)

@@ -216,3 +216,49 @@ impl NotifySettings {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::{EMBEDDED_DEFAULT, load_from_str};
+
+    fn with_notify(notify: &str) -> Result<crate::settings::Settings, crate::settings::SettingsError> {
+        let text = format!(
+            "{EMBEDDED_DEFAULT}\n[[policy.rules]]\nname = \"tier0\"\nmatch = {{ tags = [\"crown-jewel\"] }}\nrequire = [ {{ role = \"Release.Approve\", count = 2 }} ]\n{notify}"
+        );
+        load_from_str(&text, "test", [])
+    }
+
+    const HOOK: &str = "[[notify.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"https://hooks.example.com/x\"\nsecret = \"whsec_c2VjcmV0\"\n";
+
+    #[test]
+    fn routes_name_known_channels_events_and_rules_and_fan_out_once_per_channel() {
+        let s = with_notify(&format!(
+            "{HOOK}[[notify.routes]]\nevents = [\"release.requested\"]\nrules = [\"tier0\"]\nchannels = [\"hook\"]\n[[notify.routes]]\nevents = [\"release.requested\", \"release.failed\"]\nchannels = [\"hook\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(s.notify.channels_for("release.requested", Some("tier0")), ["hook"]);
+        assert_eq!(s.notify.channels_for("release.failed", Some("default")), ["hook"]);
+        assert!(s.notify.channels_for("release.approved", Some("tier0")).is_empty());
+        assert_eq!(s.notify.backoff_base.get().as_secs(), 2);
+        assert_eq!(s.notify.max_age.get().as_secs(), 24 * 3600);
+    }
+
+    #[test]
+    fn start_up_refuses_unknown_names_and_plain_http_beyond_loopback() {
+        for (notify, key) in [
+            (format!("{HOOK}[[notify.routes]]\nevents = [\"release.requested\"]\nchannels = [\"nope\"]\n"), "notify.routes[0].channels"),
+            (format!("{HOOK}[[notify.routes]]\nevents = [\"release.teleported\"]\nchannels = [\"hook\"]\n"), "notify.routes[0].events"),
+            (format!("{HOOK}[[notify.routes]]\nevents = [\"release.requested\"]\nrules = [\"tier9\"]\nchannels = [\"hook\"]\n"), "notify.routes[0].rules"),
+            (HOOK.replace("https://hooks.example.com/x", "http://hooks.example.com/x"), "notify.channels[0].url"),
+            (HOOK.replace("secret = \"whsec_c2VjcmV0\"\n", ""), "notify.channels[0].secret"),
+            ("[[notify.channels]]\nname = \"mail\"\nkind = \"email\"\nsmtp_url = \"http://mail.example.com\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n".into(), "notify.channels[0].smtp_url"),
+            ("[notify]\nmax_age = \"30s\"\n".into(), "notify.max_age"),
+        ] {
+            let e = with_notify(&notify).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        for ok in ["http://127.0.0.1:9000/x", "http://localhost/x", "http://[::1]:8/x"] {
+            assert!(with_notify(&HOOK.replace("https://hooks.example.com/x", ok)).is_ok(), "{ok}");
+        }
+    }
+}

@@ -186,7 +186,7 @@ impl Worker {
     /// drops its transaction.
     async fn moved(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut crate::db::Tx,
         c: &Claim,
         change: Change<'_>,
         event: &AuditEvent,

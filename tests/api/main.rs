@@ -22,6 +22,8 @@ mod identities;
 mod invisible_text;
 mod isolation;
 mod log_injection;
+mod notify;
+mod notify_support;
 mod policy;
 mod reading;
 mod recheck;

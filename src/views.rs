@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 #[derive(Serialize)]
-pub(super) struct ApprovalView {
+pub(crate) struct ApprovalView {
     pub approver: String,
     pub comment: Option<String>,
     pub at: Timestamp,
@@ -15,7 +15,7 @@ pub(super) struct ApprovalView {
 
 /// What the release was decided under and what it still needs.
 #[derive(Serialize)]
-pub(super) struct PolicyView {
+pub(crate) struct PolicyView {
     pub rule: String,
     pub policy_hash: Option<String>,
     pub slots: Vec<crate::rules::SlotState>,
@@ -26,7 +26,7 @@ pub(super) struct PolicyView {
 
 /// A break-glass release's ratification state.
 #[derive(Serialize)]
-pub(super) struct BreakGlassView {
+pub(crate) struct BreakGlassView {
     pub ratify_by: Timestamp,
     pub ratified_by: Option<String>,
     pub ratified_at: Option<Timestamp>,
@@ -39,7 +39,7 @@ pub(super) struct BreakGlassView {
 }
 
 #[derive(Serialize)]
-pub(super) struct ReleaseView {
+pub(crate) struct ReleaseView {
     pub id: String,
     pub machine_id: String,
     pub comment: String,
@@ -66,7 +66,7 @@ pub(super) struct ReleaseView {
 impl ReleaseView {
     /// The release as the API shows it; `approver_role` fills the slot of releases stored before
     /// policies existed.
-    pub(super) fn new(r: Release, approver_role: &str) -> Self {
+    pub(crate) fn new(r: Release, approver_role: &str) -> Self {
         let quorum = crate::decide::quorum_of(&r, approver_role);
         let policy = match &r.decided_under {
             Some(p) => PolicyView {
@@ -124,7 +124,7 @@ impl ReleaseView {
 }
 
 #[derive(Serialize)]
-pub(super) struct AuditEntryView {
+pub(crate) struct AuditEntryView {
     pub seq: i64,
     pub at: Timestamp,
     /// The exact value hashed into the chain (milliseconds since the Unix epoch).

@@ -1,0 +1,92 @@
+//! `/api/v1/notifications`: the outbox, for auditors: what was sent where, and what is stuck.
+
+use super::extract::{ApiQuery, page_limit, split_page};
+use crate::auth::Principal;
+use crate::clock::Timestamp;
+use crate::db;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/", get(list))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// One message: never its URL or payload's secrets (it has none), only what happened to it.
+#[derive(Serialize)]
+struct NotificationView {
+    id: String,
+    event: String,
+    channel: String,
+    status: String,
+    attempts: i64,
+    last_error: Option<String>,
+    created_at: Timestamp,
+    delivered_at: Option<Timestamp>,
+    finished_at: Option<Timestamp>,
+    release_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Page {
+    items: Vec<NotificationView>,
+    next_cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page>, ApiError> {
+    let role = &state.settings.auth.auditor_role;
+    if !principal.has_role(role) {
+        return Err(ApiError::missing_role(role));
+    }
+    let limit = page_limit(q.limit, 50, 200)?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s @ ("pending" | "delivered" | "dead")) => Some(s),
+        Some(_) => return Err(ApiError::bad_request("invalid_status", "status must be pending, delivered or dead")),
+    };
+    let before = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor must be a value from next_cursor"))
+        })
+        .transpose()?;
+    let mut conn = state.db.reader().await?;
+    let mut rows = db::outbox::list(&mut conn, status, before, limit + 1).await?;
+    let more = split_page(&mut rows, limit);
+    let next_cursor = if more { rows.last().map(|r| r.seq.to_string()) } else { None };
+    let items = rows
+        .into_iter()
+        .map(|r| NotificationView {
+            delivered_at: r.finished_at.filter(|_| r.status == "delivered"),
+            id: r.id,
+            event: r.event,
+            channel: r.channel,
+            status: r.status,
+            attempts: r.attempts,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            finished_at: r.finished_at,
+            release_id: r.release_id,
+        })
+        .collect();
+    Ok(Json(Page { items, next_cursor }))
+}
