@@ -26,5 +26,6 @@ mod policy;
 mod reading;
 mod recheck;
 mod releases;
+mod smtp_receiver;
 mod storage;
 mod worker;
