@@ -101,7 +101,10 @@ impl Sender {
                 };
                 self.post(url, http::json_request(body)).await
             }
-            Target::Webhook { url, key } => self.post(url, webhook::request(msg, key)).await,
+            Target::Webhook { url, key } => {
+                let attempt_at = crate::clock::Clock::now(&crate::clock::SystemClock);
+                self.post(url, webhook::request(msg, key, attempt_at)).await
+            }
             Target::Email(target) => email::send(target, msg, self.timeout).await,
         };
         // The answer is the receiver's text: quoted and escaped like anything from outside.

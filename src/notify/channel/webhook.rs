@@ -3,6 +3,7 @@
 
 use super::SigningKey;
 use super::http::Request;
+use crate::clock::Timestamp;
 use crate::notify::Message;
 use base64::Engine as _;
 use serde::Serialize;
@@ -34,11 +35,15 @@ pub(super) fn signature(key: &SigningKey, id: &str, timestamp: i64, body: &[u8])
     format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(tag.as_ref()))
 }
 
-/// The POST for `msg`: its body and the `webhook-id`, `webhook-timestamp` (Unix seconds of the
-/// event) and `webhook-signature` headers. The id is the message id, the same on every retry.
-pub(super) fn request(msg: &Message<'_>, key: &SigningKey) -> Request {
+/// The POST for `msg` attempted at `attempt_at`: its body and the `webhook-id` (the message id,
+/// the same on every retry), `webhook-timestamp` and `webhook-signature` headers.
+///
+/// `webhook-timestamp` is the attempt's time in Unix seconds, not the event's (which is the
+/// body's `timestamp`): the spec says so, and receivers refuse a timestamp older than a few
+/// minutes against replays, so a retry carrying the event's time would be refused as a 400.
+pub(super) fn request(msg: &Message<'_>, key: &SigningKey, attempt_at: Timestamp) -> Request {
     let body = body(msg);
-    let timestamp = msg.timestamp.unix_ms().div_euclid(1000);
+    let timestamp = attempt_at.unix_ms().div_euclid(1000);
     let headers = vec![
         ("webhook-id", msg.id.to_string()),
         ("webhook-timestamp", timestamp.to_string()),
@@ -70,10 +75,12 @@ mod tests {
     fn the_headers_sign_exactly_the_body_sent() {
         let data = release_data(None);
         let msg = message("release.requested", &data);
-        let req = request(&msg, &key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+        // Retried an hour after the event: the header carries the attempt's time.
+        let attempt_at = msg.timestamp.plus(std::time::Duration::from_secs(3600));
+        let req = request(&msg, &key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), attempt_at);
         let header = |name: &str| req.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap();
         assert_eq!(header("webhook-id"), "msg_2a8f");
-        assert_eq!(header("webhook-timestamp"), "1614265330");
+        assert_eq!(header("webhook-timestamp"), "1614268930");
         // An independent HMAC (the sha2 crate's SHA-256 inside RFC 2104's construction).
         let expected = {
             use sha2::{Digest, Sha256};
@@ -81,7 +88,7 @@ mod tests {
             let mut k = [0u8; 64];
             k[..raw.len()].copy_from_slice(&raw);
             let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
-            let signed = [b"msg_2a8f.1614265330.".as_slice(), &req.body].concat();
+            let signed = [b"msg_2a8f.1614268930.".as_slice(), &req.body].concat();
             let inner = Sha256::new().chain_update(pad(0x36)).chain_update(&signed).finalize();
             let outer = Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize();
             format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(outer))
