@@ -28,5 +28,6 @@ mod policy;
 mod reading;
 mod recheck;
 mod releases;
+mod smtp_receiver;
 mod storage;
 mod worker;
