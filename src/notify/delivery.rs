@@ -49,18 +49,6 @@ impl Delivery {
         }
         while tasks.join_next().await.is_some() {}
     }
-
-    /// Attempts every channel's due messages until each is idle or waiting (for tests and
-    /// `run_until_idle`-style driving). Returns how many attempts ended a message.
-    pub(crate) async fn drain_due(&self, state: &AppState) -> Result<usize, sqlx::Error> {
-        let mut ended = 0;
-        for channel in &self.channels {
-            while step(self, state, channel).await? == Next::Again {
-                ended += 1;
-            }
-        }
-        Ok(ended)
-    }
 }
 
 async fn run_channel(d: Arc<Delivery>, state: AppState, channel: Arc<Channel>, stop: CancellationToken) {

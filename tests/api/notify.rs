@@ -5,7 +5,6 @@
 use crate::helpers::*;
 use crate::notify_support::{Answer, Receiver};
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -48,6 +47,21 @@ async fn notifications(app: &TestApp, query: &str) -> Vec<Value> {
     r.json::<Value>().await.unwrap()["items"].as_array().unwrap().clone()
 }
 
+/// HMAC-SHA256 (RFC 2104) from SHA-256 alone, apart from the code under test.
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    k[..key.len()].copy_from_slice(key);
+    let (mut inner, mut outer) = (Sha256::new(), Sha256::new());
+    inner.update(k.map(|b| b ^ 0x36));
+    for p in parts {
+        inner.update(p);
+    }
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().to_vec()
+}
+
 fn header(h: &reqwest::header::HeaderMap, name: &str) -> String {
     h.get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap().to_string()
 }
@@ -74,10 +88,8 @@ async fn each_event_of_a_release_reaches_the_webhook_in_order_with_a_signature_t
     // Standard Webhooks: HMAC-SHA256 of "{id}.{timestamp}.{body}" with the decoded secret.
     for r in &got {
         let (msg_id, ts) = (header(&r.headers, "webhook-id"), header(&r.headers, "webhook-timestamp"));
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET_BYTES).unwrap();
-        mac.update(format!("{msg_id}.{ts}.").as_bytes());
-        mac.update(&r.raw);
-        let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let expected = base64::engine::general_purpose::STANDARD
+            .encode(hmac_sha256(SECRET_BYTES, &[format!("{msg_id}.{ts}.").as_bytes(), &r.raw]));
         assert_eq!(header(&r.headers, "webhook-signature"), format!("v1,{expected}"));
     }
     // The webhook-id is the message id of the API and of the audit entry of its delivery.
@@ -133,7 +145,7 @@ async fn a_503_then_200_is_delivered_once_with_the_same_webhook_id_on_each_try()
     hook.answer([Answer::Status(503), Answer::Status(503)]);
     let m = app_with_hook(&hook).await;
     m.app.create_release(1).await;
-    eventually("two refused tries", async || hook.received().len() >= 1).await;
+    eventually("the first refused try", async || !hook.received().is_empty()).await;
     // Backoff 1 s, then 2 s (with jitter at most that): the clock moves them.
     for _ in 0..2 {
         m.app.clock.advance(Duration::from_secs(3));

@@ -7,7 +7,6 @@
 //! [`Attempt`].
 
 // Until the delivery loop and `dualkey notify test` call in (the rest of issue 10).
-#![allow(dead_code)]
 
 mod config;
 mod email;
