@@ -1,0 +1,90 @@
+//! Every channel kind through the daemon: a Teams card, a Slack message and an e-mail (to an
+//! SMTP server started by the test) for the same request, with the console link; and the
+//! break-glass events.
+
+use crate::helpers::*;
+use crate::notify_support::Receiver;
+use crate::smtp_receiver::SmtpReceiver;
+use reqwest::StatusCode;
+use serde_json::json;
+
+const LONG: &str = "Ransomware cleanup verified; payroll server must be back before the bank cutoff";
+
+#[tokio::test]
+async fn a_request_reaches_teams_slack_and_email_with_its_facts_and_the_console_link() {
+    let (teams, slack, smtp) = (Receiver::start().await, Receiver::start().await, SmtpReceiver::start().await);
+    let text = format!(
+        "[[channels]]\nname = \"teams\"\nkind = \"teams\"\nurl = \"{}\"\n[[channels]]\nname = \"slack\"\nkind = \"slack\"\nurl = \"{}\"\n[[channels]]\nname = \"mail\"\nkind = \"email\"\nsmtp_url = \"{}\"\nfrom = \"dualkey@example.com\"\nto = [\"soc@example.com\"]\n[[routes]]\nevents = [\"release.requested\"]\nchannels = [\"teams\", \"slack\", \"mail\"]\n",
+        teams.url,
+        slack.url,
+        smtp.url()
+    );
+    let notify: dualkey::settings::NotifySettings = toml::from_str(&text).unwrap();
+    let app = spawn_app_with(move |s| {
+        s.notify = notify;
+        s.console.public_url = Some("https://dualkey.example.com".into());
+    })
+    .await;
+    let id = app.create_release(1).await["id"].as_str().unwrap().to_string();
+    let link = format!("https://dualkey.example.com/ui/releases/{id}");
+    eventually("teams, slack and mail", async || {
+        teams.delivered_types().len() == 1 && slack.delivered_types().len() == 1 && smtp.messages().len() == 1
+    })
+    .await;
+
+    let card = &teams.received()[0].body;
+    assert_eq!(card["type"], "message");
+    let attachment = &card["attachments"][0];
+    assert_eq!(attachment["contentType"], "application/vnd.microsoft.card.adaptive");
+    let content = attachment["content"].to_string();
+    for fact in ["host.contoso.com", "alice", "reimaged and scanned clean", "default", "Open in dualkey", link.as_str()]
+    {
+        assert!(content.contains(fact), "{fact} in the Teams card: {content}");
+    }
+
+    let message = slack.received()[0].body.clone();
+    assert!(message["text"].as_str().unwrap().contains("Release requested"), "{message}");
+    let blocks = message["blocks"].to_string();
+    for fact in ["host.contoso.com", "alice", "Open in dualkey", link.as_str()] {
+        assert!(blocks.contains(fact), "{fact} in the Slack blocks: {blocks}");
+    }
+
+    let mail = &smtp.messages()[0];
+    assert_eq!(mail.to, ["soc@example.com"]);
+    // Quoted-printable: undo its soft line breaks and `=3D` before looking for the link.
+    let data = &mail.data.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    assert!(data.contains("Subject: [dualkey] "), "{data}");
+    assert!(data.contains("text/plain") && data.contains("text/html"), "both parts: {data}");
+    assert!(data.contains(&link) && data.contains("host.contoso.com"), "{data}");
+    let listed = app.get("/api/v1/notifications?status=delivered", &app.auditor()).await;
+    assert_eq!(listed.json::<serde_json::Value>().await.unwrap()["items"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn break_glass_is_notified_as_used_then_as_ratified_and_never_as_requested() {
+    let hook = Receiver::start().await;
+    let text = format!(
+        "[[channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\nsecret = \"whsec_dGhpcnR5LXR3by1ieXRlcy1vZi10ZXN0LXNlY3JldA==\"\n[[routes]]\nevents = [\"release.requested\", \"break_glass.used\", \"break_glass.ratified\", \"release.approval_added\"]\nchannels = [\"hook\"]\n",
+        hook.url
+    );
+    let notify: dualkey::settings::NotifySettings = toml::from_str(&text).unwrap();
+    let policy: toml::Value = toml::from_str("[break_glass]\nenabled = true\n").unwrap();
+    let m = spawn_with_mde(test_simulator(), move |s| {
+        s.notify = notify;
+        s.policy = dualkey::rules::PolicyDocument::from_toml(policy).unwrap();
+    })
+    .await;
+    let bree = m.app.token("bree", &["Release.BreakGlass"]);
+    let r = m
+        .app
+        .post("/api/v1/releases", &bree, json!({"machine_id": SEEDED, "comment": LONG, "break_glass": true}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    m.drive_until(&id, "succeeded").await;
+    assert_eq!(m.app.approve(&id, &m.app.approver("bob")).await.status(), StatusCode::OK);
+    eventually("used and ratified", async || hook.delivered_types().len() >= 2).await;
+    assert_eq!(hook.delivered_types(), ["break_glass.used", "break_glass.ratified"]);
+    let ratified = &hook.received()[1].body["data"]["release"];
+    assert_eq!(ratified["break_glass"]["ratified_by"], "bob");
+}
