@@ -88,3 +88,81 @@ async fn break_glass_is_notified_as_used_then_as_ratified_and_never_as_requested
     let ratified = &hook.received()[1].body["data"]["release"];
     assert_eq!(ratified["break_glass"]["ratified_by"], "bob");
 }
+
+/// A webhook channel receiving every event.
+fn every_event_to(hook: &Receiver) -> dualkey::settings::NotifySettings {
+    let events: Vec<String> = dualkey::settings::EVENTS.iter().map(|e| format!("\"{e}\"")).collect();
+    let text = format!(
+        "[[channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\nsecret = \"whsec_dGhpcnR5LXR3by1ieXRlcy1vZi10ZXN0LXNlY3JldA==\"\n[[routes]]\nevents = [{}]\nchannels = [\"hook\"]\n",
+        hook.url,
+        events.join(", ")
+    );
+    toml::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn rejected_cancelled_expired_failed_and_unratified_releases_are_each_notified() {
+    use dualkey::mde::simulator::{FaultAction, RouteKind};
+    let hook = Receiver::start().await;
+    let notify = every_event_to(&hook);
+    let policy: toml::Value = toml::from_str("[break_glass]\nenabled = true\nratify_within = \"1h\"\n").unwrap();
+    let m = spawn_with_mde(test_simulator(), move |s| {
+        s.notify = notify;
+        s.policy = dualkey::rules::PolicyDocument::from_toml(policy).unwrap();
+    })
+    .await;
+    let app = &m.app;
+    let rejected = app.create_release(1).await["id"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            &format!("/api/v1/releases/{rejected}/reject"),
+            &app.approver("bob"),
+            json!({"comment": "not scanned yet, sorry"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cancelled = app.create_release(2).await["id"].as_str().unwrap().to_string();
+    let r = app.post(&format!("/api/v1/releases/{cancelled}/cancel"), &app.requester(), json!({})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // MDE refuses the device for good: the release fails.
+    m.sim.inject(RouteKind::Unisolate, FaultAction::status(404), 1);
+    let failed = m.approved(&machine(3)).await;
+    m.drive_until(&failed, "failed").await;
+    // Not ratified within the hour: dualkey isolates the device again.
+    let r = app
+        .post(
+            "/api/v1/releases",
+            &app.token("bree", &["Release.BreakGlass"]),
+            json!({"machine_id": machine(4), "comment": LONG, "break_glass": true}),
+        )
+        .await;
+    let glass = r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    m.drive_until(&glass, "succeeded").await;
+    let expired = app.create_release(5).await["id"].as_str().unwrap().to_string();
+    app.clock.advance(std::time::Duration::from_secs(25 * 3600));
+    m.drive_until(&glass, "reisolated").await;
+    assert_eq!(app.release(&expired).await["status"], "expired");
+
+    let want = [
+        (rejected.as_str(), "release.rejected"),
+        (cancelled.as_str(), "release.cancelled"),
+        (failed.as_str(), "release.failed"),
+        (glass.as_str(), "break_glass.used"),
+        (glass.as_str(), "break_glass.unratified"),
+        (expired.as_str(), "release.expired"),
+    ];
+    eventually("every final event", async || {
+        let got: Vec<(String, String)> = hook
+            .received()
+            .iter()
+            .map(|r| {
+                (
+                    r.body["data"]["release"]["id"].as_str().unwrap_or("").to_string(),
+                    r.body["type"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        want.iter().all(|(id, e)| got.contains(&(id.to_string(), e.to_string())))
+    })
+    .await;
+}
