@@ -71,6 +71,10 @@ pub(crate) fn event_of(mv: Move) -> Option<&'static str> {
 /// Writes `event` about release `id` (as it stands in `tx` now) for every channel routed to it.
 pub(crate) async fn release_event(tx: &mut Tx, event: &str, id: ReleaseId, at: Timestamp) -> Result<(), sqlx::Error> {
     let Some(routing) = tx.routing() else { return Ok(()) };
+    // Most moves are routed nowhere: no read for them.
+    if !routing.settings.routes.iter().any(|r| r.events.iter().any(|e| e == event)) {
+        return Ok(());
+    }
     let Some(release) = db::releases::get(tx, id).await? else { return Ok(()) };
     let rule = rule_of(&release);
     let channels = routing.settings.channels_for(event, Some(&rule));

@@ -238,3 +238,18 @@ async fn a_refused_approval_writes_no_message() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(m.app.count("SELECT count(*) FROM notify_outbox").await, 1, "only release.requested");
 }
+
+#[tokio::test]
+async fn a_message_not_delivered_within_max_age_is_dead_and_says_so() {
+    let hook = Receiver::start().await;
+    hook.answer((0..100).map(|_| Answer::Status(503)));
+    let m = app_with_hook(&hook).await;
+    m.app.create_release(1).await;
+    eventually("the first try", async || !hook.received().is_empty()).await;
+    // Backoff is at most 8 s here: a day of it ends in max_age (24 h).
+    m.app.clock.advance(Duration::from_secs(24 * 3600 + 1));
+    eventually("the message to die", async || notifications(&m.app, "?status=dead").await.len() == 1).await;
+    let dead = notifications(&m.app, "?status=dead").await;
+    assert!(dead[0]["last_error"].as_str().unwrap().contains("max_age"), "{}", dead[0]);
+    assert_eq!(m.app.audit_actions("notification_dead").await.len(), 1);
+}
