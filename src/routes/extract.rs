@@ -130,6 +130,17 @@ pub(super) fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i
     }
 }
 
+/// A `cursor` from the query (a `next_cursor` given out before): 400 `invalid_cursor` otherwise.
+pub(super) fn cursor(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    raw.map(|c| {
+        c.parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor must be a value from next_cursor"))
+    })
+    .transpose()
+}
+
 /// Rows fetched with `limit + 1`: cut to `limit`, and true when another page exists.
 pub(super) fn split_page<T>(rows: &mut Vec<T>, limit: i64) -> bool {
     let more = rows.len() as i64 > limit;

@@ -1,6 +1,6 @@
 //! `/api/v1/notifications`: the outbox, for auditors: what was sent where, and what is stuck.
 
-use super::extract::{ApiQuery, page_limit, split_page};
+use super::extract::{ApiQuery, cursor, page_limit, split_page};
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::db;
@@ -59,16 +59,7 @@ async fn list(
         Some(s @ ("pending" | "delivered" | "dead")) => Some(s),
         Some(_) => return Err(ApiError::bad_request("invalid_status", "status must be pending, delivered or dead")),
     };
-    let before = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            c.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor must be a value from next_cursor"))
-        })
-        .transpose()?;
+    let before = cursor(q.cursor.as_deref())?;
     let mut conn = state.db.reader().await?;
     let mut rows = db::outbox::list(&mut conn, status, before, limit + 1).await?;
     let more = split_page(&mut rows, limit);

@@ -1,6 +1,6 @@
 //! `/api/v1/releases`: request, read, approve, reject, cancel.
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, page_limit, release_id, split_page};
+use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, cursor, page_limit, release_id, split_page};
 use crate::auth::Principal;
 use crate::db::releases::ListFilter;
 use crate::domain::{Comment, MachineId, Release, ReleaseStatus, Ticket};
@@ -102,16 +102,7 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page>, ApiError> {
     let limit = page_limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-    let before_seq = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            c.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor must be a value from next_cursor"))
-        })
-        .transpose()?;
+    let before_seq = cursor(q.cursor.as_deref())?;
     if q.waiting_for_me {
         if q.status.is_some() || q.machine_id.is_some() || q.requested_by.is_some() || q.mine {
             return Err(ApiError::bad_request("invalid_query", "waiting_for_me combines only with limit and cursor"));
