@@ -23,6 +23,7 @@ mod invisible_text;
 mod isolation;
 mod log_injection;
 mod notify;
+mod notify_process;
 mod notify_support;
 mod policy;
 mod reading;
