@@ -121,7 +121,7 @@ impl Application {
         let reloader = self
             .reload_from
             .clone()
-            .map(|config| tokio::spawn(reload_on_sighup(self.state.clone(), config, stop.clone())));
+            .map(|config| tokio::spawn(reload_on_sighup(self.state.clone(), config, hangups(), stop.clone())));
         let worker = match self.worker {
             Some(w) => {
                 let switch = self.state.worker.clone();
@@ -209,13 +209,31 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// Listens for SIGHUP from now on. Called before serving, not inside the spawned reloader: a
+/// SIGHUP sent once the daemon answers would otherwise find no handler yet and terminate it.
 #[cfg(unix)]
-async fn reload_on_sighup(state: AppState, config: Option<PathBuf>, stop: CancellationToken) {
+fn hangups() -> Option<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+    let hangups = signal(SignalKind::hangup()).ok();
+    if hangups.is_none() {
         tracing::warn!("cannot listen for SIGHUP; the policy reloads only on restart");
-        return;
-    };
+    }
+    hangups
+}
+
+#[cfg(not(unix))]
+fn hangups() -> Option<()> {
+    None
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(
+    state: AppState,
+    config: Option<PathBuf>,
+    hangups: Option<tokio::signal::unix::Signal>,
+    stop: CancellationToken,
+) {
+    let Some(mut hangups) = hangups else { return };
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -231,4 +249,4 @@ async fn reload_on_sighup(state: AppState, config: Option<PathBuf>, stop: Cancel
 }
 
 #[cfg(not(unix))]
-async fn reload_on_sighup(_state: AppState, _config: Option<PathBuf>, _stop: CancellationToken) {}
+async fn reload_on_sighup(_state: AppState, _config: Option<PathBuf>, _hangups: Option<()>, _stop: CancellationToken) {}

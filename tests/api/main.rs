@@ -24,6 +24,7 @@ mod isolation;
 mod log_injection;
 mod notify;
 mod notify_kinds;
+mod notify_process;
 mod notify_support;
 mod policy;
 mod reading;
