@@ -3,18 +3,11 @@
 //! Retry-After, dead letters, and one channel never holding up another.
 
 use crate::helpers::*;
-use crate::notify_support::{Answer, Receiver};
+use crate::notify_support::{Answer, Receiver, SECRET_BYTES, hmac_sha256, whsec};
 use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-/// "whsec_" + base64 of these bytes, as Standard Webhooks writes a secret.
-const SECRET_BYTES: &[u8] = b"a-test-secret-of-thirty-two-byte";
-
-fn whsec() -> String {
-    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(SECRET_BYTES))
-}
 
 /// `[notify]` with webhook channels `name -> url` and `routes`, quick retries.
 fn notify_toml(channels: &[(&str, &str)], routes: &str) -> dualkey::settings::NotifySettings {
@@ -47,21 +40,6 @@ async fn notifications(app: &TestApp, query: &str) -> Vec<Value> {
     r.json::<Value>().await.unwrap()["items"].as_array().unwrap().clone()
 }
 
-/// HMAC-SHA256 (RFC 2104) from SHA-256 alone, apart from the code under test.
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    let mut k = [0u8; 64];
-    k[..key.len()].copy_from_slice(key);
-    let (mut inner, mut outer) = (Sha256::new(), Sha256::new());
-    inner.update(k.map(|b| b ^ 0x36));
-    for p in parts {
-        inner.update(p);
-    }
-    outer.update(k.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().to_vec()
-}
-
 fn header(h: &reqwest::header::HeaderMap, name: &str) -> String {
     h.get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap().to_string()
 }
@@ -87,6 +65,7 @@ async fn each_event_of_a_release_reaches_the_webhook_in_order_with_a_signature_t
 
     // Standard Webhooks: HMAC-SHA256 of "{id}.{timestamp}.{body}" with the decoded secret.
     for r in &got {
+        assert!(r.signed(), "{:?}", r.headers);
         let (msg_id, ts) = (header(&r.headers, "webhook-id"), header(&r.headers, "webhook-timestamp"));
         let expected = base64::engine::general_purpose::STANDARD
             .encode(hmac_sha256(SECRET_BYTES, &[format!("{msg_id}.{ts}.").as_bytes(), &r.raw]));

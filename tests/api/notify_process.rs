@@ -3,18 +3,10 @@
 //! code, and a refused SIGHUP reload is notified. Every process runs on the system clock.
 
 use crate::helpers::*;
-use crate::notify_support::{Answer, Receiver};
-use base64::Engine;
+use crate::notify_support::{Answer, Receiver, whsec};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::Path;
-
-/// "whsec_" + base64 of these bytes, as Standard Webhooks writes a secret.
-const SECRET_BYTES: &[u8] = b"another-test-secret-of-32-bytes!";
-
-fn whsec() -> String {
-    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(SECRET_BYTES))
-}
 
 /// `[notify]` with one webhook channel `hook` at `url`, quick retries (the process runs on
 /// the system clock), and a route of `events` to it.
@@ -26,33 +18,6 @@ fn notify_section(url: &str, events: &[&str]) -> String {
          [[notify.routes]]\nevents = [{events}]\nchannels = [\"hook\"]\n",
         whsec()
     )
-}
-
-/// HMAC-SHA256 (RFC 2104) from SHA-256 alone, apart from the code under test.
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    let mut k = [0u8; 64];
-    k[..key.len()].copy_from_slice(key);
-    let (mut inner, mut outer) = (Sha256::new(), Sha256::new());
-    inner.update(k.map(|b| b ^ 0x36));
-    for p in parts {
-        inner.update(p);
-    }
-    outer.update(k.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().to_vec()
-}
-
-fn header(r: &crate::notify_support::Received, name: &str) -> String {
-    r.headers.get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap().to_string()
-}
-
-/// Whether the Standard Webhooks signature of `r` verifies with [`SECRET_BYTES`].
-fn signed(r: &crate::notify_support::Received) -> bool {
-    let (id, ts) = (header(r, "webhook-id"), header(r, "webhook-timestamp"));
-    let expected = base64::engine::general_purpose::STANDARD
-        .encode(hmac_sha256(SECRET_BYTES, &[format!("{id}.{ts}.").as_bytes(), &r.raw]));
-    header(r, "webhook-signature") == format!("v1,{expected}")
 }
 
 /// Waits until a process answers `/healthz` on `addr`.
@@ -106,7 +71,7 @@ async fn a_daemon_killed_with_messages_pending_delivers_them_after_restart() {
     assert_eq!(pending.len(), 3, "one message per request");
     assert!(pending.iter().all(|(_, status)| status == "pending"), "{pending:?}");
     // Strictly in order: only the oldest was ever tried, always with its one id.
-    let refused_ids: Vec<String> = refused.iter().map(|r| header(r, "webhook-id")).collect();
+    let refused_ids: Vec<String> = refused.iter().map(|r| r.header("webhook-id")).collect();
     assert!(refused_ids.iter().all(|id| *id == pending[0].0), "{refused_ids:?} vs {pending:?}");
 
     // The receiver comes back on the same address answering 200, and so does the daemon.
@@ -127,13 +92,13 @@ async fn a_daemon_killed_with_messages_pending_delivers_them_after_restart() {
 
     let got = hook.received();
     assert_eq!(got.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 200, 200], "each exactly once");
-    let ids: Vec<String> = got.iter().map(|r| header(r, "webhook-id")).collect();
+    let ids: Vec<String> = got.iter().map(|r| r.header("webhook-id")).collect();
     let written: Vec<String> = pending.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(ids, written, "in the order written, with the ids they had before the kill");
     assert_eq!(ids[0], refused_ids[0], "the refused message keeps its webhook-id");
     let order: Vec<&str> = got.iter().map(|r| r.body["data"]["release"]["id"].as_str().unwrap()).collect();
     assert_eq!(order, made);
-    assert!(got.iter().all(signed));
+    assert!(got.iter().all(crate::notify_support::Received::signed));
 }
 
 /// `dualkey notify test CHANNEL --config CONFIG`, run off the test's runtime (the receiver
@@ -169,7 +134,7 @@ async fn notify_test_sends_a_test_message_and_exits_non_zero_unless_accepted() {
     assert_eq!(got.len(), 1, "one message");
     assert_eq!(got[0].body["type"], "notify.test");
     assert!(got[0].body["data"]["release"].is_null());
-    assert!(signed(&got[0]), "signed with the channel's secret");
+    assert!(got[0].signed(), "signed with the channel's secret");
     assert!(!leaks(&stdout) && !leaks(&stderr), "{stdout}\n{stderr}");
 
     hook.answer([Answer::Status(400)]);
@@ -226,7 +191,7 @@ async fn a_refused_policy_reload_is_notified_with_the_reason_and_the_path() {
     assert_eq!(body["data"]["path"], config.display().to_string(), "the file it was read from");
     let reason = body["data"]["reason"].as_str().unwrap();
     assert!(reason.contains("tier0") && reason.contains("count"), "names the rule and what is wrong: {reason}");
-    assert!(signed(&got[0]));
+    assert!(got[0].signed());
     let mut daemon = daemon;
     assert!(daemon.0.try_wait().unwrap().is_none(), "a refused reload never stops the daemon");
 }

@@ -10,6 +10,30 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The bytes of the webhook secret the notification tests configure.
+pub const SECRET_BYTES: &[u8] = b"a-test-secret-of-thirty-two-byte";
+
+/// "whsec_" + base64 of [`SECRET_BYTES`], as Standard Webhooks writes a secret.
+pub fn whsec() -> String {
+    use base64::Engine;
+    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(SECRET_BYTES))
+}
+
+/// HMAC-SHA256 (RFC 2104) from SHA-256 alone, apart from the code under test.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    k[..key.len()].copy_from_slice(key);
+    let (mut inner, mut outer) = (Sha256::new(), Sha256::new());
+    inner.update(k.map(|b| b ^ 0x36));
+    for p in parts {
+        inner.update(p);
+    }
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().to_vec()
+}
+
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -18,6 +42,23 @@ pub struct Received {
     pub raw: Vec<u8>,
     /// What it answered.
     pub status: u16,
+}
+
+impl Received {
+    /// A header's value; panics when it is missing.
+    pub fn header(&self, name: &str) -> String {
+        self.headers.get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap().to_string()
+    }
+
+    /// Whether its Standard Webhooks signature (HMAC-SHA256 of "{id}.{timestamp}.{body}" with
+    /// [`SECRET_BYTES`]) verifies.
+    pub fn signed(&self) -> bool {
+        use base64::Engine;
+        let (id, ts) = (self.header("webhook-id"), self.header("webhook-timestamp"));
+        let expected = base64::engine::general_purpose::STANDARD
+            .encode(hmac_sha256(SECRET_BYTES, &[format!("{id}.{ts}.").as_bytes(), &self.raw]));
+        self.header("webhook-signature") == format!("v1,{expected}")
+    }
 }
 
 /// How the receiver answers the next request.
