@@ -23,6 +23,7 @@ mod html;
 mod lenient;
 pub mod logsafe;
 pub mod mde;
+mod net;
 mod notify;
 mod person;
 mod routes;

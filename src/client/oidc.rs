@@ -78,12 +78,7 @@ pub(crate) fn check_transport(what: &str, url: &str) -> Result<reqwest::Url, Cli
     let parsed =
         reqwest::Url::parse(url).map_err(|e| ClientError::Usage(format!("{what} `{url}` is not a URL ({e})")))?;
     let host = parsed.host_str().unwrap_or_default();
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
+    let loopback = crate::net::is_loopback_host(host);
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if loopback => Ok(parsed),

@@ -84,7 +84,8 @@ pub(super) async fn load(tx: &mut sqlx::SqliteConnection, id: ReleaseId) -> Resu
         .ok_or_else(|| ApiError::not_found("release_not_found", format!("no release with id {id}")))
 }
 
-pub(super) fn caller(p: &Principal) -> Caller<'_> {
+/// `p` as the pure decisions see a caller.
+pub(crate) fn caller(p: &Principal) -> Caller<'_> {
     Caller { id: &p.id, roles: &p.roles, upn: p.upn.as_deref() }
 }
 

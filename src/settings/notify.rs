@@ -109,15 +109,10 @@ pub fn check_channel_url(key: &str, url: &str) -> Result<(), SettingsError> {
     let parsed = reqwest::Url::parse(url).map_err(|e| invalid(key, format!("not a URL ({e})")))?;
     match parsed.scheme() {
         "https" => Ok(()),
-        "http" if is_loopback_host(parsed.host_str().unwrap_or_default()) => Ok(()),
+        "http" if crate::net::is_loopback_host(parsed.host_str().unwrap_or_default()) => Ok(()),
         "http" => Err(invalid(key, "an http:// URL is allowed only to a loopback host; use https://")),
         other => Err(invalid(key, format!("`{other}` URLs are not supported; use https://"))),
     }
-}
-
-fn is_loopback_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl NotifySettings {

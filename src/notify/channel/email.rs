@@ -62,8 +62,7 @@ impl EmailTarget {
         timeout: Duration,
     ) -> Result<AsyncSmtpTransport<Tokio1Executor>, lettre::transport::smtp::Error> {
         let params = || TlsParameters::new(self.host.clone());
-        let loopback = self.host.eq_ignore_ascii_case("localhost")
-            || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let loopback = crate::net::is_loopback_host(&self.host);
         let tls = if self.implicit_tls {
             Tls::Wrapper(params()?)
         } else if self.credentials.is_some() && !loopback {

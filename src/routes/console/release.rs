@@ -5,7 +5,7 @@
 use super::html::{csrf_input, error_page, esc, page, respond, time};
 use super::session::{self, Session, Use};
 use super::{csrf_ok, csrf_refused, see_other, signed_out};
-use crate::decide::{self, Caller};
+use crate::decide;
 use crate::domain::{Comment, Release, ReleaseId};
 use crate::error::ApiError;
 use crate::service::reading;
@@ -179,7 +179,7 @@ fn forms(state: &AppState, s: &Session, r: &Release, refusal: Option<&ApiError>)
     let now = state.clock.now();
     let p = &s.principal;
     let approver_role = &state.settings.auth.approver_role;
-    let caller = Caller { id: &p.id, roles: &p.roles, upn: p.upn.as_deref() };
+    let caller = crate::service::releases::caller(p);
     let csrf = csrf_input(s);
     let id = r.id;
     if reading::awaits_decision_by(r, p, approver_role, now) {

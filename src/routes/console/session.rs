@@ -68,10 +68,7 @@ fn is_loopback_http(base_url: &str) -> bool {
     if url.scheme() != "http" {
         return false;
     }
-    url.host_str().is_some_and(|h| {
-        h.eq_ignore_ascii_case("localhost")
-            || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-    })
+    url.host_str().is_some_and(crate::net::is_loopback_host)
 }
 
 /// The value of cookie `name` in the request, if any.
