@@ -34,6 +34,13 @@ async fn delivered(receiver: &Receiver, n: usize) {
     eventually(&format!("{n} messages delivered"), async || receiver.delivered_types().len() >= n).await;
 }
 
+/// Waits (real time, bounded) until the daemon has recorded `n` messages as `status`: a receiver
+/// holds a message before the daemon has read its answer.
+async fn recorded(app: &TestApp, status: &str, n: usize) {
+    let query = format!("?status={status}");
+    eventually(&format!("{n} recorded {status}"), async || notifications(app, &query).await.len() >= n).await;
+}
+
 async fn notifications(app: &TestApp, query: &str) -> Vec<Value> {
     let r = app.get(&format!("/api/v1/notifications{query}"), &app.auditor()).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -51,6 +58,7 @@ async fn each_event_of_a_release_reaches_the_webhook_in_order_with_a_signature_t
     let id = m.approved(SEEDED).await;
     m.drive_until(&id, "succeeded").await;
     delivered(&hook, 5).await;
+    recorded(&m.app, "delivered", 5).await;
     assert_eq!(
         hook.delivered_types(),
         ["release.requested", "release.approval_added", "release.approved", "release.dispatched", "release.succeeded"]
@@ -135,6 +143,7 @@ async fn a_503_then_200_is_delivered_once_with_the_same_webhook_id_on_each_try()
     assert_eq!(got.iter().map(|r| r.status).collect::<Vec<_>>(), [503, 503, 200]);
     let ids: Vec<String> = got.iter().map(|r| header(&r.headers, "webhook-id")).collect();
     assert!(ids.iter().all(|i| i == &ids[0]), "{ids:?}");
+    recorded(&m.app, "delivered", 1).await;
     let listed = notifications(&m.app, "").await;
     assert_eq!((listed[0]["status"].as_str(), listed[0]["attempts"].as_i64()), (Some("delivered"), Some(3)));
 }
