@@ -20,6 +20,7 @@ pub mod domain;
 mod duration;
 mod error;
 mod html;
+mod jcs;
 mod lenient;
 pub mod logsafe;
 pub mod mde;

@@ -133,6 +133,8 @@ pub(crate) struct AuditEntryView {
     pub action: String,
     pub release_id: Option<String>,
     pub machine_id: Option<String>,
+    /// The seq of the previous entry about the same release (null for its first).
+    pub release_prev_seq: Option<i64>,
     pub details: Value,
     pub prev_hash: String,
     pub hash: String,
@@ -148,6 +150,7 @@ impl From<AuditEntry> for AuditEntryView {
             action: e.action,
             release_id: e.release_id,
             machine_id: e.machine_id,
+            release_prev_seq: e.release_prev_seq,
             // Entries read back whatever is stored, even if tampered; verify says whether to trust it.
             details: serde_json::from_str(&e.details).unwrap_or(Value::String(e.details)),
             prev_hash: e.prev_hash,

@@ -23,6 +23,9 @@ pub struct AuditEntry {
     pub action: String,
     pub release_id: Option<String>,
     pub machine_id: Option<String>,
+    /// The seq of the previous entry about the same release; `None` for its first entry and for
+    /// entries about no release. In the leaf data (so in the Merkle tree), not in the chain hash.
+    pub release_prev_seq: Option<i64>,
     /// Canonical JSON text.
     pub details: String,
     pub prev_hash: String,
@@ -142,6 +145,7 @@ mod tests {
                     action: "release_requested".into(),
                     release_id: Some("r".into()),
                     machine_id: None,
+                    release_prev_seq: None,
                     details: canonical_json(&serde_json::json!({"b": 1, "a": [true, null]})),
                     prev_hash: prev.clone(),
                     hash: String::new(),

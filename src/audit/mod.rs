@@ -3,14 +3,15 @@
 
 mod chain;
 mod event;
+mod leaf;
 
 pub use chain::{AuditEntry, GENESIS_HASH, VerifyReport, entry_hash, verify_entries};
 pub use event::AuditEvent;
+pub use leaf::{LeafError, leaf_line, leaf_value, parse_leaf_line};
 
 use crate::canonical::canonical_json;
 use crate::clock::Timestamp;
 use crate::db;
-use sqlx::SqliteConnection;
 
 /// Who or what caused an audit entry.
 #[derive(Debug, Clone)]
@@ -40,14 +41,18 @@ pub struct Subject<'a> {
 /// Appends `event` to the chain inside `tx`, the caller's write transaction. The caller's change
 /// and this entry commit or fail together: if the entry cannot be written, the error must abort
 /// the change (fail closed).
-pub async fn record(
-    tx: &mut SqliteConnection,
+pub(crate) async fn record(
+    tx: &mut db::Tx,
     now: Timestamp,
     actor: Actor<'_>,
     subject: Subject<'_>,
     event: &AuditEvent,
 ) -> Result<AuditEntry, sqlx::Error> {
     let (prev_seq, prev_hash) = db::audit::head(tx).await?.unwrap_or((0, GENESIS_HASH.to_string()));
+    let release_prev_seq = match subject.release_id {
+        Some(id) => db::audit::last_seq_of_release(tx, id).await?,
+        None => None,
+    };
     let mut entry = AuditEntry {
         seq: prev_seq + 1,
         at: now,
@@ -55,6 +60,7 @@ pub async fn record(
         action: event.action().to_string(),
         release_id: subject.release_id.map(str::to_string),
         machine_id: subject.machine_id.map(str::to_string),
+        release_prev_seq,
         details: canonical_json(&event.details()),
         prev_hash,
         hash: String::new(),

@@ -14,6 +14,7 @@ table_row! {
         release_id: Option<String>,
         machine_id: Option<String>,
         details: String,
+        release_prev_seq: Option<i64>,
         prev_hash: String,
         hash: String,
     }
@@ -28,6 +29,7 @@ impl From<AuditRow> for AuditEntry {
             action: r.action,
             release_id: r.release_id,
             machine_id: r.machine_id,
+            release_prev_seq: r.release_prev_seq,
             details: r.details,
             prev_hash: r.prev_hash,
             hash: r.hash,
@@ -45,6 +47,7 @@ impl From<&AuditEntry> for AuditRow {
             release_id: e.release_id.clone(),
             machine_id: e.machine_id.clone(),
             details: e.details.clone(),
+            release_prev_seq: e.release_prev_seq,
             prev_hash: e.prev_hash.clone(),
             hash: e.hash.clone(),
         }
@@ -80,6 +83,14 @@ pub(crate) async fn list(
         .fetch_all(conn)
         .await?;
     Ok(rows.into_iter().map(AuditEntry::from).collect())
+}
+
+/// The seq of the newest entry about `release_id`, if any.
+pub(crate) async fn last_seq_of_release(
+    conn: &mut SqliteConnection,
+    release_id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT MAX(seq) FROM audit_log WHERE release_id = ?").bind(release_id).fetch_one(conn).await
 }
 
 /// The details of the newest entry with this action, if any.

@@ -66,7 +66,7 @@ fn refusal_error(decision: Decision, reason: RefusalReason, r: &Release, state: 
 
 /// Records `event` about release `id` on `machine`, by `p`, in the caller's transaction.
 pub(super) async fn record(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut db::Tx,
     now: Timestamp,
     p: &Principal,
     id: ReleaseId,

@@ -203,7 +203,7 @@ impl Worker {
         }
     }
 
-    async fn audit(&self, tx: &mut sqlx::SqliteConnection, c: &Claim, event: &AuditEvent) -> Result<(), sqlx::Error> {
+    async fn audit(&self, tx: &mut crate::db::Tx, c: &Claim, event: &AuditEvent) -> Result<(), sqlx::Error> {
         let rid = c.id.to_string();
         let subject = Subject { release_id: Some(&rid), machine_id: Some(c.machine_id.as_str()) };
         audit::record(tx, self.state.clock.now(), Actor::System, subject, event).await.map(|_| ())

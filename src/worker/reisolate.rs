@@ -59,7 +59,7 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
 /// False when the claim was lost.
 async fn failed_attempt(
     w: &Worker,
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut crate::db::Tx,
     c: &Claim,
     e: &MdeError,
     now: Timestamp,

@@ -125,6 +125,7 @@ async fn a_rehashed_forgery_breaks_the_next_link_and_a_deleted_entry_leaves_a_ga
         action: entries[1]["action"].as_str().unwrap().into(),
         release_id: entries[1]["release_id"].as_str().map(Into::into),
         machine_id: entries[1]["machine_id"].as_str().map(Into::into),
+        release_prev_seq: entries[1]["release_prev_seq"].as_i64(),
         details: dualkey::canonical::canonical_json(&entries[1]["details"]),
         prev_hash: entries[1]["prev_hash"].as_str().unwrap().into(),
         hash: String::new(),
