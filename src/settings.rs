@@ -2,12 +2,14 @@
 //! environment overrides (`__` separates levels: `DUALKEY_POLICY__BREAK_GLASS__ENABLED`). Every
 //! key is documented in `config/production.example.toml`.
 
+mod audit;
 mod cloud;
 mod console;
 mod load;
 mod mde;
 mod notify;
 
+pub use audit::{AuditSettings, ForwardSettings};
 pub use cloud::{CloudEndpoints, CloudPreset};
 pub use console::{ConsoleSettings, OidcSettings};
 pub use load::{EMBEDDED_DEFAULT, SettingsError, WELL_KNOWN_DEV_SECRET, load, load_from_str};
@@ -44,6 +46,9 @@ pub struct Settings {
     /// Notifications: channels, routes, retries.
     #[serde(default)]
     pub notify: NotifySettings,
+    /// The signed Merkle log and its off-host copies.
+    #[serde(default)]
+    pub audit: AuditSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -277,6 +277,7 @@ fn validate(s: &Settings) -> Result<(), SettingsError> {
     s.console.validate()?;
     let rules: Vec<String> = s.policy.rules.iter().map(|r| r.name.clone()).chain(["default".to_string()]).collect();
     s.notify.validate(&rules)?;
+    s.audit.validate()?;
     s.mde.validate()
 }
 
