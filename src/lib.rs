@@ -38,6 +38,9 @@ pub mod settings;
 pub mod startup;
 mod state;
 pub mod telemetry;
+// Not called yet, like `jcs`: the log's store, routes and keygen will use its re-exports.
+#[allow(dead_code, unused_imports)]
+mod tlog;
 mod views;
 pub mod worker;
 
