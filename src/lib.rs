@@ -19,6 +19,7 @@ mod dev;
 pub mod domain;
 mod duration;
 mod error;
+mod forward;
 mod html;
 // Not called yet (only its tests do): the transparency log's checkpoints and entries will.
 #[allow(dead_code)]

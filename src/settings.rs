@@ -9,7 +9,7 @@ mod load;
 mod mde;
 mod notify;
 
-pub use audit::{AuditSettings, ForwardSettings};
+pub use audit::{AuditSettings, ForwardKind, ForwardSettings, split_address};
 pub use cloud::{CloudEndpoints, CloudPreset};
 pub use console::{ConsoleSettings, OidcSettings};
 pub use load::{EMBEDDED_DEFAULT, SettingsError, WELL_KNOWN_DEV_SECRET, load, load_from_str};

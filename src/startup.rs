@@ -52,6 +52,7 @@ impl Application {
         let policy = settings.policy.validate(&settings.auth.approver_role).context("validating [policy]")?;
         let settings_worker_enabled = settings.mde.worker_enabled;
         let delivery = crate::notify::start(&settings, &db).context("preparing notifications ([notify])")?;
+        let forwarders = crate::forward::start(&settings).context("preparing audit forwarding ([[audit.forward]])")?;
         let oidc = match &settings.oidc {
             Some(o) => {
                 let redirect_uri = format!("{}/ui/callback", settings.console.base_url(&addr.to_string()));
@@ -73,6 +74,7 @@ impl Application {
             worker: WorkerSwitch::new(if settings_worker_enabled { WorkerRun::Stopped } else { WorkerRun::Off }),
             oidc,
             delivery,
+            forwarders,
             local_addr: addr,
         };
         crate::service::policy::record_policy(&state).await.context("recording the policy in the audit chain")?;
@@ -109,15 +111,16 @@ impl Application {
         Ok(Worker::new(self.state.clone(), client, WorkerConfig::from_settings(&self.state.settings.mde)))
     }
 
-    /// Serves the API, runs the expiry sweeper, the storage probe and (when `mde.worker_enabled`)
-    /// the release worker until `shutdown` completes. Then each of the worker's duties stops
-    /// claiming, in-flight MDE calls get `mde.shutdown_grace` to finish, in-flight requests
-    /// finish, and the database closes.
+    /// Serves the API, runs the expiry sweeper, the storage probe, notification delivery, the
+    /// audit forwarders and (when `mde.worker_enabled`) the release worker until `shutdown`
+    /// completes. Then each of the worker's duties stops claiming, in-flight MDE calls get
+    /// `mde.shutdown_grace` to finish, in-flight requests finish, and the database closes.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let sweeper = tokio::spawn(expiry::run_sweeper(self.state.clone(), stop.clone()));
         let probe = tokio::spawn(crate::service::storage::run_probe(self.state.clone(), stop.clone()));
         let delivery = self.state.delivery.clone().map(|d| tokio::spawn(d.run(self.state.clone(), stop.clone())));
+        let forwarders = self.state.forwarders.clone().map(|f| tokio::spawn(f.run(self.state.clone(), stop.clone())));
         let reloader = self
             .reload_from
             .clone()
@@ -158,6 +161,11 @@ impl Application {
             // An attempt in flight is cut short; its message stays pending and is sent again.
             delivery.abort();
             let _ = delivery.await;
+        }
+        if let Some(forwarders) = forwarders {
+            // A batch in flight is cut short; the cursor stays before it and it is sent again.
+            forwarders.abort();
+            let _ = forwarders.await;
         }
         if let Some(reloader) = reloader {
             let _ = reloader.await;

@@ -31,6 +31,8 @@ pub struct AppState {
     pub(crate) oidc: Option<Arc<crate::auth::oidc::Oidc>>,
     /// Sends the notification outbox, when `[notify]` routes anything.
     pub(crate) delivery: Option<Arc<crate::notify::delivery::Delivery>>,
+    /// Sends off-host copies of the audit trail, when `[[audit.forward]]` names any.
+    pub(crate) forwarders: Option<Arc<crate::forward::Forwarders>>,
     /// The address the daemon listens on (the console's origin unless `console.public_url`).
     pub local_addr: std::net::SocketAddr,
 }

@@ -67,6 +67,7 @@ pub(crate) async fn record(
     };
     entry.hash = entry_hash(&entry).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     db::audit::insert(tx, &entry).await?;
+    tx.appended_audit();
     Ok(entry)
 }
 

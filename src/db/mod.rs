@@ -59,6 +59,7 @@ macro_rules! table_row {
 pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod fenced;
+pub(crate) mod forward;
 pub(crate) mod outbox;
 pub(crate) mod releases;
 pub(crate) mod sessions;
@@ -77,6 +78,7 @@ use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
+use tokio::sync::watch;
 
 /// A write transaction, begun with [`Db::begin`]. Dropped without [`Tx::commit`], it rolls back.
 /// Its outcome feeds the daemon's [`WriteHealth`].
@@ -88,18 +90,25 @@ pub struct Tx {
     routing: Option<Arc<crate::notify::Routing>>,
     /// This transaction wrote outbox messages: the delivery task is woken when it commits.
     wrote_messages: bool,
+    /// Bumped when this transaction commits after appending audit entries.
+    appended: Arc<watch::Sender<u64>>,
+    /// This transaction appended audit entries: the forwarders are woken when it commits.
+    appended_audit: bool,
 }
 
 impl Tx {
     /// Commits. A commit is where SQLite in WAL mode writes to disk, so a storage error here
     /// turns writes off and a success turns them on again.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        let Tx { inner, health, routing, wrote_messages } = self;
+        let Tx { inner, health, routing, wrote_messages, appended, appended_audit } = self;
         match inner.commit().await {
             Ok(()) => {
                 health.succeeded();
                 if let Some(r) = routing.filter(|_| wrote_messages) {
                     r.committed();
+                }
+                if appended_audit {
+                    appended.send_modify(|n| *n = n.wrapping_add(1));
                 }
                 Ok(())
             }
@@ -120,6 +129,11 @@ impl Tx {
     /// Marks that this transaction wrote outbox messages.
     pub(crate) fn wrote_messages(&mut self) {
         self.wrote_messages = true;
+    }
+
+    /// Marks that this transaction appended audit entries.
+    pub(crate) fn appended_audit(&mut self) {
+        self.appended_audit = true;
     }
 }
 
@@ -146,6 +160,8 @@ pub struct Db {
     health: WriteHealth,
     /// Set once at start-up when `[notify]` routes anything; every transaction carries it.
     routing: Arc<OnceLock<Arc<crate::notify::Routing>>>,
+    /// Bumped after each commit that appended audit entries (see [`Db::watch_audit`]).
+    appended: Arc<watch::Sender<u64>>,
 }
 
 impl Db {
@@ -168,7 +184,8 @@ impl Db {
             .acquire_timeout(settings.busy_timeout.get())
             .connect_with(options)
             .await?;
-        Ok(Self { write, read, health: WriteHealth::default(), routing: Arc::default() })
+        let appended = Arc::new(watch::channel(0).0);
+        Ok(Self { write, read, health: WriteHealth::default(), routing: Arc::default(), appended })
     }
 
     /// Applies the embedded migrations that have not run yet.
@@ -185,6 +202,8 @@ impl Db {
                 health: self.health.clone(),
                 routing: self.routing.get().cloned(),
                 wrote_messages: false,
+                appended: self.appended.clone(),
+                appended_audit: false,
             }),
             Err(e) => {
                 self.health.failed(&e);
@@ -196,6 +215,12 @@ impl Db {
     /// From now on, transactions write the notifications `routing` asks for.
     pub(crate) fn route_notifications(&self, routing: Arc<crate::notify::Routing>) {
         let _ = self.routing.set(routing);
+    }
+
+    /// Changes after each commit of this process that appended audit entries, so the forwarders
+    /// send them at once (entries other processes append are found by polling).
+    pub(crate) fn watch_audit(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
     }
 
     /// Whether writes reach storage (see [`WriteHealth`]).

@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The longest `/readyz` waits for a token when it has to ask for one.
@@ -39,6 +40,10 @@ struct Readiness {
     worker: &'static str,
     /// `not_configured`, `configured` (no token asked for yet), `token_ok` or `token_failing`.
     mde: &'static str,
+    /// With `[[audit.forward]]`: how far each forwarder is, by name. Never makes the instance
+    /// unready: an outage of a receiver delays the copies, and the cursor catches up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forwarders: Option<BTreeMap<String, crate::forward::Status>>,
 }
 
 impl Readiness {
@@ -59,14 +64,15 @@ impl Readiness {
         let ready = database_ok && writable && worker != "stopped" && mde != "token_failing";
         let (code, status) =
             if ready { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not_ready") };
-        (code, Self { status, database, storage, worker, mde })
+        (code, Self { status, database, storage, worker, mde, forwarders: None })
     }
 }
 
 /// Ready when the database answers and its storage takes writes, a configured worker runs, and a configured MDE app can get
 /// a token. Cheap: the token is asked for only when nothing is known about it (see
 /// [`crate::mde::MdeClient::token_health`]); why it fails goes to the log, not to this
-/// unauthenticated answer.
+/// unauthenticated answer. With `[[audit.forward]]`, also each forwarder's cursor, lag and last
+/// error (texts free of URLs and tokens), which never affect readiness.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let token = async {
         match &state.mde {
@@ -74,13 +80,24 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
             None => None,
         }
     };
-    let (database_ok, token) = tokio::join!(state.db.ping(), token);
+    let (database_ok, token, forwarders) = tokio::join!(state.db.ping(), token, forwarders(&state));
     let writable = state.db.write_health().is_writable();
-    let (code, readiness) = Readiness::assess(database_ok, writable, state.worker.get(), token.as_ref());
+    let (code, mut readiness) = Readiness::assess(database_ok, writable, state.worker.get(), token.as_ref());
+    readiness.forwarders = forwarders;
     if let Some(TokenHealth::Failing(why)) = &token {
         tracing::debug!(error = %why, "not ready: no MDE token");
     }
     (code, Json(readiness))
+}
+
+/// Each configured forwarder's status; `None` without forwarders, or when the database does not
+/// answer (`database` says so).
+async fn forwarders(state: &AppState) -> Option<BTreeMap<String, crate::forward::Status>> {
+    let names: Vec<&str> = state.settings.audit.forward.iter().map(|f| f.name.as_str()).collect();
+    if names.is_empty() {
+        return None;
+    }
+    crate::forward::status(&state.db, &names).await.ok()
 }
 
 #[cfg(test)]

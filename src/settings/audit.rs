@@ -6,6 +6,10 @@ use crate::duration::HumanDuration;
 use serde::Deserialize;
 use std::path::PathBuf;
 
+mod forward;
+
+pub use forward::{ForwardKind, ForwardSettings, split_address};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditSettings {
@@ -36,13 +40,6 @@ impl Default for AuditSettings {
     }
 }
 
-/// One `[[audit.forward]]` as written; [`AuditSettings::validate`] checks it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ForwardSettings {
-    pub name: String,
-}
-
 fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
     SettingsError::Invalid { key: key.to_string(), message: message.into() }
 }
@@ -62,9 +59,7 @@ impl AuditSettings {
         }
         let mut names = std::collections::HashSet::new();
         for (i, f) in self.forward.iter().enumerate() {
-            if f.name.trim().is_empty() {
-                return Err(invalid(&format!("audit.forward[{i}].name"), "must not be empty"));
-            }
+            f.validate(i)?;
             if !names.insert(f.name.as_str()) {
                 return Err(invalid(&format!("audit.forward[{i}].name"), format!("`{}` is used twice", f.name)));
             }

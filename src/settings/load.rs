@@ -392,6 +392,7 @@ mod tests {
         let s = load_from_str(text, "production.example.toml", env(&[])).unwrap();
         assert_eq!(s.auth.principal_claim, "oid");
         assert!(s.auth.hs256_secret.is_none());
+        assert_eq!(s.audit.forward.len(), 2, "a syslog and an HEC forwarder");
     }
 
     #[test]
