@@ -61,6 +61,7 @@ pub(crate) mod audit;
 pub(crate) mod fenced;
 pub(crate) mod outbox;
 pub(crate) mod releases;
+pub(crate) mod report;
 pub(crate) mod sessions;
 pub(crate) mod storage;
 pub(crate) mod transition;
