@@ -81,14 +81,14 @@ async fn write(
     let mut cursor = Cursor::start(window.from);
     let mut rows = 0;
     loop {
-        let page = sql::releases_page(&mut *tx, &cursor, window.to, PAGE)
+        let page = sql::releases_page(&mut tx, &cursor, window.to, PAGE)
             .await
             .context("reading releases (has `dualkey migrate` run on this database?)")?;
         let Some(last) = page.last() else { break };
         cursor = Cursor::after(last);
         let ids = || page.iter().map(|r| r.id.as_str());
-        let mut approvals = crate::db::approvals::of_page(&mut *tx, ids()).await.context("reading approvals")?;
-        let trails = sql::trail_of_page(&mut *tx, ids()).await.context("reading the audit trail")?;
+        let mut approvals = crate::db::approvals::of_page(&mut tx, ids()).await.context("reading approvals")?;
+        let trails = sql::trail_of_page(&mut tx, ids()).await.context("reading the audit trail")?;
         let full = page.len() as i64 == PAGE;
         for facts in page {
             let approvals = approvals.remove(&facts.id).unwrap_or_default();
