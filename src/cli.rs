@@ -90,6 +90,13 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The separation-of-duties report: one row per release requested in [--from, --to).
+    Report {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        args: crate::report::ReportArgs,
+    },
     /// Notification tools.
     Notify {
         #[command(subcommand)]
@@ -186,6 +193,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Report { config, args } => crate::report::run(&load_settings(&config)?, args).await,
         Command::Audit { command: AuditCommand::Verify { config } } => {
             let settings = load_settings(&config)?;
             let db = crate::db::Db::connect(&settings.database).await.context("opening the database")?;

@@ -30,6 +30,7 @@ pub mod mde;
 mod net;
 mod notify;
 mod person;
+mod report;
 mod routes;
 pub mod rules;
 pub mod secret;

@@ -62,6 +62,7 @@ pub(crate) mod fenced;
 pub(crate) mod forward;
 pub(crate) mod outbox;
 pub(crate) mod releases;
+pub(crate) mod report;
 pub(crate) mod sessions;
 pub(crate) mod storage;
 pub(crate) mod transition;

@@ -33,6 +33,8 @@ mod policy;
 mod reading;
 mod recheck;
 mod releases;
+mod report;
+mod report_support;
 mod smtp_receiver;
 mod storage;
 mod syslog_receiver;
