@@ -7,6 +7,8 @@
 //!    errors counted, every release accounted for in the database and the audit chain verified.
 //! 3. The latency from an approval to the unisolate call arriving at the MDE simulator.
 
+mod log;
+
 use crate::auth::mint_hs256;
 use crate::clock::{Clock, SystemClock};
 use crate::mde::simulator::{RouteKind, SeedMachine, Simulator, SimulatorConfig, SimulatorHandle};
@@ -31,6 +33,8 @@ pub(crate) struct BenchOptions {
     pub latency_samples: usize,
     /// Run the API load this long instead of until `releases` are made (`releases` then bounds it).
     pub duration: Option<Duration>,
+    /// Entries in the log whose checkpoint, proof and export verification are timed (0: skip).
+    pub log_entries: u64,
 }
 
 /// Most raw commits measured when the API load runs for a duration (the rate, not the count, matters).
@@ -90,7 +94,8 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<bool> {
         ms(*lat.last().unwrap_or(&Duration::ZERO)),
         lat.len()
     );
-    Ok(load.is_sound())
+    let log_sound = if opts.log_entries > 0 { log::run(dir.path(), opts.log_entries).await? } else { true };
+    Ok(load.is_sound() && log_sound)
 }
 
 /// What the API load did, and what the database holds after it.

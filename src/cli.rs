@@ -11,6 +11,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+pub(crate) mod audit;
+
+pub use audit::AuditCommand;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "dualkey",
@@ -73,6 +77,10 @@ pub enum Command {
         /// is then the most releases it may make (one isolated device each).
         #[arg(long)]
         duration: Option<settings::HumanDuration>,
+        /// Grow a signed log to this many entries and time a checkpoint, an inclusion proof and
+        /// the offline verification of its whole export (0 skips it).
+        #[arg(long, default_value_t = 1_000_000)]
+        log_entries: u64,
     },
     /// Run the MDE simulator alone (for pointing a staging daemon at it).
     Simulator {
@@ -127,16 +135,7 @@ pub enum NotifyCommand {
     },
 }
 
-#[derive(Subcommand, Debug)]
-pub enum AuditCommand {
-    /// Recompute the hash chain; exit 0 when intact, 1 naming the first bad entry otherwise.
-    Verify {
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-}
-
-fn load_settings(config: &ConfigArg) -> anyhow::Result<Settings> {
+pub(crate) fn load_settings(config: &ConfigArg) -> anyhow::Result<Settings> {
     Ok(settings::load(config.config.as_deref(), std::env::vars())?)
 }
 
@@ -161,12 +160,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("policy hash: {}", policy.hash());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { releases, concurrency, latency_samples, duration } => {
+        Command::Bench { releases, concurrency, latency_samples, duration, log_entries } => {
             let opts = crate::bench::BenchOptions {
                 releases: releases.max(1),
                 concurrency: concurrency.max(1),
                 latency_samples: latency_samples as usize,
                 duration: duration.map(|d| d.get()),
+                log_entries,
             };
             let sound = crate::bench::run(opts).await?;
             Ok(if sound { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -194,23 +194,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Report { config, args } => crate::report::run(&load_settings(&config)?, args).await,
-        Command::Audit { command: AuditCommand::Verify { config } } => {
-            let settings = load_settings(&config)?;
-            let db = crate::db::Db::connect(&settings.database).await.context("opening the database")?;
-            let report = crate::audit::verify_db(&db).await.context("reading the audit log")?;
-            db.close().await;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            match report {
-                crate::audit::VerifyReport::Intact { entries, head, .. } => {
-                    eprintln!("audit chain intact: {entries} entries, head {head}");
-                    Ok(ExitCode::SUCCESS)
-                }
-                crate::audit::VerifyReport::Broken { first_bad_seq, reason, message, .. } => {
-                    eprintln!("audit chain BROKEN at entry {first_bad_seq} ({reason}): {message}");
-                    Ok(ExitCode::FAILURE)
-                }
-            }
-        }
+        Command::Audit { command } => audit::run(command).await,
     }
 }
 
@@ -261,4 +245,21 @@ async fn run_simulator(bind: &str) -> anyhow::Result<ExitCode> {
     println!("  users:     {}", idp.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", "));
     crate::mde::simulator::run(config, listener).await.context("serving the simulator")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints an offline check's findings on stdout, or what failed on stderr; 0 only when intact.
+pub(crate) fn offline_outcome(result: Result<Vec<String>, crate::offline::Failure>, what: &str) -> ExitCode {
+    match result {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            eprintln!("{what} verified");
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            eprintln!("{what} FAILED verification: {failure}");
+            ExitCode::FAILURE
+        }
+    }
 }

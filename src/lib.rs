@@ -21,14 +21,13 @@ mod duration;
 mod error;
 mod forward;
 mod html;
-// Not called yet (only its tests do): the transparency log's checkpoints and entries will.
-#[allow(dead_code)]
 mod jcs;
 mod lenient;
 pub mod logsafe;
 pub mod mde;
 mod net;
 mod notify;
+mod offline;
 mod person;
 mod report;
 mod routes;
@@ -40,8 +39,6 @@ pub mod settings;
 pub mod startup;
 mod state;
 pub mod telemetry;
-// Not called yet, like `jcs`: the log's store, routes and keygen will use its re-exports.
-#[allow(dead_code, unused_imports)]
 mod tlog;
 mod views;
 pub mod worker;

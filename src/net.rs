@@ -1,4 +1,4 @@
-//! Leaf: facts about network addresses as URLs write them.
+//! Leaf: facts about network addresses as URLs write them, and this machine's host name.
 
 /// True for `localhost` and any loopback IP (`127.0.0.0/8`, `::1`), with or without the
 /// brackets a URL puts around an IPv6 host.
@@ -9,6 +9,15 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
             .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// This machine's host name (the kernel's on Linux), trimmed; `None` where it cannot be read.
+pub(crate) fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }
 
 #[cfg(test)]

@@ -37,6 +37,16 @@ impl Application {
             .await
             .with_context(|| format!("opening the database (database.url = {})", settings.database.url))?;
         db.migrate().await.context("applying database migrations")?;
+        match crate::audit::signing::LogSigner::from_settings(&settings.audit).context("loading [audit]")? {
+            Some(log) => {
+                tracing::info!(key = %log.verifier_key(), origin = log.origin(), "the audit log is signed");
+                db.sign_log(Arc::new(log));
+            }
+            None => tracing::warn!(
+                "the audit log is unsigned (no [audit] signing_key_file): no checkpoints, no proofs; \
+                 create a key with `dualkey audit keygen`"
+            ),
+        }
         let verifier = Verifier::new(&settings.auth, clock.clone()).context("preparing token verification")?;
         let listener = TcpListener::bind(&settings.server.bind)
             .await
@@ -119,6 +129,7 @@ impl Application {
         let stop = CancellationToken::new();
         let sweeper = tokio::spawn(expiry::run_sweeper(self.state.clone(), stop.clone()));
         let probe = tokio::spawn(crate::service::storage::run_probe(self.state.clone(), stop.clone()));
+        let checkpointer = tokio::spawn(crate::service::checkpoint::run_checkpointer(self.state.clone(), stop.clone()));
         let delivery = self.state.delivery.clone().map(|d| tokio::spawn(d.run(self.state.clone(), stop.clone())));
         let forwarders = self.state.forwarders.clone().map(|f| tokio::spawn(f.run(self.state.clone(), stop.clone())));
         let reloader = self
@@ -157,6 +168,7 @@ impl Application {
         stop.cancel();
         let _ = sweeper.await;
         let _ = probe.await;
+        let _ = checkpointer.await;
         if let Some(delivery) = delivery {
             // An attempt in flight is cut short; its message stays pending and is sent again.
             delivery.abort();
@@ -179,6 +191,7 @@ impl Application {
                 }
             }
         }
+        crate::service::checkpoint::at_shutdown(&self.state).await;
         self.state.db.close().await;
         tracing::info!("dualkey stopped");
         Ok(())

@@ -187,6 +187,14 @@ pub enum AuditEvent {
         attempts: u32,
         reason: String,
     },
+    /// A signed tree head of the log's first `size` entries (this record is entry `size` + 1).
+    Checkpoint {
+        size: u64,
+        /// Base64 of the 32-byte root hash.
+        root: String,
+        /// The whole signed note (C2SP tlog-checkpoint).
+        note: String,
+    },
     /// The release ended without releasing the device.
     ReleaseFailed {
         reason: String,

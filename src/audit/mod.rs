@@ -2,12 +2,18 @@
 //! SHA-256 hash chain, and a verifier that finds the first altered, reordered or missing entry.
 
 mod chain;
+pub(crate) mod checkpoint;
 mod event;
 mod leaf;
+pub(crate) mod signing;
+pub(crate) mod tree;
+mod verify_tree;
 
 pub use chain::{AuditEntry, GENESIS_HASH, VerifyReport, entry_hash, verify_entries};
 pub use event::AuditEvent;
 pub use leaf::{LeafError, leaf_line, leaf_value, parse_leaf_line};
+pub use verify_tree::TreeReport;
+pub(crate) use verify_tree::verify_tree;
 
 use crate::canonical::canonical_json;
 use crate::clock::Timestamp;
@@ -38,9 +44,10 @@ pub struct Subject<'a> {
     pub machine_id: Option<&'a str>,
 }
 
-/// Appends `event` to the chain inside `tx`, the caller's write transaction. The caller's change
-/// and this entry commit or fail together: if the entry cannot be written, the error must abort
-/// the change (fail closed).
+/// Appends `event` to the chain and the tree inside `tx`, the caller's write transaction. The
+/// caller's change and this entry commit or fail together: if the entry cannot be written, the
+/// error must abort the change (fail closed). When it brings `checkpoint_every` entries since
+/// the last checkpoint, the checkpoint is written right after it, in the same transaction.
 pub(crate) async fn record(
     tx: &mut db::Tx,
     now: Timestamp,
@@ -67,7 +74,16 @@ pub(crate) async fn record(
     };
     entry.hash = entry_hash(&entry).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     db::audit::insert(tx, &entry).await?;
+    tree::append(tx, &entry).await?;
     tx.appended_audit();
+    // The entry that makes `checkpoint_every` since the last checkpoint is signed at once, in
+    // this transaction (so exactly every N entries, and never a count left unsigned).
+    if let Some(log) = tx.log()
+        && !matches!(event, AuditEvent::Checkpoint { .. })
+        && checkpoint::pending(tx).await? >= log.every
+    {
+        Box::pin(checkpoint::write(tx, now, &log)).await?;
+    }
     Ok(entry)
 }
 

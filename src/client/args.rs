@@ -29,6 +29,42 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: ReleasesCommand,
     },
+    /// Fetch a release's evidence bundle (auditor role), and verify one offline.
+    Evidence {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
+}
+
+/// `dualkey evidence ...`.
+#[derive(Subcommand, Debug)]
+pub enum EvidenceCommand {
+    /// Fetch a release's evidence bundle: its audit entries, an inclusion proof for each, a
+    /// signed checkpoint and the policy it was decided under.
+    Get {
+        /// The release id.
+        id: String,
+        /// An older checkpoint you kept: the bundle adds a consistency proof from it.
+        #[arg(long, value_name = "OLD")]
+        checkpoint: Option<std::path::PathBuf>,
+        /// Where to write the bundle.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+    /// Check a bundle offline (no server, no configuration) and tell the release's story;
+    /// exit 1 naming what failed.
+    Verify {
+        /// The bundle.
+        file: std::path::PathBuf,
+        /// The log's verifier key (`NAME+id+key`), or a file holding it.
+        #[arg(long, value_name = "VERIFIER_KEY")]
+        key: String,
+        /// An older checkpoint you kept: also check that the log only grew since.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<std::path::PathBuf>,
+    },
 }
 
 /// Which server to talk to and how to print its answers; accepted before or after the

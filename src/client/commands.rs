@@ -60,6 +60,7 @@ pub(super) async fn run(command: ClientCommand) -> Result<(), ClientError> {
         ClientCommand::Logout { conn } => logout(&ctx, &conn),
         ClientCommand::Whoami { conn } => whoami(&ctx, &conn),
         ClientCommand::Releases { conn, command } => releases(&ctx, &conn, command).await,
+        ClientCommand::Evidence { conn, command } => super::evidence::run(&conn, command, || ctx.session(&conn)).await,
     }
 }
 

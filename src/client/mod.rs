@@ -14,13 +14,14 @@ mod args;
 mod commands;
 mod credentials;
 mod device;
+mod evidence;
 mod identity;
 mod oidc;
 mod output;
 mod release;
 mod session;
 
-pub use args::{ClientCommand, Connection, Output, ReleasesCommand};
+pub use args::{ClientCommand, Connection, EvidenceCommand, Output, ReleasesCommand};
 
 use crate::clock::Timestamp;
 use std::process::ExitCode;

@@ -100,3 +100,16 @@ pub(crate) async fn last_details(conn: &mut SqliteConnection, action: &str) -> R
         .fetch_optional(conn)
         .await
 }
+
+/// The first seq written at or after `t`, if any.
+pub(crate) async fn first_seq_at_or_after(
+    conn: &mut SqliteConnection,
+    t: Timestamp,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT MIN(seq) FROM audit_log WHERE at >= ?").bind(t).fetch_one(conn).await
+}
+
+/// The last seq written before `t`, if any.
+pub(crate) async fn last_seq_before(conn: &mut SqliteConnection, t: Timestamp) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT MAX(seq) FROM audit_log WHERE at < ?").bind(t).fetch_one(conn).await
+}

@@ -58,6 +58,7 @@ macro_rules! table_row {
 
 pub(crate) mod approvals;
 pub(crate) mod audit;
+pub(crate) mod checkpoints;
 pub(crate) mod fenced;
 pub(crate) mod forward;
 pub(crate) mod outbox;
@@ -66,6 +67,7 @@ pub(crate) mod report;
 pub(crate) mod sessions;
 pub(crate) mod storage;
 pub(crate) mod transition;
+pub(crate) mod tree;
 pub(crate) mod velocity;
 pub(crate) mod worker;
 
@@ -95,13 +97,15 @@ pub struct Tx {
     appended: Arc<watch::Sender<u64>>,
     /// This transaction appended audit entries: the forwarders are woken when it commits.
     appended_audit: bool,
+    /// The log's signer, when `[audit]` has a key: `audit::record` writes checkpoints with it.
+    log: Option<Arc<crate::audit::signing::LogSigner>>,
 }
 
 impl Tx {
     /// Commits. A commit is where SQLite in WAL mode writes to disk, so a storage error here
     /// turns writes off and a success turns them on again.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        let Tx { inner, health, routing, wrote_messages, appended, appended_audit } = self;
+        let Tx { inner, health, routing, wrote_messages, appended, appended_audit, .. } = self;
         match inner.commit().await {
             Ok(()) => {
                 health.succeeded();
@@ -136,6 +140,11 @@ impl Tx {
     pub(crate) fn appended_audit(&mut self) {
         self.appended_audit = true;
     }
+
+    /// The log's signer, when `[audit]` has a key.
+    pub(crate) fn log(&self) -> Option<Arc<crate::audit::signing::LogSigner>> {
+        self.log.clone()
+    }
 }
 
 impl Deref for Tx {
@@ -163,6 +172,8 @@ pub struct Db {
     routing: Arc<OnceLock<Arc<crate::notify::Routing>>>,
     /// Bumped after each commit that appended audit entries (see [`Db::watch_audit`]).
     appended: Arc<watch::Sender<u64>>,
+    /// Set once at start-up when `[audit]` has a signing key; every transaction carries it.
+    log: Arc<OnceLock<Arc<crate::audit::signing::LogSigner>>>,
 }
 
 impl Db {
@@ -186,12 +197,19 @@ impl Db {
             .connect_with(options)
             .await?;
         let appended = Arc::new(watch::channel(0).0);
-        Ok(Self { write, read, health: WriteHealth::default(), routing: Arc::default(), appended })
+        Ok(Self { write, read, health: WriteHealth::default(), routing: Arc::default(), appended, log: Arc::default() })
     }
 
-    /// Applies the embedded migrations that have not run yet.
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        sqlx::migrate!("./migrations").run(&self.write).await
+    /// Applies the embedded migrations that have not run yet, then builds the Merkle tree of
+    /// the entries written before it existed (SQLite has no SHA-256 for SQL to do it).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        sqlx::migrate!("./migrations").run(&self.write).await?;
+        let added = crate::audit::tree::catch_up(self).await.context("building the audit log's Merkle tree")?;
+        if added > 0 {
+            tracing::info!(entries = added, "built the Merkle tree of existing audit entries");
+        }
+        Ok(())
     }
 
     /// Begins a write transaction with `BEGIN IMMEDIATE`, taking SQLite's write lock up front so
@@ -205,6 +223,7 @@ impl Db {
                 wrote_messages: false,
                 appended: self.appended.clone(),
                 appended_audit: false,
+                log: self.log.get().cloned(),
             }),
             Err(e) => {
                 self.health.failed(&e);
@@ -222,6 +241,16 @@ impl Db {
     /// send them at once (entries other processes append are found by polling).
     pub(crate) fn watch_audit(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
+    }
+
+    /// From now on, commits write checkpoints signed by `log`.
+    pub(crate) fn sign_log(&self, log: Arc<crate::audit::signing::LogSigner>) {
+        let _ = self.log.set(log);
+    }
+
+    /// The log's signer, when `[audit]` has a key.
+    pub(crate) fn log(&self) -> Option<Arc<crate::audit::signing::LogSigner>> {
+        self.log.get().cloned()
     }
 
     /// Whether writes reach storage (see [`WriteHealth`]).
@@ -279,3 +308,6 @@ mod migration_tests;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tree_migration_tests;

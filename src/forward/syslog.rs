@@ -67,9 +67,7 @@ pub(crate) fn host_field(name: Option<&str>) -> String {
 /// This machine's host name as a HOSTNAME field (the kernel's name on Linux; `-` where it
 /// cannot be read).
 pub(crate) fn this_host() -> String {
-    let name =
-        std::fs::read_to_string("/proc/sys/kernel/hostname").or_else(|_| std::fs::read_to_string("/etc/hostname")).ok();
-    host_field(name.as_deref())
+    host_field(crate::net::host_name().as_deref())
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/", get(list)).route("/verify", get(verify))
 }
 
-fn require_auditor(state: &AppState, p: &Principal) -> Result<(), ApiError> {
+pub(super) fn require_auditor(state: &AppState, p: &Principal) -> Result<(), ApiError> {
     let role = &state.settings.auth.auditor_role;
     if p.has_role(role) { Ok(()) } else { Err(ApiError::missing_role(role)) }
 }

@@ -8,6 +8,7 @@ mod extract;
 mod health;
 mod json_errors;
 mod notifications;
+mod proofs;
 mod releases;
 
 use crate::error::ApiError;
@@ -27,7 +28,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(client_config::router())
         .merge(console::router())
         .nest("/api/v1/releases", releases::router())
-        .nest("/api/v1/audit", audit::router())
+        .nest("/api/v1/audit", audit::router().merge(proofs::router()))
         .nest("/api/v1/notifications", notifications::router())
         .fallback(|| async {
             ApiError::not_found("not_found", "no such route; see the API documentation in README.md")

@@ -27,6 +27,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/{id}/approve", post(approve))
         .route("/{id}/reject", post(reject))
         .route("/{id}/cancel", post(cancel))
+        .route("/{id}/evidence", get(evidence))
 }
 
 /// The release as the API shows it.
@@ -199,4 +200,27 @@ async fn cancel(
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
     Ok(view(&state, service::cancel(&state, &principal, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvidenceQuery {
+    /// The size of an older checkpoint the auditor kept: adds a consistency proof from it.
+    consistency_from: Option<u64>,
+}
+
+/// The release's evidence bundle (auditor role).
+async fn evidence(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<EvidenceQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = release_id(&id)?;
+    super::audit::require_auditor(&state, &principal)?;
+    let log = super::proofs::signer(&state)?;
+    let release = reading::get(&state, &principal, id).await?;
+    let view = serde_json::to_value(view(&state, release).0).map_err(ApiError::internal)?;
+    let bundle = crate::service::evidence::bundle(&state.db, &log, id, view, q.consistency_from).await?;
+    Ok(Json(bundle))
 }

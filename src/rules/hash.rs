@@ -11,9 +11,15 @@ impl Policy {
     /// list; different when any rule, role, count, lifetime, guard or break-glass setting
     /// differs, or when rules are reordered (the first match wins, so order matters).
     pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.canonical().as_bytes()))
+    }
+
+    /// The canonical JSON document the hash is taken over (kept with the trail, so evidence can
+    /// carry the policy a release was decided under).
+    pub fn canonical(&self) -> String {
         // Serialising plain structs of strings, numbers and vectors cannot fail.
         let value = serde_json::to_value(self).expect("a Policy serialises to JSON");
-        hex::encode(Sha256::digest(canonical_json(&value).as_bytes()))
+        canonical_json(&value)
     }
 }
 

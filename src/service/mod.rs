@@ -1,8 +1,11 @@
 //! Use cases: each one is a single write transaction holding the change and its audit entry.
 //! Handlers call these; these call `decide` for decisions and `db` for SQL.
 
+pub(crate) mod checkpoint;
 pub(crate) mod device;
+pub(crate) mod evidence;
 pub(crate) mod expiry;
+pub(crate) mod export;
 pub(crate) mod policy;
 pub(crate) mod reading;
 pub(crate) mod releases;

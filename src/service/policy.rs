@@ -10,12 +10,15 @@ pub(crate) async fn record_policy(state: &AppState) -> Result<(), sqlx::Error> {
     let policy = state.policy();
     let hash = policy.hash();
     let mut tx = state.db.begin().await?;
+    // Kept whether or not the hash is new: a database from before documents were kept gets the
+    // one in force now.
+    crate::db::checkpoints::keep_policy(&mut tx, &hash, &policy.canonical(), state.clock.now()).await?;
     let last = crate::db::audit::last_details(&mut tx, "policy_loaded").await?;
     let last_hash = last
         .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
         .and_then(|d| d["policy_hash"].as_str().map(str::to_string));
     if last_hash.as_deref() == Some(hash.as_str()) {
-        return Ok(());
+        return tx.commit().await;
     }
     let mut rules: Vec<String> = policy.rules().iter().map(|r| r.applied.name.clone()).collect();
     rules.push(policy.default_rule().name.clone());

@@ -15,7 +15,7 @@ pub use forward::{ForwardKind, ForwardSettings, split_address};
 pub struct AuditSettings {
     /// The Ed25519 signer key (`dualkey audit keygen` writes it); unset: the log is unsigned.
     pub signing_key_file: Option<PathBuf>,
-    /// The key's name; must match the name inside the key file. Default: the file's name.
+    /// If set, must equal the name inside the key file (a guard against the wrong key).
     pub key_name: Option<String>,
     /// The checkpoints' origin line. Default: `dualkey/<host name>`.
     pub origin: Option<String>,

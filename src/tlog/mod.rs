@@ -12,10 +12,18 @@ mod merkle_tests;
 #[cfg(test)]
 mod verify_tests;
 
-pub(crate) use checkpoint::{Checkpoint, CheckpointError};
+pub(crate) use checkpoint::Checkpoint;
 pub(crate) use merkle::{
-    EMPTY_ROOT, Hash, NodeId, TreeBuilder, TreeError, append, append_plan, consistency_plan, consistency_proof,
-    inclusion_plan, inclusion_proof, leaf_hash, node_hash, root, root_plan,
+    Hash, NodeId, TreeBuilder, TreeError, append, append_plan, consistency_plan, consistency_proof, inclusion_plan,
+    inclusion_proof, leaf_hash, root, root_plan,
 };
-pub(crate) use note::{NoteError, NoteVerifier, Signer};
-pub(crate) use verify::{ProofError, verify_consistency, verify_inclusion};
+pub(crate) use note::{NoteVerifier, Signer};
+pub(crate) use verify::{verify_consistency, verify_inclusion};
+
+// What only the tests name from outside their module.
+#[cfg(test)]
+pub(crate) use merkle::{EMPTY_ROOT, node_hash};
+#[cfg(test)]
+pub(crate) use note::NoteError;
+#[cfg(test)]
+pub(crate) use verify::ProofError;

@@ -116,6 +116,7 @@ impl Signer {
     }
 
     /// The key's ID, the first four bytes (big-endian) of SHA-256(name ‖ 0x0A ‖ 0x01 ‖ key).
+    #[cfg(test)]
     pub(crate) fn key_id(&self) -> u32 {
         self.key_id
     }
@@ -170,6 +171,7 @@ impl NoteVerifier {
     }
 
     /// The key's ID.
+    #[cfg(test)]
     pub(crate) fn key_id(&self) -> u32 {
         self.key_id
     }

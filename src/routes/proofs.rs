@@ -1,0 +1,202 @@
+//! `/api/v1/audit/checkpoint`, `/proof/*` and `/verifier-key`: the signed Merkle log, for
+//! auditors and their tools (formats: C2SP tlog-checkpoint, RFC 9162 §2.1.3 and §2.1.4).
+
+use super::audit::require_auditor;
+use super::extract::ApiQuery;
+use crate::audit::signing::LogSigner;
+use crate::audit::tree;
+use crate::auth::Principal;
+use crate::db;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/checkpoint", get(checkpoint))
+        .route("/proof/inclusion", get(inclusion))
+        .route("/proof/consistency", get(consistency))
+        .route("/verifier-key", get(verifier_key))
+        .route("/export", get(export))
+}
+
+/// The log's signer, or 404 `log_unsigned`.
+pub(super) fn signer(state: &AppState) -> Result<Arc<LogSigner>, ApiError> {
+    state.db.log().ok_or_else(|| {
+        ApiError::not_found(
+            "log_unsigned",
+            "this dualkey has no [audit] signing_key_file: its log has no checkpoints and no proofs",
+        )
+    })
+}
+
+fn text(body: String) -> Response {
+    ([(CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// The tree's size now, and 422 `size_beyond_log` when `size` is past it.
+pub(super) async fn within_log(conn: &mut sqlx::SqliteConnection, size: u64) -> Result<u64, ApiError> {
+    let have = db::tree::size(conn).await?;
+    if size > have {
+        return Err(ApiError::unprocessable(
+            "size_beyond_log",
+            format!("the log has {have} entries; a tree of {size} does not exist (yet)"),
+        )
+        .with("log_size", have));
+    }
+    Ok(have)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointQuery {
+    size: Option<u64>,
+}
+
+async fn checkpoint(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<CheckpointQuery>,
+) -> Result<Response, ApiError> {
+    require_auditor(&state, &principal)?;
+    signer(&state)?;
+    let mut conn = state.db.reader().await?;
+    let row = match q.size {
+        Some(size) => db::checkpoints::at_size(&mut conn, size.min(i64::MAX as u64) as i64).await?,
+        None => db::checkpoints::latest(&mut conn).await?,
+    };
+    let row = row.ok_or_else(|| match q.size {
+        Some(size) => ApiError::not_found("checkpoint_not_found", format!("no checkpoint of size {size} is stored")),
+        None => ApiError::not_found("checkpoint_not_found", "no checkpoint has been written yet"),
+    })?;
+    Ok(text(row.note))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InclusionQuery {
+    seq: u64,
+    size: u64,
+}
+
+#[derive(Serialize)]
+struct InclusionProof {
+    /// The leaf index: `seq` − 1.
+    index: u64,
+    size: u64,
+    hashes: Vec<String>,
+}
+
+async fn inclusion(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<InclusionQuery>,
+) -> Result<Json<InclusionProof>, ApiError> {
+    require_auditor(&state, &principal)?;
+    signer(&state)?;
+    if q.seq == 0 || q.seq > q.size {
+        return Err(ApiError::bad_request("invalid_query", "seq must be between 1 and size"));
+    }
+    let mut conn = state.db.reader().await?;
+    within_log(&mut conn, q.size).await?;
+    let hashes = tree::inclusion(&mut conn, q.seq - 1, q.size).await?;
+    Ok(Json(InclusionProof { index: q.seq - 1, size: q.size, hashes: tree::to_b64(&hashes) }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+#[derive(Serialize)]
+struct ConsistencyProof {
+    from: u64,
+    size: u64,
+    hashes: Vec<String>,
+}
+
+async fn consistency(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+) -> Result<Json<ConsistencyProof>, ApiError> {
+    require_auditor(&state, &principal)?;
+    signer(&state)?;
+    if q.from == 0 || q.from > q.to {
+        return Err(ApiError::bad_request("invalid_query", "from must be between 1 and to"));
+    }
+    let mut conn = state.db.reader().await?;
+    within_log(&mut conn, q.to).await?;
+    let hashes = tree::consistency(&mut conn, q.from, q.to).await?;
+    Ok(Json(ConsistencyProof { from: q.from, size: q.to, hashes: tree::to_b64(&hashes) }))
+}
+
+/// Public: the key is what auditors check dualkey against, and says nothing secret.
+async fn verifier_key(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(text(format!("{}\n", signer(&state)?.verifier_key())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    from: Option<String>,
+    to: Option<String>,
+    consistency_from: Option<u64>,
+}
+
+/// An RFC 3339 time from a query, or 400 `invalid_query` naming the parameter.
+fn query_time(name: &str, text: Option<&str>) -> Result<Option<crate::clock::Timestamp>, ApiError> {
+    text.map(|t| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .map(crate::clock::Timestamp::from)
+            .map_err(|_| ApiError::bad_request("invalid_query", format!("{name} must be an RFC 3339 time")))
+    })
+    .transpose()
+}
+
+/// JSON Lines of the trail's leaf lines and a trailer (see `service::export`), streamed.
+async fn export(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<ExportQuery>,
+) -> Result<Response, ApiError> {
+    require_auditor(&state, &principal)?;
+    let log = signer(&state)?;
+    let range = crate::service::export::ExportRange {
+        from: query_time("from", q.from.as_deref())?,
+        to: query_time("to", q.to.as_deref())?,
+        consistency_from: q.consistency_from,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(256);
+    let db = state.db.clone();
+    let task = tokio::spawn(async move { crate::service::export::export(&db, &log, range, tx).await });
+    // Refusals (an empty log, an impossible consistency proof) come before the first line.
+    let Some(first) = rx.recv().await else {
+        task.await.map_err(ApiError::internal)??;
+        return Err(ApiError::internal(anyhow::anyhow!("the export ended without a trailer")));
+    };
+    tokio::spawn(async move {
+        if let Ok(Err(e)) = task.await {
+            tracing::error!(error = %e.message, "an audit export stopped before its trailer");
+        }
+    });
+    let lines = line_stream(first, rx);
+    let body = axum::body::Body::from_stream(lines);
+    Ok(([(CONTENT_TYPE, "application/jsonl; charset=utf-8")], body).into_response())
+}
+
+fn line_stream(
+    first: String,
+    rx: tokio::sync::mpsc::Receiver<String>,
+) -> impl tokio_stream::Stream<Item = Result<String, std::convert::Infallible>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::once(first).chain(tokio_stream::wrappers::ReceiverStream::new(rx)).map(|line| Ok(format!("{line}\n")))
+}
