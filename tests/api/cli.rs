@@ -228,13 +228,24 @@ async fn serve_dev_prints_tokens_that_work_and_keeps_the_configured_database() {
 
 #[test]
 fn the_benchmark_runs_and_prints_its_figures() {
-    let out =
-        dualkey().args(["bench", "--releases", "20", "--concurrency", "2", "--latency-samples", "5"]).output().unwrap();
+    let args = ["bench", "--releases", "20", "--concurrency", "2", "--latency-samples", "5", "--log-entries", "600"];
+    let out = dualkey().args(args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for figure in ["raw SQLite commits:", "API create+approve:", "ratio API commits / raw:", "p50", "p99"] {
+    for figure in [
+        "raw SQLite commits:",
+        "API create+approve:",
+        "ratio API commits / raw:",
+        "p50",
+        "p99",
+        "log append, one entry per commit:",
+        "checkpoint at ",
+        "inclusion proof at ",
+        "offline verify of the ",
+    ] {
         assert!(stdout.contains(figure), "{figure} missing from {stdout}");
     }
+    assert!(!stdout.contains("FAILED"), "{stdout}");
     for line in [
         "20 requested, 20 approved, 0 errors",
         "stored: 20 releases, 20 approved: every release accounted for; audit chain verified",
@@ -245,7 +256,19 @@ fn the_benchmark_runs_and_prints_its_figures() {
 
 #[test]
 fn the_benchmark_runs_for_a_duration_and_accounts_for_every_release() {
-    let args = ["bench", "--duration", "30ms", "--releases", "400", "--concurrency", "4", "--latency-samples", "1"];
+    let args = [
+        "bench",
+        "--duration",
+        "30ms",
+        "--releases",
+        "400",
+        "--concurrency",
+        "4",
+        "--latency-samples",
+        "1",
+        "--log-entries",
+        "0",
+    ];
     let out = dualkey().args(args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
