@@ -365,3 +365,32 @@ async fn a_daemon_given_the_settings_the_simulator_prints_releases_devices() {
     }
     panic!("the daemon never sent the approved release to the simulator: {printed:?}");
 }
+
+#[tokio::test]
+async fn serve_says_whether_its_log_is_signed_and_refuses_a_signing_key_others_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |key: Option<&std::path::Path>| {
+        let mut cmd = dualkey();
+        cmd.arg("serve")
+            .current_dir(dir.path())
+            .env("DUALKEY_SERVER__BIND", "127.0.0.1:0")
+            .env("DUALKEY_DATABASE__URL", format!("sqlite://{}/x.db?mode=rwc", dir.path().display()));
+        if let Some(k) = key {
+            cmd.env("DUALKEY_AUDIT__SIGNING_KEY_FILE", k);
+        }
+        cmd
+    };
+    let (mut daemon, _, log) = serve_until_listening(serve(None)).await;
+    assert!(log.contains("the audit log is unsigned"), "{log}");
+    daemon.kill();
+    let (key, verifier) = crate::evidence_support::keygen(dir.path(), "dualkey-test");
+    let (mut daemon, _, log) = serve_until_listening(serve(Some(&key))).await;
+    assert!(log.contains("the audit log is signed") && log.contains(&verifier), "{log}");
+    daemon.kill();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = serve(Some(&key)).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("can be read by others"), "{stderr}");
+}
