@@ -46,6 +46,9 @@ async fn plan(conn: &mut sqlx::SqliteConnection, range: &ExportRange) -> Result<
         Some(t) => db::audit::last_seq_before(conn, t).await?.unwrap_or(0).min(head),
         None => head,
     };
+    if range.from.is_none() && last == 0 {
+        return Err(ApiError::not_found("no_entries_in_range", "no entry was written before `to`"));
+    }
     Ok(Plan { first, last, with_proofs: range.from.is_some() })
 }
 

@@ -132,6 +132,8 @@ async fn a_window_export_carries_a_proof_per_line_and_checks_consistency_with_a_
     fails(verify_file(&write_lines(dir.path(), "rewritten", &rewritten), &verifier, Some(&kept)), "consistency");
     let (s, c) = error_code(app.get("/api/v1/audit/export?from=yesterday", &app.auditor()).await).await;
     assert_eq!((s, c.as_str()), (StatusCode::BAD_REQUEST, "invalid_query"));
+    let (s, c) = error_code(app.get("/api/v1/audit/export?to=2000-01-01T00%3A00%3A00Z", &app.auditor()).await).await;
+    assert_eq!((s, c.as_str()), (StatusCode::NOT_FOUND, "no_entries_in_range"));
     let (s, c) = error_code(app.get("/api/v1/audit/export?consistency_from=999999", &app.auditor()).await).await;
     assert_eq!((s, c.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "consistency_from_beyond_export"));
 }
