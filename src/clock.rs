@@ -92,6 +92,11 @@ impl Timestamp {
         OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
+    /// An RFC 3339 time in any offset, cut to the millisecond.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok().map(Self::from_datetime)
+    }
+
     /// RFC 3339 in UTC with millisecond precision.
     pub fn rfc3339(self) -> String {
         let fmt =

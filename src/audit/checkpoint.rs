@@ -24,6 +24,11 @@ pub(crate) async fn head_size(conn: &mut SqliteConnection) -> Result<u64, sqlx::
 /// counts.
 pub(crate) async fn pending(conn: &mut SqliteConnection) -> Result<u64, sqlx::Error> {
     let head = head_size(conn).await?;
+    pending_at(conn, head).await
+}
+
+/// [`pending`] when the trail is known to hold `head` entries.
+pub(crate) async fn pending_at(conn: &mut SqliteConnection, head: u64) -> Result<u64, sqlx::Error> {
     let last = db::checkpoints::latest(conn).await?.map_or(0, |c| c.recorded_seq as u64);
     Ok(head.saturating_sub(last))
 }

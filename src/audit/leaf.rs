@@ -29,6 +29,15 @@ pub fn leaf_line(e: &AuditEntry) -> String {
     crate::jcs::jcs(&leaf_value(e))
 }
 
+/// The policy hash named by the newest of `entries` that names one: a release's request, or its
+/// reopening under a newer policy.
+pub(crate) fn policy_named(entries: &[AuditEntry]) -> Option<String> {
+    entries.iter().rev().find_map(|e| {
+        let d: Value = serde_json::from_str(&e.details).ok()?;
+        d.get("policy_hash")?.as_str().map(str::to_string)
+    })
+}
+
 /// Why a line is not an entry's leaf form.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LeafError {
@@ -53,9 +62,7 @@ pub fn parse_leaf_line(line: &str) -> Result<AuditEntry, LeafError> {
         Some(Value::String(s)) => Ok(Some(s.clone())),
         _ => Err(LeafError::Field(k)),
     };
-    let at = text("at")?;
-    let at = time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| LeafError::Field("at"))?;
+    let at = Timestamp::parse_rfc3339(&text("at")?).ok_or(LeafError::Field("at"))?;
     let release_prev_seq = match v.get("release_prev_seq") {
         Some(Value::Null) => None,
         Some(n) => Some(n.as_i64().ok_or(LeafError::Field("release_prev_seq"))?),
@@ -64,7 +71,7 @@ pub fn parse_leaf_line(line: &str) -> Result<AuditEntry, LeafError> {
     let details = v.get("details").filter(|d| d.is_object()).ok_or(LeafError::Field("details"))?;
     let entry = AuditEntry {
         seq: v.get("seq").and_then(Value::as_i64).ok_or(LeafError::Field("seq"))?,
-        at: Timestamp::from_datetime(at),
+        at,
         actor: text("actor")?,
         action: text("action")?,
         release_id: opt_text("release_id")?,

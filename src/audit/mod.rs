@@ -11,6 +11,7 @@ mod verify_tree;
 
 pub use chain::{AuditEntry, GENESIS_HASH, VerifyReport, entry_hash, verify_entries};
 pub use event::AuditEvent;
+pub(crate) use leaf::policy_named;
 pub use leaf::{LeafError, leaf_line, leaf_value, parse_leaf_line};
 pub use verify_tree::TreeReport;
 pub(crate) use verify_tree::verify_tree;
@@ -80,7 +81,7 @@ pub(crate) async fn record(
     // this transaction (so exactly every N entries, and never a count left unsigned).
     if let Some(log) = tx.log()
         && !matches!(event, AuditEvent::Checkpoint { .. })
-        && checkpoint::pending(tx).await? >= log.every
+        && checkpoint::pending_at(tx, entry.seq as u64).await? >= log.every
     {
         Box::pin(checkpoint::write(tx, now, &log)).await?;
     }

@@ -84,10 +84,7 @@ fn check_checkpoint(row: &db::checkpoints::CheckpointRow, root: Hash, key: Optio
     }
     let parsed = match key {
         Some(k) => Checkpoint::open(&row.note, k).map_err(|e| e.to_string()),
-        None => crate::tlog::Checkpoint::parse(
-            row.note.split("\n\n").next().map(|t| format!("{t}\n")).as_deref().unwrap_or(""),
-        )
-        .map_err(|e| e.to_string()),
+        None => Checkpoint::parse_unverified(&row.note).map_err(|e| e.to_string()),
     };
     match parsed {
         Err(e) => Some(format!("the stored checkpoint of {size} entries does not verify: {e}")),

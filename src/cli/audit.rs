@@ -72,15 +72,9 @@ pub(crate) fn read_note(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading the checkpoint {}", path.display()))
 }
 
-/// A time argument: RFC 3339, or a date meaning its midnight UTC.
-pub(crate) fn parse_time(arg: &str, what: &str) -> anyhow::Result<crate::clock::Timestamp> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = time::OffsetDateTime::parse(arg, &Rfc3339) {
-        return Ok(t.into());
-    }
-    let date = time::Date::parse(arg, time::macros::format_description!("[year]-[month]-[day]"))
-        .with_context(|| format!("{what} `{arg}` is neither an RFC 3339 time nor a date (YYYY-MM-DD)"))?;
-    Ok(date.midnight().assume_utc().into())
+/// A time argument: RFC 3339, or a date meaning its midnight UTC (as `dualkey report` reads).
+fn parse_time(arg: &str, what: &str) -> anyhow::Result<crate::clock::Timestamp> {
+    crate::report::parse_time(arg).map_err(|e| anyhow::anyhow!("{what} `{arg}`: {e}"))
 }
 
 pub(super) async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {

@@ -21,8 +21,7 @@ pub(super) async fn run<'a>(
             if let Some(path) = checkpoint {
                 let note = crate::cli::audit::read_note(&path).map_err(|e| other(format!("{e:#}")))?;
                 // Only its size goes to the server; `evidence verify --checkpoint` checks the rest.
-                let text = note.split("\n\n").next().map(|t| format!("{t}\n")).unwrap_or_default();
-                let cp = crate::tlog::Checkpoint::parse(&text)
+                let cp = crate::tlog::Checkpoint::parse_unverified(&note)
                     .map_err(|e| ClientError::Usage(format!("{} is not a checkpoint: {e}", path.display())))?;
                 query.push(("consistency_from", cp.size.to_string()));
             }

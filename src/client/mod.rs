@@ -68,5 +68,5 @@ impl ClientError {
 
 /// An RFC 3339 time as the API and the credentials file write it.
 pub(crate) fn parse_time(text: &str) -> Option<Timestamp> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok().map(Timestamp::from)
+    Timestamp::parse_rfc3339(text)
 }

@@ -79,11 +79,7 @@ pub(crate) fn verify_bundle(text: &str, key: &NoteVerifier, kept: Option<&str>) 
 
 /// The policy document must hash to the policy hash the entries name.
 fn check_policy(policy: &Value, entries: &[AuditEntry]) -> Result<String, Failure> {
-    let named = entries.iter().rev().find_map(|e| {
-        let d: Value = serde_json::from_str(&e.details).ok()?;
-        d.get("policy_hash")?.as_str().map(str::to_string)
-    });
-    let Some(named) = named else { return Ok("policy: no entry names one".into()) };
+    let Some(named) = crate::audit::policy_named(entries) else { return Ok("policy: no entry names one".into()) };
     if policy["hash"].as_str() != Some(named.as_str()) {
         return Err(fail("policy", format!("the entries name policy {named}, the bundle carries another")));
     }

@@ -3,7 +3,7 @@
 use super::fast::Read;
 use super::{Failure, check_kept, fail, hashes, open_checkpoint};
 use crate::audit::GENESIS_HASH;
-use crate::tlog::{self, Checkpoint, Hash, NoteVerifier, TreeBuilder};
+use crate::tlog::{self, Hash, NoteVerifier, TreeBuilder};
 
 /// Lines parsed and hashed in parallel at a time.
 const READ_CHUNK: usize = 1 << 16;
@@ -108,21 +108,14 @@ pub(crate) fn verify_export(text: &str, key: &NoteVerifier, kept: Option<&str>) 
                     ),
                 ));
             }
-            (Some(_), None) => check_same_log(k, &cp)?,
+            (Some(_), None) => {
+                super::same_log(k, &cp)?;
+                format!("consistent with your checkpoint of {} entries: the log only grew since", k.size)
+            }
             _ => check_kept(k, &cp, proof)?,
         });
     }
     Ok(report)
-}
-
-fn check_same_log(kept: &Checkpoint, cp: &Checkpoint) -> Result<String, Failure> {
-    if kept.origin != cp.origin {
-        return Err(fail(
-            "consistency",
-            format!("your checkpoint is of log `{}`, this export's of `{}`", kept.origin, cp.origin),
-        ));
-    }
-    Ok(format!("consistent with your checkpoint of {} entries: the log only grew since", kept.size))
 }
 
 /// The checks of one entry against the one before it in the file.

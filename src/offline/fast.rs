@@ -50,8 +50,7 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
 /// The chain hash of a line, built as `entry_hash` builds it but from the line's `details` text
 /// as it stands (exports write it canonical). `None` when the line cannot give one this way.
 fn quick_hash(l: &LeafRef<'_>) -> Option<String> {
-    let at = time::OffsetDateTime::parse(&l.at, &time::format_description::well_known::Rfc3339).ok()?;
-    let ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let ms = crate::clock::Timestamp::parse_rfc3339(&l.at)?.unix_ms();
     let mut body = Vec::with_capacity(256 + l.details.get().len());
     body.extend_from_slice(b"{\"action\":");
     json_str(&mut body, &l.action);

@@ -45,6 +45,17 @@ pub(crate) fn hashes(values: &[serde_json::Value], what: &str) -> Result<Vec<Has
         .collect()
 }
 
+/// Both checkpoints name the same log.
+pub(crate) fn same_log(kept: &Checkpoint, current: &Checkpoint) -> Result<(), Failure> {
+    if kept.origin != current.origin {
+        return Err(fail(
+            "consistency",
+            format!("your checkpoint is of log `{}`, this file's of `{}`", kept.origin, current.origin),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the kept older checkpoint against the file's: same log, and a consistency proof from
 /// it to the file's checkpoint (or, when both have the same size, the same root).
 pub(crate) fn check_kept(
@@ -52,12 +63,7 @@ pub(crate) fn check_kept(
     current: &Checkpoint,
     proof: Option<(u64, Vec<Hash>)>,
 ) -> Result<String, Failure> {
-    if kept.origin != current.origin {
-        return Err(fail(
-            "consistency",
-            format!("your checkpoint is of log `{}`, this file's of `{}`", kept.origin, current.origin),
-        ));
-    }
+    same_log(kept, current)?;
     if kept.size > current.size {
         return Err(fail(
             "consistency",

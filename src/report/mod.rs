@@ -12,6 +12,8 @@ mod json;
 mod row;
 mod window;
 
+pub(crate) use window::parse_time;
+
 use crate::clock::Timestamp;
 use crate::db::report::{self as sql, Cursor};
 use crate::settings::Settings;

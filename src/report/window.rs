@@ -2,15 +2,14 @@
 //! UTC; a release is in the window when it was requested at or after `from` and before `to`.
 
 use crate::clock::Timestamp;
-use time::format_description::well_known::Rfc3339;
-use time::{Date, OffsetDateTime};
+use time::Date;
 
 /// Parses a `--from`/`--to` value: RFC 3339 (`2026-03-03T09:30:00Z`, any offset, fractions
 /// cut to the millisecond) or a date (`2026-03-03`, midnight UTC).
 pub(crate) fn parse_time(raw: &str) -> Result<Timestamp, String> {
     let raw = raw.trim();
-    if let Ok(t) = OffsetDateTime::parse(raw, &Rfc3339) {
-        return Ok(Timestamp::from_datetime(t));
+    if let Some(t) = Timestamp::parse_rfc3339(raw) {
+        return Ok(t);
     }
     let date = time::macros::format_description!("[year]-[month]-[day]");
     if let Ok(d) = Date::parse(raw, &date) {

@@ -155,9 +155,8 @@ struct ExportQuery {
 /// An RFC 3339 time from a query, or 400 `invalid_query` naming the parameter.
 fn query_time(name: &str, text: Option<&str>) -> Result<Option<crate::clock::Timestamp>, ApiError> {
     text.map(|t| {
-        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-            .map(crate::clock::Timestamp::from)
-            .map_err(|_| ApiError::bad_request("invalid_query", format!("{name} must be an RFC 3339 time")))
+        crate::clock::Timestamp::parse_rfc3339(t)
+            .ok_or_else(|| ApiError::bad_request("invalid_query", format!("{name} must be an RFC 3339 time")))
     })
     .transpose()
 }

@@ -57,12 +57,7 @@ pub(crate) async fn bundle(
         let proof = tree::inclusion(&mut conn, (e.seq - 1) as u64, size).await?;
         proofs.insert(e.seq.to_string(), json!(tree::to_b64(&proof)));
     }
-    // The policy of the newest entry that names one: the request, or a reopening under a new one.
-    let policy_hash = entries.iter().rev().find_map(|e| {
-        let d: Value = serde_json::from_str(&e.details).ok()?;
-        d.get("policy_hash")?.as_str().map(str::to_string)
-    });
-    let policy = match policy_hash {
+    let policy = match crate::audit::policy_named(&entries) {
         Some(hash) => {
             let document = db::checkpoints::policy(&mut conn, &hash).await?;
             let document = document.and_then(|d| serde_json::from_str::<Value>(&d).ok());
