@@ -80,3 +80,57 @@ pub(crate) async fn read(mde: Option<&MdeClient>, machine: &MachineId) -> Result
     };
     Ok(Device::NotIsolated(format!("machine {machine} is not isolated: {released}{next}")))
 }
+
+/// What dualkey knows of one device asked for in a batch.
+#[derive(Debug, Clone)]
+pub(crate) enum Known {
+    /// MDE has no such machine.
+    Unknown,
+    /// The device as read (isolated or not).
+    Device(Device),
+}
+
+/// A batch selector: every device currently isolated whose RBAC group (by name, as in policy
+/// rules) or any of whose tags is listed. Any listed value under any key matches, as in a
+/// policy rule's `match`; values compare without case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Selector {
+    pub rbac_groups: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+/// What MDE says of each of `ids`, in the order given (duplicates are the caller's to drop).
+/// Network calls, outside any transaction. An MDE that cannot be asked is 503
+/// `mde_unavailable` (or `mde_busy` when its budget would make the caller wait), and then
+/// nothing may be stored.
+///
+/// INTERFACE STUB: one device read per id; replaced by the device cache (bulk reads).
+pub(crate) async fn read_many(
+    state: &crate::state::AppState,
+    ids: &[MachineId],
+) -> Result<Vec<(MachineId, Known)>, ApiError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let known = match read(state.mde.as_deref(), id).await {
+            Ok(d) => Known::Device(d),
+            Err(e) if e.code == "unknown_machine" => Known::Unknown,
+            Err(e) => return Err(e),
+        };
+        out.push((id.clone(), known));
+    }
+    Ok(out)
+}
+
+/// Every device MDE shows isolated now that `selector` matches, with its facts.
+///
+/// INTERFACE STUB: needs the device cache; refuses until it exists.
+pub(crate) async fn isolated_matching(
+    _state: &crate::state::AppState,
+    _selector: &Selector,
+) -> Result<Vec<(MachineId, DeviceFacts)>, ApiError> {
+    Err(ApiError::unavailable(
+        "mde_unavailable",
+        "selecting devices needs the device cache",
+        anyhow::anyhow!("device cache not built yet"),
+    ))
+}
