@@ -20,8 +20,6 @@ pub(crate) enum Guard<'a> {
     Null(&'static str),
     /// `column <= t`
     NotAfter(&'static str, Timestamp),
-    /// `column > t`
-    After(&'static str, Timestamp),
     /// `column = n`
     Equals(&'static str, i64),
     /// A break-glass release.
@@ -117,9 +115,6 @@ pub(crate) async fn update(
             }
             Guard::NotAfter(column, t) => {
                 q.push(column).push(" <= ").push_bind(t);
-            }
-            Guard::After(column, t) => {
-                q.push(column).push(" > ").push_bind(t);
             }
             Guard::Equals(column, n) => {
                 q.push(column).push(" = ").push_bind(n);

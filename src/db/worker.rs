@@ -9,6 +9,7 @@ use super::releases::{ReleaseRow, col};
 use crate::clock::Timestamp;
 use crate::domain::{MachineId, ReleaseId, ReleaseStatus};
 use sqlx::SqliteConnection;
+use tokio_util::sync::CancellationToken;
 
 /// The kinds of job the worker does; each is a duty of its own (`worker::Worker::run`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,9 @@ pub(crate) struct Claim {
     pub mde_action_status: Option<String>,
     /// Failed attempts to isolate the device again so far (re-isolation jobs).
     pub reisolation_attempts: u32,
+    /// Cancelled once a renewal of the lease finds the job in another worker's hands: from then
+    /// on nothing may be sent to MDE for this claim (its fenced writes would fail anyway).
+    pub lost: CancellationToken,
 }
 
 /// A due job, as read before claiming it.
@@ -73,6 +77,7 @@ impl Due {
                 mde_action_id: row.mde_action_id,
                 mde_action_status: row.mde_action_status,
                 reisolation_attempts: count(row.reisolation_attempts),
+                lost: CancellationToken::new(),
             },
             lease_owner: row.lease_owner,
         })
@@ -143,8 +148,10 @@ pub(crate) async fn next_due(conn: &mut SqliteConnection, job: Job) -> Result<Op
     sqlx::query_scalar(sql).fetch_one(conn).await
 }
 
-/// Extends the lease, if the claim is still ours and has not lapsed. False means another
-/// worker may take (or took) the job.
+/// Extends the lease to `lease_until` while the claim is still ours. A lease that lapsed is
+/// extended too as long as nobody took the job over: a takeover changes the owner in the same
+/// fenced way, so the row never has two holders. False means another worker took the job (or
+/// this claim already finished it).
 pub(crate) async fn renew(
     conn: &mut SqliteConnection,
     c: &Claim,
@@ -152,7 +159,7 @@ pub(crate) async fn renew(
     lease_until: Timestamp,
 ) -> Result<bool, sqlx::Error> {
     let sets = Sets::new().set(col::lease_expires_at, lease_until);
-    update(conn, c.id, sets, &[Guard::Owner(&c.claim), Guard::After(col::lease_expires_at, now)], now).await
+    update(conn, c.id, sets, &[Guard::Owner(&c.claim)], now).await
 }
 
 /// A poll saw the action still running (or could not read it): record what it saw, poll again
