@@ -1,5 +1,6 @@
 //! Sending one claimed release to MDE, exactly once.
 
+use super::heartbeat::Heartbeat;
 use super::recheck::{self, Recheck};
 use super::{Worker, comment};
 use crate::audit::AuditEvent;
@@ -45,8 +46,9 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
         db::worker::parties(&mut conn, c.id).await?
     };
     let text = comment::build(c.id, &requester, &approvers, &reason);
-    // Only sends unisolate: the whole budget is theirs.
-    if !hold_until_budget(w, &c, Api::Unisolate, Share::Full).await? {
+    // Only sends unisolate: the whole budget is theirs. The claim is confirmed last, so the
+    // send leaves with a whole lease ahead of it.
+    if !hold_until_budget(w, &c, Api::Unisolate, Share::Full).await? || !Heartbeat::of(w).confirm(&c).await? {
         return Ok(());
     }
     match w.mde.unisolate(c.machine_id.as_str(), &text).await {
@@ -96,26 +98,24 @@ async fn approval_expired(w: &Worker, c: &Claim, release: &Release) -> anyhow::R
     Ok(true)
 }
 
-/// Waits until `api` has rate budget for a caller with `share`, renewing the claim meanwhile so
-/// a long wait (an hour when the hourly budget is spent) never lets the lease lapse while this
-/// worker still means to send. False when the claim was lost: another worker owns the job and
-/// this one must not send. Sends read with [`Share::Backlog`], leaving part of each read API's
-/// budget to re-isolations and to the API's own requests.
+/// Waits until `api` has rate budget for a caller with `share`; the heartbeat keeps the claim
+/// meanwhile, however long the wait (an hour when the hourly budget is spent). False when the
+/// claim was lost: another worker owns the job and this one must not send. Sends read with
+/// [`Share::Backlog`], leaving part of each read API's budget to re-isolations and to the API's
+/// own requests.
 pub(super) async fn hold_until_budget(w: &Worker, c: &Claim, api: Api, share: Share) -> anyhow::Result<bool> {
     loop {
+        if c.lost.is_cancelled() {
+            tracing::warn!(?api, "the claim was lost to another worker; not calling MDE for it");
+            return Ok(false);
+        }
         let ready = w.mde.ready_at(api, share);
-        let now = w.state.clock.monotonic();
-        if ready <= now {
+        if ready <= w.state.clock.monotonic() {
             return Ok(true);
         }
-        w.state.clock.sleep_until(ready.min(now + w.config.lease / 3)).await;
-        let now = w.state.clock.now();
-        let mut tx = w.state.db.begin().await?;
-        let renewed = db::worker::renew(&mut tx, c, now, now.plus(w.config.lease)).await?;
-        tx.commit().await?;
-        if !renewed {
-            tracing::warn!(?api, "lost the claim while waiting for MDE rate budget; not sending");
-            return Ok(false);
+        tokio::select! {
+            () = w.state.clock.sleep_until(ready) => {}
+            () = c.lost.cancelled() => {}
         }
     }
 }

@@ -1,10 +1,11 @@
 //! The release worker: takes approved releases, sends them to MDE exactly once, follows the
 //! MDE action to its end, and records every step in the audit chain.
 //!
-//! Each job is claimed with a lease in one committed statement; MDE is called outside any
+//! Each job is claimed with a lease in one committed statement, renewed every third of the
+//! lease while the job is worked, MDE calls included (`heartbeat`); MDE is called outside any
 //! transaction; the result is written with an update fenced on the claim. A worker that dies
-//! mid-call leaves a `dispatching` release whose lease expires and is claimed again; before
-//! sending again, the new claim looks for the action the dead one may have created.
+//! mid-call stops renewing: its `dispatching` release is claimed again within one lease, and
+//! before sending again the new claim looks for the action the dead one may have created.
 //!
 //! Sending, following actions and re-isolating are separate duties ([`Job`]), each a task of
 //! its own in [`Worker::run`] with its own claim loop and waits (`duty`): a backlog of sends, or
@@ -13,6 +14,7 @@
 mod comment;
 mod dispatch;
 mod duty;
+mod heartbeat;
 mod poll;
 mod recheck;
 mod reisolate;
@@ -40,7 +42,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub retry: RetryPolicy,
-    /// How long a claim is held; must outlast one MDE call including its rate-limit wait.
+    /// How long a claim holds without renewal. The heartbeat renews it every third of it while
+    /// the job is worked, so it needs to outlast no MDE call, only a stalled or dead worker.
     pub lease: Duration,
     /// How often a dispatched action is polled.
     pub poll_interval: Duration,
@@ -124,11 +127,14 @@ impl Worker {
     /// Claims and works one job of this kind, if one is due.
     async fn work(&self, job: Job) -> anyhow::Result<Step> {
         let Some(claim) = self.claim(job).await? else { return Ok(Step::Idle) };
-        match job {
-            Job::Dispatch => dispatch::run(self, claim).await?,
-            Job::Poll => poll::run(self, claim).await?,
-            Job::Reisolate => reisolate::run(self, claim).await?,
-        }
+        let duty = async {
+            match job {
+                Job::Dispatch => dispatch::run(self, claim.clone()).await,
+                Job::Poll => poll::run(self, claim.clone()).await,
+                Job::Reisolate => reisolate::run(self, claim.clone()).await,
+            }
+        };
+        heartbeat::Heartbeat::of(self).beating(&claim, duty).await?;
         Ok(Step::Worked)
     }
 
@@ -149,14 +155,15 @@ impl Worker {
     /// Claims the most overdue job of this kind with a lease, in one committed transaction
     /// (under SQLite's write lock, so the read and the fenced write cannot be overtaken). A send
     /// is the move `approved -> dispatching` (or the reclaim of a lapsed `dispatching` lease),
-    /// so it goes through the transition path; polls and re-isolations only take the lease.
+    /// so it goes through the transition path; polls and re-isolations only take the lease. The
+    /// claim starts held (`lost` not cancelled) until a renewal finds the job taken over.
     async fn claim(&self, job: Job) -> anyhow::Result<Option<Claim>> {
         let now = self.state.clock.now();
         let lease_until = now.plus(self.config.lease);
         let token = format!("{}/{}", self.name, uuid::Uuid::new_v4().simple());
         let mut tx = self.state.db.begin().await?;
         let Some(due) = db::worker::next(&mut tx, job, now).await? else { return Ok(None) };
-        let mut claim = Claim { claim: token.clone(), ..due.claim.clone() };
+        let mut claim = Claim { claim: token.clone(), lost: CancellationToken::new(), ..due.claim.clone() };
         if job == Job::Dispatch {
             let attempts = due.claim.attempts;
             let (change, holder) = match due.claim.status {

@@ -3,6 +3,7 @@
 //! the worker's `max_attempts` dualkey gives up; each failure, and giving up, is audited.
 
 use super::Worker;
+use super::heartbeat::Heartbeat;
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
 use crate::db::{self, worker::Claim};
@@ -31,7 +32,12 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
     });
     let result = match existing {
         Ok(Some(action)) => Ok(action),
-        Ok(None) => w.mde.isolate(c.machine_id.as_str(), &text, IsolationType::Full).await,
+        Ok(None) => {
+            if !Heartbeat::of(w).confirm(&c).await? {
+                return Ok(());
+            }
+            w.mde.isolate(c.machine_id.as_str(), &text, IsolationType::Full).await
+        }
         Err(e) => Err(e),
     };
     let now = w.state.clock.now();
