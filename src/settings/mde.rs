@@ -63,7 +63,8 @@ pub struct MdeSettings {
     pub max_attempts: u32,
     pub backoff_base: HumanDuration,
     pub backoff_max: HumanDuration,
-    /// How long a claim is held before another worker may take the job over.
+    /// How long a claim holds without renewal: the worker renews it every third of it while it
+    /// works the job (MDE calls included), so a dead worker's job is taken over within it.
     pub lease: HumanDuration,
     /// Longest time between looks for approvals written by another process.
     pub scan_interval: HumanDuration,
@@ -95,12 +96,15 @@ impl Default for MdeSettings {
             max_attempts: 8,
             backoff_base: HumanDuration::from_secs(2),
             backoff_max: HumanDuration::from_secs(300),
-            lease: HumanDuration::from_secs(300),
+            lease: HumanDuration::from_secs(30),
             scan_interval: HumanDuration::from_secs(5),
             shutdown_grace: HumanDuration::from_secs(30),
         }
     }
 }
+
+/// The shortest `mde.lease`: renewed every third of it, a claim costs at most a write a second.
+const MIN_LEASE: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
     SettingsError::Invalid { key: key.to_string(), message: message.into() }
@@ -155,7 +159,6 @@ impl MdeSettings {
             ("mde.poll_interval", self.poll_interval),
             ("mde.request_timeout", self.request_timeout),
             ("mde.backoff_base", self.backoff_base),
-            ("mde.lease", self.lease),
             ("mde.scan_interval", self.scan_interval),
         ] {
             if d.get().is_zero() {
@@ -168,8 +171,11 @@ impl MdeSettings {
         if self.max_attempts == 0 {
             return Err(invalid("mde.max_attempts", "must be at least 1"));
         }
-        if self.lease.get() <= self.request_timeout.get() {
-            return Err(invalid("mde.lease", "must be longer than mde.request_timeout"));
+        if self.lease.get() < MIN_LEASE {
+            return Err(invalid(
+                "mde.lease",
+                "must be at least 3s: the worker renews it every third of it, at most once a second",
+            ));
         }
         if !self.worker_enabled {
             return Ok(());
@@ -258,6 +264,17 @@ mod tests {
             .unwrap()
         );
         assert!(!shown.contains("s3cret"), "Debug of the settings shows a secret");
+    }
+
+    #[test]
+    fn the_lease_is_30s_by_default_may_be_shorter_than_a_call_and_is_at_least_3s() {
+        assert_eq!(load(&[]).unwrap().mde.lease.get(), std::time::Duration::from_secs(30));
+        let s = load(&[("DUALKEY_MDE__LEASE", "3s"), ("DUALKEY_MDE__REQUEST_TIMEOUT", "2m")]).unwrap();
+        assert_eq!(s.mde.lease.get(), std::time::Duration::from_secs(3), "the heartbeat covers a long call");
+        for short in ["2999ms", "0s"] {
+            let err = load(&[("DUALKEY_MDE__LEASE", short)]).unwrap_err().to_string();
+            assert!(err.contains("mde.lease") && err.contains("at least 3s"), "{short}: {err}");
+        }
     }
 
     #[test]
