@@ -138,6 +138,7 @@ pub(crate) async fn request(
         approvals_required,
         decided_under: &decided_under,
         break_glass: glass.map(|within| now.plus(within)),
+        batch_id: None,
     };
     let event = AuditEvent::ReleaseRequested {
         comment: req.comment.as_str().to_string(),
@@ -148,6 +149,7 @@ pub(crate) async fn request(
         policy_hash: decided_under.hash.clone(),
         isolated_by: decided_under.isolated_by.clone(),
         console: p.sign_in.clone(),
+        batch_id: None,
     };
     match transition::create(&mut tx, &new, Actor::Principal(&p.id), &event).await {
         Ok(_) => {}
