@@ -58,6 +58,7 @@ macro_rules! table_row {
 
 pub(crate) mod approvals;
 pub(crate) mod audit;
+pub(crate) mod batches;
 pub(crate) mod checkpoints;
 pub(crate) mod fenced;
 pub(crate) mod forward;
