@@ -305,6 +305,9 @@ async fn usable_after_release(conn: &mut SqliteConnection) -> Result<bool, sqlx:
 }
 
 #[cfg(test)]
+mod dispatch_order_tests;
+
+#[cfg(test)]
 mod migration_tests;
 
 #[cfg(test)]
