@@ -258,6 +258,26 @@ async fn reading_batches_and_their_errors() {
     assert_eq!(error_code(r).await, (StatusCode::NOT_FOUND, "batch_not_found".into()));
     let r = decide(&app, unknown, "approve", &app.approver("bob"), json!({})).await;
     assert_eq!(error_code(r).await, (StatusCode::NOT_FOUND, "batch_not_found".into()));
+    let r = app.get("/api/v1/release-batches?limit=1", &app.auditor()).await;
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let r = app.get(&format!("/api/v1/release-batches?limit=1&cursor={cursor}"), &app.auditor()).await;
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(page["items"][0]["id"], older.as_str());
+    let r = app.get("/api/v1/release-batches", &app.token("mallory", &["Release.BreakGlass"])).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["items"], json!([]), "a non-reader lists only their own");
+
+    // A batch is a record: the database refuses to change or remove it, or to move a release.
+    let pool = app.raw_db().await;
+    for sql in [
+        "DELETE FROM release_batches",
+        "UPDATE release_batches SET comment = 'rewritten history'",
+        "UPDATE releases SET batch_id = NULL",
+    ] {
+        let e = sqlx::query(sql).execute(&pool).await.unwrap_err().to_string();
+        assert!(e.contains("append-only") || e.contains("never changes batch"), "{sql}: {e}");
+    }
 }
 
 #[tokio::test]
