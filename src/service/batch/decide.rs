@@ -287,7 +287,7 @@ async fn over_approval_limit(
     if !over_limit(recent + count - 1, limit) {
         return Ok(None);
     }
-    let counted = recent + count.min(max) - 1;
+    let counted = (recent + count.min(max)).saturating_sub(1);
     let retry = crate::service::velocity::retry_after(tx, Counted::Approvals, &p.id, now, counted, limit).await?;
     let message = format!(
         "this batch approval would record {count} approvals; with your {recent} in the last hour that passes the \

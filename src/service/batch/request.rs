@@ -176,7 +176,7 @@ pub(crate) async fn request(
     if let Some(max) = limit.filter(|_| over_limit(recent + count - 1, limit)) {
         // When enough of the hour's requests have left the window for the batch (or, for a
         // batch larger than the limit, for as many as the limit allows).
-        let counted = recent + count.min(max) - 1;
+        let counted = (recent + count.min(max)).saturating_sub(1);
         let retry =
             crate::service::velocity::retry_after(&mut tx, Counted::Requests, &p.id, now, counted, limit).await?;
         drop(tx);
