@@ -250,6 +250,7 @@ mod tests {
                 isolated_by: Some("Isolator@Contoso.com".into()),
             }),
             break_glass: None,
+            batch_id: None,
         }
     }
 

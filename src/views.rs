@@ -61,6 +61,8 @@ pub(crate) struct ReleaseView {
     pub policy: PolicyView,
     /// `null` unless this is a break-glass release.
     pub break_glass: Option<BreakGlassView>,
+    /// The batch it was requested in; `null` for a release requested alone.
+    pub batch_id: Option<String>,
 }
 
 impl ReleaseView {
@@ -119,6 +121,7 @@ impl ReleaseView {
                 reisolation_attempts: b.reisolation_attempts,
                 reisolation_abandoned_at: b.reisolation_abandoned_at,
             }),
+            batch_id: r.batch_id.map(|b| b.to_string()),
         }
     }
 }

@@ -3,6 +3,7 @@
 use crate::auth::SignIn;
 use crate::clock::Timestamp;
 use crate::decide::RefusalReason;
+use crate::domain::{BatchSelector, Outcome, Refused};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -22,6 +23,9 @@ pub enum AuditEvent {
         /// The console sign-in it was made in; absent for API tokens.
         #[serde(skip_serializing_if = "Option::is_none")]
         console: Option<SignIn>,
+        /// The batch it was requested in; absent for a release requested alone.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        batch_id: Option<String>,
     },
     /// A request refused by policy (a deny rule, a velocity guard); nothing was stored.
     RequestRefused {
@@ -194,6 +198,63 @@ pub enum AuditEvent {
         root: String,
         /// The whole signed note (C2SP tlog-checkpoint).
         note: String,
+    },
+    /// A batch of releases was requested: `count` releases were stored, each with its own
+    /// `release_requested`; `refused` lists the devices asked for that got none.
+    BatchRequested {
+        batch_id: String,
+        count: u32,
+        refused: Vec<Refused>,
+        comment: String,
+        ticket: Option<String>,
+        /// What chose the devices; absent for a batch of listed machine ids.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        selector: Option<BatchSelector>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        console: Option<SignIn>,
+    },
+    /// A batch request refused whole (nothing to release, a velocity guard); nothing was
+    /// stored. `count` is how many releases it would have stored.
+    BatchRequestRefused {
+        reason: String,
+        message: String,
+        count: u32,
+        refused: Vec<Refused>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        selector: Option<BatchSelector>,
+    },
+    /// A batch approval: what it did to each release of the batch (each applied approval also
+    /// has its own `approval_recorded`, and `release_approved` when it completed the quorum).
+    BatchApproved {
+        batch_id: String,
+        comment: Option<String>,
+        results: Vec<Outcome>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        console: Option<SignIn>,
+    },
+    /// A batch rejection: what it did to each release (each rejected one has its own
+    /// `release_rejected`).
+    BatchRejected {
+        batch_id: String,
+        comment: String,
+        results: Vec<Outcome>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        console: Option<SignIn>,
+    },
+    /// A batch cancellation by its requester (each cancelled release has its own
+    /// `release_cancelled`).
+    BatchCancelled {
+        batch_id: String,
+        results: Vec<Outcome>,
+    },
+    /// A batch decision (`approve`, `reject`, `cancel`) that applied to none of its releases:
+    /// `reason` is why (`missing_role`, `not_requester`, `approval_rate_exceeded`, or
+    /// `nothing_applied` with each release's refusal in `results`).
+    BatchDecisionRefused {
+        batch_id: String,
+        decision: String,
+        reason: String,
+        results: Vec<Outcome>,
     },
     /// The release ended without releasing the device.
     ReleaseFailed {

@@ -58,6 +58,7 @@ macro_rules! table_row {
 
 pub(crate) mod approvals;
 pub(crate) mod audit;
+pub(crate) mod batches;
 pub(crate) mod checkpoints;
 pub(crate) mod fenced;
 pub(crate) mod forward;
@@ -302,6 +303,9 @@ async fn usable_after_release(conn: &mut SqliteConnection) -> Result<bool, sqlx:
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod dispatch_order_tests;
 
 #[cfg(test)]
 mod migration_tests;

@@ -2,7 +2,7 @@
 
 use super::approvals;
 use crate::clock::Timestamp;
-use crate::domain::{Approval, BreakGlass, DecidedUnder, MachineId, Release, ReleaseId, ReleaseStatus};
+use crate::domain::{Approval, BatchId, BreakGlass, DecidedUnder, MachineId, Release, ReleaseId, ReleaseStatus};
 use sqlx::SqliteConnection;
 
 table_row! {
@@ -46,6 +46,7 @@ table_row! {
         reisolation_attempts: i64,
         reisolation_due_at: Option<Timestamp>,
         reisolation_abandoned_at: Option<Timestamp>,
+        batch_id: Option<String>,
     }
 }
 
@@ -117,6 +118,7 @@ impl ReleaseRow {
             last_error: self.last_error,
             approvals,
             break_glass,
+            batch_id: self.batch_id.as_deref().map(BatchId::parse).transpose().map_err(|e| corrupt("batch id", e))?,
         };
         Ok((self.seq, release))
     }
@@ -196,6 +198,20 @@ pub(crate) async fn list(conn: &mut SqliteConnection, f: &ListFilter) -> Result<
         .map(|row| {
             let approvals = by_release.remove(&row.id).unwrap_or_default();
             row.into_release(approvals)
+        })
+        .collect()
+}
+
+/// The releases of batch `id`, in the order they were stored.
+pub(crate) async fn of_batch(conn: &mut SqliteConnection, id: BatchId) -> Result<Vec<Release>, sqlx::Error> {
+    let sql = format!("SELECT {} FROM {} WHERE batch_id = ? ORDER BY seq", ReleaseRow::COLUMNS, ReleaseRow::TABLE);
+    let rows: Vec<ReleaseRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.to_string()).fetch_all(&mut *conn).await?;
+    let mut by_release = approvals::of_page(conn, rows.iter().map(|r| r.id.as_str())).await?;
+    rows.into_iter()
+        .map(|row| {
+            let approvals = by_release.remove(&row.id).unwrap_or_default();
+            row.into_release(approvals).map(|(_, r)| r)
         })
         .collect()
 }

@@ -5,7 +5,7 @@
 use super::fenced::{self, Guard, Sets};
 use super::releases::{ReleaseRow, col, encode_json};
 use crate::clock::Timestamp;
-use crate::domain::{DecidedUnder, MachineId, Move, ReleaseId, ReleaseStatus};
+use crate::domain::{BatchId, DecidedUnder, MachineId, Move, ReleaseId, ReleaseStatus};
 use sqlx::SqliteConnection;
 
 /// A new release as the request handler built it.
@@ -22,6 +22,8 @@ pub(crate) struct NewRelease<'a> {
     pub decided_under: &'a DecidedUnder,
     /// `Some(ratify_by)`: a break-glass release, approved at once, to be ratified by then.
     pub break_glass: Option<Timestamp>,
+    /// The batch it is requested in, if any (the batch's row is stored first).
+    pub batch_id: Option<BatchId>,
 }
 
 impl NewRelease<'_> {
@@ -87,6 +89,7 @@ pub(crate) async fn insert(
         reisolation_attempts: 0,
         reisolation_due_at: None,
         reisolation_abandoned_at: None,
+        batch_id: r.batch_id.map(|b| b.to_string()),
     };
     row.insert(conn).await.map_err(|e| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => InsertError::AlreadyOpen,

@@ -84,20 +84,40 @@ impl Due {
     }
 }
 
-/// The most overdue job of this kind at `now`, if any.
+/// Due sends: approved ones past their backoff, and `dispatching` ones whose lease lapsed.
+const DISPATCH_DUE: &str = "(status = 'approved' AND COALESCE(next_attempt_at, 0) <= ?1)
+     OR (status = 'dispatching' AND lease_expires_at <= ?1)";
+
+/// The releases a send is chosen from, each with its `turn`: its place in its batch's approval
+/// order (a release requested alone is a batch of one, turn 1). Ranking every approved release
+/// of the batch, not only the due ones, keeps a release's turn fixed while the batch is sent,
+/// so a batch takes one turn per round instead of all of them. Only the due releases and the
+/// batches with one are read.
+fn dispatch_ranked() -> String {
+    format!(
+        "(SELECT *, ROW_NUMBER() OVER (PARTITION BY COALESCE(batch_id, id) ORDER BY approved_at, seq) AS turn
+          FROM releases
+          WHERE approved_at IS NOT NULL
+            AND (({DISPATCH_DUE})
+                 OR batch_id IN (SELECT batch_id FROM releases WHERE batch_id IS NOT NULL AND ({DISPATCH_DUE})))
+         ) AS releases"
+    )
+}
+
+/// The most overdue job of this kind at `now`, if any. Sends: a lapsed lease first (its send
+/// may already be at MDE), then by turn within the batch ([`dispatch_ranked`]), then oldest
+/// approval first, so single releases and batches interleave fairly.
 pub(crate) async fn next(conn: &mut SqliteConnection, job: Job, now: Timestamp) -> Result<Option<Due>, sqlx::Error> {
-    let (filter, order) = match job {
-        Job::Dispatch => (
-            "(status = 'approved' AND COALESCE(next_attempt_at, 0) <= ?1)
-             OR (status = 'dispatching' AND lease_expires_at <= ?1)",
-            "approved_at, seq",
-        ),
+    let (from, filter, order) = match job {
+        Job::Dispatch => (dispatch_ranked(), DISPATCH_DUE, "status = 'dispatching' DESC, turn, approved_at, seq"),
         Job::Poll => (
+            ReleaseRow::TABLE.to_string(),
             "status = 'dispatched' AND COALESCE(next_attempt_at, 0) <= ?1
              AND (lease_expires_at IS NULL OR lease_expires_at <= ?1)",
             "next_attempt_at, seq",
         ),
         Job::Reisolate => (
+            ReleaseRow::TABLE.to_string(),
             "break_glass = 1 AND ratified_at IS NULL AND reisolation_action_id IS NULL
              AND reisolation_abandoned_at IS NULL AND status IN ('dispatched', 'succeeded')
              AND ratify_by <= ?1 AND COALESCE(reisolation_due_at, 0) <= ?1
@@ -105,8 +125,7 @@ pub(crate) async fn next(conn: &mut SqliteConnection, job: Job, now: Timestamp) 
             "ratify_by, seq",
         ),
     };
-    let sql =
-        format!("SELECT {} FROM {} WHERE {filter} ORDER BY {order} LIMIT 1", ReleaseRow::COLUMNS, ReleaseRow::TABLE);
+    let sql = format!("SELECT {} FROM {from} WHERE {filter} ORDER BY {order} LIMIT 1", ReleaseRow::COLUMNS);
     let row: Option<ReleaseRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(now).fetch_optional(conn).await?;
     row.map(Due::from_row).transpose()
 }

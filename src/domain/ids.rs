@@ -1,4 +1,4 @@
-//! Identifiers: MDE machine ids and dualkey release ids.
+//! Identifiers: MDE machine ids, dualkey release ids and release batch ids.
 
 use super::ParseError;
 use std::fmt;
@@ -73,6 +73,36 @@ impl fmt::Display for ReleaseId {
     }
 }
 
+/// A release batch id: a UUID (v7 when dualkey makes it), in the same one spelling as a
+/// [`ReleaseId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BatchId(uuid::Uuid);
+
+impl BatchId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::now_v7())
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        if raw.len() != 36 {
+            return Err(ParseError::new("invalid_batch_id", "batch id must be a UUID"));
+        }
+        uuid::Uuid::try_parse(raw).map(Self).map_err(|_| ParseError::new("invalid_batch_id", "batch id must be a UUID"))
+    }
+}
+
+impl Default for BatchId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.hyphenated())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +124,14 @@ mod tests {
         assert_eq!(ReleaseId::parse(&id.to_string()).unwrap(), id);
         assert!(ReleaseId::parse("not-a-uuid").is_err());
         assert!(ReleaseId::parse(&id.to_string().replace('-', "")).is_err());
+    }
+
+    #[test]
+    fn batch_ids_are_hyphenated_uuids() {
+        let id = BatchId::new();
+        assert_eq!(BatchId::parse(&id.to_string()).unwrap(), id);
+        assert_eq!(BatchId::parse("not-a-uuid").unwrap_err().code, "invalid_batch_id");
+        assert!(BatchId::parse(&id.to_string().replace('-', "")).is_err());
     }
 
     #[test]

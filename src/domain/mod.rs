@@ -1,5 +1,6 @@
 //! Domain values: parsed once at the edge, trusted everywhere after.
 
+mod batch;
 mod ids;
 mod release;
 mod status;
@@ -7,7 +8,8 @@ mod text;
 mod transition;
 
 pub use crate::person::{PersonKey, same_person};
-pub use ids::{MachineId, ReleaseId};
+pub use batch::{Batch, BatchSelector, MAX_BATCH_MACHINES, Outcome, Refusal, Refused};
+pub use ids::{BatchId, MachineId, ReleaseId};
 pub use release::{Approval, BreakGlass, DecidedUnder, Release};
 pub use status::ReleaseStatus;
 pub use text::{Comment, Ticket, is_hidden_control, visible_chars};

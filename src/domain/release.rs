@@ -1,6 +1,6 @@
 //! A release request as dualkey holds it.
 
-use super::{MachineId, ReleaseId, ReleaseStatus};
+use super::{BatchId, MachineId, ReleaseId, ReleaseStatus};
 use crate::clock::Timestamp;
 use crate::rules::{AppliedRule, DeviceSnapshot};
 
@@ -66,6 +66,8 @@ pub struct Release {
     pub decided_under: Option<DecidedUnder>,
     /// `Some` for a break-glass release.
     pub break_glass: Option<BreakGlass>,
+    /// The batch it was requested in, if any.
+    pub batch_id: Option<BatchId>,
 }
 
 impl Release {

@@ -2,6 +2,7 @@
 //! the answer; they hold no SQL.
 
 mod audit;
+mod batches;
 mod client_config;
 mod console;
 mod extract;
@@ -28,6 +29,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(client_config::router())
         .merge(console::router())
         .nest("/api/v1/releases", releases::router())
+        .nest("/api/v1/release-batches", batches::router())
         .nest("/api/v1/audit", audit::router().merge(proofs::router()))
         .nest("/api/v1/notifications", notifications::router())
         .fallback(|| async {

@@ -1,6 +1,7 @@
 //! Use cases: each one is a single write transaction holding the change and its audit entry.
 //! Handlers call these; these call `decide` for decisions and `db` for SQL.
 
+pub(crate) mod batch;
 pub(crate) mod checkpoint;
 pub(crate) mod device;
 pub(crate) mod evidence;

@@ -17,13 +17,14 @@ const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Which decision a refusal was about, for its audit entry and error code.
 #[derive(Debug, Clone, Copy)]
-enum Decision {
+pub(super) enum Decision {
     Approve,
     Reject,
     Cancel,
 }
 
-fn refusal_error(decision: Decision, reason: RefusalReason, r: &Release, state: &AppState) -> ApiError {
+/// The error a single decision of `r` is refused with, for `reason`.
+pub(super) fn refusal_error(decision: Decision, reason: RefusalReason, r: &Release, state: &AppState) -> ApiError {
     match reason {
         RefusalReason::SelfDecision => match decision {
             Decision::Approve => ApiError::forbidden(
@@ -158,26 +159,7 @@ pub(crate) async fn approve(
         let refused = refuse(state, tx, p, &r, Decision::Approve, RefusalReason::RateExceeded).await;
         return Err(refused.with_retry_after(retry));
     }
-    let comment = comment.as_ref().map(Comment::as_str);
-    let roles = p.roles_vec();
-    db::approvals::insert(&mut tx, id, &p.id, &roles, comment, now).await?;
-    let event = AuditEvent::ApprovalRecorded {
-        comment: comment.map(str::to_string),
-        roles,
-        slots_filled: effect.filled,
-        approvals_required: r.approvals_required,
-        console: p.sign_in.clone(),
-    };
-    record(&mut tx, now, p, id, &r.machine_id, &event).await?;
-    // Every recorded approval, the one completing the quorum included (`release.approved` follows).
-    crate::notify::outbox::release_event(&mut tx, "release.approval_added", id, now).await?;
-    if effect.reaches_quorum {
-        let mut approvers: Vec<String> = r.approvals.iter().map(|a| a.approver.clone()).collect();
-        approvers.push(p.id.clone());
-        let at = At { id, machine_id: &r.machine_id, status: r.status, claim: None };
-        let event = AuditEvent::ReleaseApproved { approvers };
-        transition::apply(&mut tx, &at, Change::Approve, Actor::Principal(&p.id), &event, now).await?;
-    }
+    record_approval(&mut tx, p, &r, &effect, comment.as_ref(), now).await?;
     let release = load(&mut tx, id).await?;
     tx.commit().await?;
     if effect.reaches_quorum {
@@ -185,6 +167,39 @@ pub(crate) async fn approve(
         state.approved.notify_one();
     }
     Ok(release)
+}
+
+/// Records `p`'s approval of `r`, which `decide::approval` allowed with `effect`, and approves
+/// `r` when it completes the quorum, in `tx` (with their audit entries and notifications).
+pub(super) async fn record_approval(
+    tx: &mut db::Tx,
+    p: &Principal,
+    r: &Release,
+    effect: &decide::ApprovalEffect,
+    comment: Option<&Comment>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let comment = comment.map(Comment::as_str);
+    let roles = p.roles_vec();
+    db::approvals::insert(tx, r.id, &p.id, &roles, comment, now).await?;
+    let event = AuditEvent::ApprovalRecorded {
+        comment: comment.map(str::to_string),
+        roles,
+        slots_filled: effect.filled,
+        approvals_required: r.approvals_required,
+        console: p.sign_in.clone(),
+    };
+    record(tx, now, p, r.id, &r.machine_id, &event).await?;
+    // Every recorded approval, the one completing the quorum included (`release.approved` follows).
+    crate::notify::outbox::release_event(tx, "release.approval_added", r.id, now).await?;
+    if effect.reaches_quorum {
+        let mut approvers: Vec<String> = r.approvals.iter().map(|a| a.approver.clone()).collect();
+        approvers.push(p.id.clone());
+        let at = At { id: r.id, machine_id: &r.machine_id, status: r.status, claim: None };
+        let event = AuditEvent::ReleaseApproved { approvers };
+        transition::apply(tx, &at, Change::Approve, Actor::Principal(&p.id), &event, now).await?;
+    }
+    Ok(())
 }
 
 /// Ratifies a break-glass release: the second person, after the fact.
@@ -259,10 +274,23 @@ async fn decide_final(
     event: AuditEvent,
     now: Timestamp,
 ) -> Result<Release, ApiError> {
-    let at = At { id: r.id, machine_id: &r.machine_id, status: r.status, claim: None };
-    let moved = transition::apply(&mut tx, &at, change, Actor::Principal(&p.id), &event, now).await?;
+    let moved = apply_final(&mut tx, p, r, change, &event, now).await?;
     let release = load(&mut tx, r.id).await?;
     tx.commit().await?;
     tracing::info!(status = %moved.to, "release decided");
     Ok(release)
+}
+
+/// Moves the pending release `r` by `change` (a rejection or cancellation by `p`) with its
+/// audit entry `event`, in `tx`.
+pub(super) async fn apply_final(
+    tx: &mut db::Tx,
+    p: &Principal,
+    r: &Release,
+    change: Change<'_>,
+    event: &AuditEvent,
+    now: Timestamp,
+) -> Result<transition::Transitioned, TransitionError> {
+    let at = At { id: r.id, machine_id: &r.machine_id, status: r.status, claim: None };
+    transition::apply(tx, &at, change, Actor::Principal(&p.id), event, now).await
 }

@@ -7,11 +7,12 @@ use super::releases::{load, record, require_role};
 use super::transition::{self, NewRelease, TransitionError};
 use crate::audit::{self, Actor, AuditEvent, Subject};
 use crate::auth::Principal;
+use crate::clock::Timestamp;
 use crate::db;
 use crate::db::velocity::Counted;
-use crate::domain::{Comment, DecidedUnder, MachineId, Release, ReleaseId, Ticket};
+use crate::domain::{BatchId, Comment, DecidedUnder, MachineId, Release, ReleaseId, ReleaseStatus, Ticket};
 use crate::error::ApiError;
-use crate::rules::{Policy, over_limit};
+use crate::rules::{AppliedRule, Policy, over_limit};
 use crate::state::AppState;
 use axum::http::StatusCode;
 
@@ -109,66 +110,111 @@ pub(crate) async fn request(
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, "request_rate_exceeded", message).with_retry_after(retry);
         return Err(refuse(state, p, &req.machine_id, event, err).await);
     }
-    if let Some(open) = db::releases::open_for_machine(&mut tx, &req.machine_id).await? {
-        let existing = load(&mut tx, open).await?;
-        // An expired-but-unswept request must not block a new one.
-        if !(existing.is_past_expiry(now)
-            && expire_in_tx(&mut tx, now, open, &existing.machine_id, existing.expires_at).await?)
-        {
-            return Err(ApiError::conflict(
-                "release_already_open",
-                format!("machine {} already has an open release ({})", req.machine_id, existing.status),
-            )
-            .with("open_release_id", open.to_string()));
-        }
+    if let Some((open, status)) = open_release(&mut tx, &req.machine_id, now).await? {
+        return Err(ApiError::conflict(
+            "release_already_open",
+            format!("machine {} already has an open release ({status})", req.machine_id),
+        )
+        .with("open_release_id", open.to_string()));
     }
+    let ratify_by = glass.map(|within| now.plus(within));
+    let rule_name = rule.name.clone();
+    let new = Requested {
+        machine_id: &req.machine_id,
+        comment: &req.comment,
+        ticket: req.ticket.as_ref(),
+        facts,
+        rule,
+        break_glass: ratify_by,
+        batch_id: None,
+    };
+    let id = store(&mut tx, policy, p, new, now).await?;
+    if let Some(ratify_by) = ratify_by {
+        let event = AuditEvent::BreakGlassReleased { ratify_by, roles: p.roles_vec() };
+        record(&mut tx, now, p, id, &req.machine_id, &event).await?;
+    }
+    let release = load(&mut tx, id).await?;
+    tx.commit().await?;
+    if ratify_by.is_some() {
+        tracing::warn!(release_id = %id, "BREAK-GLASS release: sent at once, to be ratified");
+        state.approved.notify_one();
+    }
+    tracing::info!(release_id = %id, rule = %rule_name, "release requested");
+    Ok(release)
+}
+
+/// The open release that keeps `machine` from getting another, with its status. One pending
+/// past its expiry is expired here (in `tx`) instead: it must not block a new request.
+pub(super) async fn open_release(
+    tx: &mut db::Tx,
+    machine: &MachineId,
+    now: Timestamp,
+) -> Result<Option<(ReleaseId, ReleaseStatus)>, ApiError> {
+    let Some(open) = db::releases::open_for_machine(tx, machine).await? else { return Ok(None) };
+    let existing = load(tx, open).await?;
+    if existing.is_past_expiry(now) && expire_in_tx(tx, now, open, &existing.machine_id, existing.expires_at).await? {
+        return Ok(None);
+    }
+    Ok(Some((open, existing.status)))
+}
+
+/// A release about to be stored: its device as read, the rule the policy gives it, and what
+/// the request said.
+pub(super) struct Requested<'a> {
+    pub machine_id: &'a MachineId,
+    pub comment: &'a Comment,
+    pub ticket: Option<&'a Ticket>,
+    pub facts: device::DeviceFacts,
+    pub rule: AppliedRule,
+    /// `Some(ratify_by)` for a break-glass release.
+    pub break_glass: Option<Timestamp>,
+    pub batch_id: Option<BatchId>,
+}
+
+/// Stores `r` as a new release by `p` under `policy` (pending, or approved for break-glass)
+/// with its `release_requested` entry, in `tx`.
+pub(super) async fn store(
+    tx: &mut db::Tx,
+    policy: &Policy,
+    p: &Principal,
+    r: Requested<'_>,
+    now: Timestamp,
+) -> Result<ReleaseId, ApiError> {
     let id = ReleaseId::new();
-    let expires_at = now.plus(rule.request_ttl);
-    let approvals_required = rule.approvals_required();
+    let expires_at = now.plus(r.rule.request_ttl);
+    let approvals_required = r.rule.approvals_required();
     let decided_under =
-        DecidedUnder { rule, hash: policy.hash(), device: facts.device, isolated_by: facts.isolated_by };
+        DecidedUnder { rule: r.rule, hash: policy.hash(), device: r.facts.device, isolated_by: r.facts.isolated_by };
     let new = NewRelease {
         id,
-        machine_id: &req.machine_id,
-        comment: req.comment.as_str(),
-        ticket: req.ticket.as_ref().map(Ticket::as_str),
+        machine_id: r.machine_id,
+        comment: r.comment.as_str(),
+        ticket: r.ticket.map(Ticket::as_str),
         requested_by: &p.id,
         requested_at: now,
         expires_at,
         approvals_required,
         decided_under: &decided_under,
-        break_glass: glass.map(|within| now.plus(within)),
+        break_glass: r.break_glass,
+        batch_id: r.batch_id,
     };
     let event = AuditEvent::ReleaseRequested {
-        comment: req.comment.as_str().to_string(),
-        ticket: req.ticket.as_ref().map(|t| t.as_str().to_string()),
+        comment: r.comment.as_str().to_string(),
+        ticket: r.ticket.map(|t| t.as_str().to_string()),
         approvals_required,
         expires_at,
         rule: decided_under.rule.name.clone(),
         policy_hash: decided_under.hash.clone(),
         isolated_by: decided_under.isolated_by.clone(),
         console: p.sign_in.clone(),
+        batch_id: r.batch_id.map(|b| b.to_string()),
     };
-    match transition::create(&mut tx, &new, Actor::Principal(&p.id), &event).await {
-        Ok(_) => {}
-        Err(TransitionError::AlreadyOpen) => {
-            return Err(ApiError::conflict(
-                "release_already_open",
-                format!("machine {} already has an open release", req.machine_id),
-            ));
-        }
-        Err(e) => return Err(e.into()),
+    match transition::create(tx, &new, Actor::Principal(&p.id), &event).await {
+        Ok(_) => Ok(id),
+        Err(TransitionError::AlreadyOpen) => Err(ApiError::conflict(
+            "release_already_open",
+            format!("machine {} already has an open release", r.machine_id),
+        )),
+        Err(e) => Err(e.into()),
     }
-    if let Some(ratify_by) = new.break_glass {
-        let event = AuditEvent::BreakGlassReleased { ratify_by, roles: p.roles_vec() };
-        record(&mut tx, now, p, id, &req.machine_id, &event).await?;
-    }
-    let release = load(&mut tx, id).await?;
-    tx.commit().await?;
-    if new.break_glass.is_some() {
-        tracing::warn!(release_id = %id, "BREAK-GLASS release: sent at once, to be ratified");
-        state.approved.notify_one();
-    }
-    tracing::info!(release_id = %id, rule = %decided_under.rule.name, "release requested");
-    Ok(release)
 }

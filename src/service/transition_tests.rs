@@ -77,6 +77,7 @@ fn new_release<'a>(id: ReleaseId, m: &'a MachineId, d: &'a DecidedUnder, mv: Mov
         approvals_required: 1,
         decided_under: d,
         break_glass: (mv == Move::RequestBreakGlass).then_some(Timestamp::from_unix_ms(5000)),
+        batch_id: None,
     }
 }
 

@@ -4,6 +4,7 @@ mod approvals;
 mod audit;
 mod auth;
 mod bad_input;
+mod batches;
 mod bodies;
 mod break_glass;
 mod browser;
