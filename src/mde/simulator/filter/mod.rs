@@ -1,36 +1,35 @@
-//! The subset of OData the machine-actions list supports: `$filter` with `eq` clauses joined
-//! by `and`, on the fields MDE documents as filterable, plus `$top` and `$skip`.
+//! The subset of OData the simulator's lists support: `$filter` on the fields MDE documents as
+//! filterable (see [`ActionFilter`] and [`MachineFilter`]), `$top` (at most 10,000, the page
+//! size) and `$skip`, and `@odata.nextLink` to the next page while more results remain.
+
+mod actions;
+mod machines;
+mod parse;
 
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
 
-use super::wire::{Reject, WireAction, reject};
+pub(crate) use actions::ActionFilter;
+pub(crate) use machines::MachineFilter;
 
-/// Most actions one page may hold (`$top` max and page size in MDE).
+use super::wire::{Reject, reject};
+use crate::mde::query::percent_encode;
+
+/// Most entities one page may hold (`$top` max and page size in MDE).
 const MAX_TOP: usize = 10_000;
 
-/// A parsed `$filter`/`$top`/`$skip`.
+/// A list request's `$filter` text, `$top` and `$skip`.
 #[derive(Debug)]
-pub(crate) struct ActionFilter {
-    clauses: Vec<(Field, String)>,
+pub(crate) struct Paging {
+    pub filter: Option<String>,
     pub top: usize,
     pub skip: usize,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Field {
-    Id,
-    Status,
-    MachineId,
-    Type,
-    Requestor,
-}
-
-impl ActionFilter {
-    /// Parses the query; anything outside the supported subset is a 400 `ODataError`.
-    pub(super) fn from_query(query: &HashMap<String, String>) -> Result<Self, Reject> {
-        let odata_error = |m: &str| reject(StatusCode::BAD_REQUEST, "ODataError", m);
+impl Paging {
+    /// Reads the query; a bad `$top`/`$skip` is a 400 `ODataError`.
+    pub(crate) fn from_query(query: &HashMap<String, String>) -> Result<Self, Reject> {
         let number = |key: &str, default: usize| match query.get(key) {
             None => Ok(default),
             Some(v) => v.trim().parse::<usize>().map_err(|_| odata_error(&format!("Invalid value for {key}: '{v}'."))),
@@ -39,93 +38,65 @@ impl ActionFilter {
         if top > MAX_TOP {
             return Err(odata_error("The limit of '10000' for Top query has been exceeded."));
         }
-        let skip = number("$skip", 0)?;
-        let clauses = match query.get("$filter") {
-            None => vec![],
-            Some(text) => {
-                parse_filter(text).ok_or_else(|| odata_error(&format!("Invalid filter clause: '{text}'.")))?
-            }
-        };
-        Ok(Self { clauses, top, skip })
+        Ok(Self { filter: query.get("$filter").cloned(), top, skip: number("$skip", 0)? })
     }
 
-    /// The machine a `machineId eq '…'` clause asks for, if any: lets the list skip other
-    /// machines' actions before rendering them.
-    pub(super) fn machine_id(&self) -> Option<&str> {
-        self.clauses.iter().find(|(f, _)| matches!(f, Field::MachineId)).map(|(_, v)| v.as_str())
+    /// This page of the `matching` entities (in list order), and whether more follow it.
+    pub(crate) fn page<T>(&self, matching: impl Iterator<Item = T>) -> (Vec<T>, bool) {
+        let mut rest = matching.skip(self.skip);
+        let page: Vec<T> = rest.by_ref().take(self.top).collect();
+        // A `$top=0` page never advances, so it links nowhere.
+        let more = self.top > 0 && rest.next().is_some();
+        (page, more)
     }
 
-    /// True when `action` satisfies every clause. String comparison ignores case, as
-    /// OData `eq` on MDE's enums and ids does in practice.
-    pub(super) fn matches(&self, action: &WireAction) -> bool {
-        self.clauses.iter().all(|(field, value)| {
-            let actual = match field {
-                Field::Id => action.id.as_str(),
-                Field::Status => action.status.as_str(),
-                Field::MachineId => action.machine_id.as_str(),
-                Field::Type => action.action_type.as_str(),
-                Field::Requestor => action.requestor.as_str(),
-            };
-            actual.eq_ignore_ascii_case(value)
-        })
+    /// The absolute URL of the page after this one: the same `$filter` and `$top`, `$skip`
+    /// advanced by a page.
+    pub(crate) fn next_link(&self, base_url: &str, path: &str) -> String {
+        let mut link = format!("{base_url}{path}?");
+        if let Some(filter) = &self.filter {
+            link.push_str(&format!("$filter={}&", percent_encode(filter)));
+        }
+        link.push_str(&format!("$top={}&$skip={}", self.top, self.skip + self.top));
+        link
     }
 }
 
-/// `machineId eq 'abc' and type eq 'Unisolate'` → clauses; `None` when unsupported.
-fn parse_filter(text: &str) -> Option<Vec<(Field, String)>> {
-    let mut clauses = Vec::new();
-    for clause in split_and(text) {
-        let (field, rest) = clause.trim().split_once(char::is_whitespace)?;
-        let (op, value) = rest.trim().split_once(char::is_whitespace)?;
-        if !op.eq_ignore_ascii_case("eq") {
-            return None;
-        }
-        let value = value.trim().strip_prefix('\'')?.strip_suffix('\'')?;
-        let field = match field.to_ascii_lowercase().as_str() {
-            "id" => Field::Id,
-            "status" => Field::Status,
-            "machineid" => Field::MachineId,
-            "type" => Field::Type,
-            "requestor" => Field::Requestor,
-            _ => return None,
-        };
-        clauses.push((field, value.replace("''", "'")));
-    }
-    Some(clauses)
+fn odata_error(message: &str) -> Reject {
+    reject(StatusCode::BAD_REQUEST, "ODataError", message)
 }
 
-/// Splits on the keyword `and` outside quoted strings.
-fn split_and(text: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
-    let mut in_quotes = false;
-    let words = text.split(' ').filter(|w| !w.is_empty());
-    for word in words {
-        if !in_quotes && word.eq_ignore_ascii_case("and") {
-            parts.push(String::new());
-            continue;
-        }
-        let current = parts.last_mut().expect("never empty");
-        if !current.is_empty() {
-            current.push(' ');
-        }
-        current.push_str(word);
-        in_quotes ^= word.matches('\'').count() % 2 == 1;
-    }
-    parts
+/// The 400 for a `$filter` outside what the simulator (and MDE) supports.
+fn invalid_filter(text: &str) -> Reject {
+    odata_error(&format!("Invalid filter clause: '{text}'."))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn paging(pairs: &[(&str, &str)]) -> Paging {
+        let query = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Paging::from_query(&query).unwrap_or_else(|_| panic!("valid paging"))
+    }
+
     #[test]
-    fn a_machine_and_type_filter_parses_into_two_clauses() {
-        let clauses = parse_filter("machineId eq 'abc' and type eq 'Unisolate'").unwrap();
-        assert_eq!(clauses.len(), 2);
-        assert_eq!(clauses[1].1, "Unisolate");
-        assert!(parse_filter("machineId ne 'abc'").is_none());
-        assert!(parse_filter("computerDnsName eq 'x'").is_none());
-        let quoted = parse_filter("requestor eq 'a and b'").unwrap();
-        assert_eq!(quoted[0].1, "a and b");
+    fn a_page_says_whether_more_follow_and_links_to_the_next() {
+        let p = paging(&[("$top", "10"), ("$skip", "10"), ("$filter", "type eq 'Isolate'")]);
+        assert_eq!(p.page(0..25), ((10..20).collect::<Vec<_>>(), true));
+        assert_eq!(p.page(0..20), ((10..20).collect::<Vec<_>>(), false));
+        assert_eq!(
+            p.next_link("http://127.0.0.1:1", "/api/machineactions"),
+            "http://127.0.0.1:1/api/machineactions?$filter=type%20eq%20'Isolate'&$top=10&$skip=20"
+        );
+        assert_eq!(paging(&[("$top", "0")]).page(0..5), (vec![], false));
+        assert_eq!(paging(&[]).top, MAX_TOP);
+    }
+
+    #[test]
+    fn a_top_over_ten_thousand_or_a_non_number_is_refused() {
+        let query = |k: &str, v: &str| [(k.to_string(), v.to_string())].into_iter().collect();
+        assert!(Paging::from_query(&query("$top", "10001")).is_err());
+        assert!(Paging::from_query(&query("$skip", "-1")).is_err());
     }
 }
