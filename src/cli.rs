@@ -87,6 +87,15 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8089")]
         bind: String,
+        /// Also serve this many generated isolated machines (ws-0001.contoso.com, ...).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        fleet: usize,
+        /// Calls allowed per API in any rolling minute (MDE: 100).
+        #[arg(long, value_name = "N")]
+        rate_per_minute: Option<u32>,
+        /// Calls allowed per API in any rolling hour (MDE: 1500).
+        #[arg(long, value_name = "N")]
+        rate_per_hour: Option<u32>,
     },
     /// Release policy tools.
     Policy {
@@ -151,7 +160,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("migrations applied to {}", settings.database.url);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulator { bind } => run_simulator(&bind).await,
+        Command::Simulator { bind, fleet, rate_per_minute, rate_per_hour } => {
+            run_simulator(&bind, fleet, rate_per_minute, rate_per_hour).await
+        }
         Command::Client(command) => Ok(crate::client::run(command).await),
         Command::Policy { command: PolicyCommand::Check { config } } => {
             let settings = load_settings(&config)?;
@@ -220,10 +231,19 @@ async fn serve(mut settings: Settings, config: Option<PathBuf>, dev: bool) -> an
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_simulator(bind: &str) -> anyhow::Result<ExitCode> {
+async fn run_simulator(
+    bind: &str,
+    fleet: usize,
+    rate_per_minute: Option<u32>,
+    rate_per_hour: Option<u32>,
+) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
     let base = format!("http://{}", listener.local_addr()?);
-    let config = SimulatorConfig::default();
+    let mut config = SimulatorConfig::default();
+    let seeded = config.machines.len();
+    config.machines.extend(crate::mde::simulator::fleet(fleet));
+    config.rate_per_minute = rate_per_minute.unwrap_or(config.rate_per_minute);
+    config.rate_per_hour = rate_per_hour.unwrap_or(config.rate_per_hour);
     let client = config.client_config(&base).context("the simulator has no client secret")?;
     println!("MDE simulator on {base}. Point a daemon at it with:");
     println!("  DUALKEY_MDE__API_BASE={}", client.api_base);
@@ -233,10 +253,26 @@ async fn run_simulator(bind: &str) -> anyhow::Result<ExitCode> {
     println!("  DUALKEY_MDE__CLIENT_SECRET={}", crate::mde::simulator::DEV_CLIENT_SECRET);
     // config/default.toml turns the worker off; without this the daemon never releases anything.
     println!("  DUALKEY_MDE__WORKER_ENABLED=true");
+    if rate_per_minute.is_some() || rate_per_hour.is_some() {
+        // The daemon paces itself by its own limits: left at MDE's, it would draw 429s here.
+        println!("  DUALKEY_MDE__RATE_PER_MINUTE={}", config.rate_per_minute);
+        println!("  DUALKEY_MDE__RATE_PER_HOUR={}", config.rate_per_hour);
+    }
+    println!("Rate limits: {} calls per minute, {} per hour, per API", config.rate_per_minute, config.rate_per_hour);
     println!("Isolated machines:");
-    for m in &config.machines {
+    for m in &config.machines[..seeded] {
         println!("  {}  {}", m.id, m.computer_dns_name);
     }
+    if let (Some(first), Some(last)) = (config.machines.get(seeded), config.machines.last()) {
+        println!(
+            "  and a fleet of {fleet}: {} ({}) to {} ({})",
+            first.computer_dns_name, first.id, last.computer_dns_name, last.id
+        );
+    }
+    println!("Release one from the portal, past dualkey (no token needed):");
+    println!(
+        "  curl -X POST {base}/_simulator/machines/<id>/unisolate -H 'content-type: application/json' -d '{{\"requestor\":\"someone@contoso.com\"}}'"
+    );
     let idp = &config.idp;
     println!("Development identity provider (OpenID Connect; not for production):");
     println!("  issuer:    {}", config.idp_issuer(&base));

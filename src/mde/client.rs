@@ -9,6 +9,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::error::{MdeError, parse_retry_after};
+use super::query::percent_encode;
+pub use super::query::{ActionQuery, Cmp, MachineQuery, Wait};
 use super::rate::{Api, RateLimiter, RollingWindow, Share};
 use super::token::{MdeCredential, TokenHealth, TokenSource};
 use super::types::{ActionType, IsolationType, Machine, MachineAction, ODataList};
@@ -18,6 +20,13 @@ use crate::secret::Secret;
 // Our clock and MDE's count the same call a network latency apart; a second of slack on the
 // windows keeps a backlog draining at the limit from ever tipping MDE's count over it.
 const WINDOW_SLACK: Duration = Duration::from_secs(1);
+
+/// MDE's largest page (`$top` max), asked for so that a list takes as few calls as it can.
+const PAGE_SIZE: usize = 10_000;
+
+/// Most pages one list follows: 10 million entities, far past any tenant, so only a server
+/// whose `@odata.nextLink` never ends reaches it.
+const MAX_PAGES: usize = 1_000;
 
 /// Everything the client needs; filled from the `[mde]` settings.
 #[derive(Debug, Clone)]
@@ -39,14 +48,16 @@ pub struct MdeClientConfig {
 }
 
 /// A client for the MDE machine-action APIs. Cheap to share behind an `Arc`; every call
-/// waits for its API's rate budget, and none is retried except once after a 401 with a fresh
-/// token. Retrying 429/5xx/transport failures is the caller's policy. Rate windows and token
-/// lifetimes are measured, and rate waits slept, on the clock it is given.
+/// waits for its API's rate budget (as long as it takes, or as its [`Wait`] allows), and none
+/// is retried except once after a 401 with a fresh token. Retrying 429/5xx/transport failures
+/// is the caller's policy. Rate windows and token lifetimes are measured, and rate waits
+/// slept, on the clock it is given.
 pub struct MdeClient {
     http: reqwest::Client,
     api_base: String,
     tokens: TokenSource,
     limiters: HashMap<Api, RateLimiter>,
+    clock: SharedClock,
 }
 
 impl MdeClient {
@@ -64,9 +75,15 @@ impl MdeClient {
                 (api, RateLimiter::new(window, clock.clone()))
             })
             .collect();
-        let tokens =
-            TokenSource::new(http.clone(), config.token_url, config.scope, config.client_id, config.credential, clock);
-        Ok(Self { http, api_base: config.api_base.trim_end_matches('/').to_owned(), tokens, limiters })
+        let tokens = TokenSource::new(
+            http.clone(),
+            config.token_url,
+            config.scope,
+            config.client_id,
+            config.credential,
+            clock.clone(),
+        );
+        Ok(Self { http, api_base: config.api_base.trim_end_matches('/').to_owned(), tokens, limiters, clock })
     }
 
     /// Whether the app can get a token, for `/readyz`: from what the client knows, fetching
@@ -117,42 +134,110 @@ impl MdeClient {
         machine_id: &str,
         action_type: &ActionType,
     ) -> Result<Vec<MachineAction>, MdeError> {
-        self.list_filtered(machine_id, Some(action_type)).await
+        let q = ActionQuery {
+            machine_id: Some(machine_id.to_owned()),
+            action_type: Some(action_type.clone()),
+            ..ActionQuery::default()
+        };
+        self.actions_matching(&q, None, Wait::Queue).await
     }
 
     /// `GET /api/machineactions?$filter=machineId eq '{id}'`: every action of the machine, in
-    /// one call (one unit of the ListActions budget).
+    /// one call (one unit of the ListActions budget) unless MDE pages the answer.
     #[tracing::instrument(skip_all, fields(machine_id = %machine_id))]
     pub async fn list_machine_actions(&self, machine_id: &str) -> Result<Vec<MachineAction>, MdeError> {
-        self.list_filtered(machine_id, None).await
+        self.list_machine_actions_waiting(machine_id, Wait::Queue).await
     }
 
-    async fn list_filtered(
+    /// `GET /api/machineactions?$filter=machineId eq '{id}'` waiting at most as `wait` says.
+    #[tracing::instrument(skip_all, fields(machine_id = %machine_id))]
+    pub async fn list_machine_actions_waiting(
         &self,
         machine_id: &str,
-        action_type: Option<&ActionType>,
+        wait: Wait,
     ) -> Result<Vec<MachineAction>, MdeError> {
-        let url = format!("{}/api/machineactions", self.api_base);
-        // Ids are hex and types are enum names, so neither can carry a quote; refuse rather
-        // than build a broken filter if one ever does.
-        if machine_id.contains('\'') || action_type.is_some_and(|t| t.as_str().contains('\'')) {
-            return Err(MdeError::Config("a quote in a $filter value".into()));
+        let q = ActionQuery { machine_id: Some(machine_id.to_owned()), ..ActionQuery::default() };
+        self.actions_matching(&q, None, wait).await
+    }
+
+    /// `GET /api/machineactions?$filter=…&$top=10000`, following `@odata.nextLink` (one
+    /// ListActions call per page, each waiting at most as `wait` says). In MDE's order, which
+    /// it does not guarantee; an action seen on two pages is kept once.
+    #[tracing::instrument(skip_all)]
+    pub async fn query_actions(&self, q: &ActionQuery, wait: Wait) -> Result<Vec<MachineAction>, MdeError> {
+        self.actions_matching(q, Some(PAGE_SIZE), wait).await
+    }
+
+    /// `GET /api/machines?$filter=…&$top=10000`, following `@odata.nextLink` (one
+    /// ListMachines call per page, each waiting at most as `wait` says). A machine seen on two
+    /// pages is kept once.
+    #[tracing::instrument(skip_all)]
+    pub async fn list_machines(&self, q: &MachineQuery, wait: Wait) -> Result<Vec<Machine>, MdeError> {
+        let url = list_url(&format!("{}/api/machines", self.api_base), q.filter()?, Some(PAGE_SIZE));
+        self.all_pages(Api::ListMachines, wait, url, |m: &Machine| &m.id).await
+    }
+
+    async fn actions_matching(
+        &self,
+        q: &ActionQuery,
+        top: Option<usize>,
+        wait: Wait,
+    ) -> Result<Vec<MachineAction>, MdeError> {
+        let url = list_url(&format!("{}/api/machineactions", self.api_base), q.filter()?, top);
+        self.all_pages(Api::ListActions, wait, url, |a: &MachineAction| &a.id).await
+    }
+
+    /// Reads `url` and every page its `@odata.nextLink`s lead to, on this client's origin only.
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        api: Api,
+        wait: Wait,
+        url: String,
+        id: fn(&T) -> &str,
+    ) -> Result<Vec<T>, MdeError> {
+        let mut url = url;
+        let mut all = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let page: ODataList<T> = self.call_waiting(api, wait, Method::GET, &url, None).await?;
+            // Entities created between two pages shift the later ones by as many.
+            for item in page.value {
+                if seen.insert(id(&item).to_owned()) {
+                    all.push(item);
+                }
+            }
+            match page.next_link {
+                None => return Ok(all),
+                Some(next) => url = self.next_page(api, &next)?,
+            }
         }
-        let filter = match action_type {
-            Some(t) => format!("machineId eq '{machine_id}' and type eq '{}'", t.as_str()),
-            None => format!("machineId eq '{machine_id}'"),
-        };
-        // Spaces as %20, not the form encoding's `+`: OData examples are written that way.
-        let url = format!("{url}?$filter={}", percent_encode(&filter));
-        let list: ODataList<MachineAction> = self.call(Api::ListActions, Method::GET, &url, None).await?;
-        Ok(list.value)
+        let detail = format!("@odata.nextLink still set after {MAX_PAGES} pages");
+        Err(MdeError::InvalidResponse { api, status: 200, detail })
+    }
+
+    /// A `nextLink` resolved against `api_base`, refused unless it stays on its origin: the
+    /// bearer token goes wherever the link points.
+    fn next_page(&self, api: Api, next: &str) -> Result<String, MdeError> {
+        let invalid = |detail: String| MdeError::InvalidResponse { api, status: 200, detail };
+        let base = reqwest::Url::parse(&self.api_base).map_err(|e| MdeError::Config(format!("api_base: {e}")))?;
+        let url = base.join(next).map_err(|e| invalid(format!("unreadable @odata.nextLink: {e}")))?;
+        if url.origin() != base.origin() {
+            return Err(invalid(format!("@odata.nextLink leaves {}: {}", base.origin().ascii_serialization(), url)));
+        }
+        Ok(url.into())
     }
 
     /// `GET /api/machines/{id}`. The Machine carries no isolation state.
     #[tracing::instrument(skip_all, fields(machine_id = %machine_id))]
     pub async fn get_machine(&self, machine_id: &str) -> Result<Machine, MdeError> {
+        self.get_machine_waiting(machine_id, Wait::Queue).await
+    }
+
+    /// `GET /api/machines/{id}` waiting at most as `wait` says for the budget.
+    #[tracing::instrument(skip_all, fields(machine_id = %machine_id))]
+    pub async fn get_machine_waiting(&self, machine_id: &str, wait: Wait) -> Result<Machine, MdeError> {
         let url = format!("{}/api/machines/{machine_id}", self.api_base);
-        self.call(Api::GetMachine, Method::GET, &url, None).await
+        self.call_waiting(Api::GetMachine, wait, Method::GET, &url, None).await
     }
 
     /// `POST /api/machineactions/{id}/cancel` with `{"Comment": comment}`; expects 200.
@@ -163,7 +248,7 @@ impl MdeClient {
         self.call(Api::CancelAction, Method::POST, &url, Some(&body)).await
     }
 
-    /// Sends one call within its API's rate budget; on 401, once more with a fresh token.
+    /// Sends one call, waiting for its API's rate budget as long as it takes.
     async fn call<T: DeserializeOwned>(
         &self,
         api: Api,
@@ -171,13 +256,34 @@ impl MdeClient {
         url: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<T, MdeError> {
+        self.call_waiting(api, Wait::Queue, method, url, body).await
+    }
+
+    /// Sends one call within its API's rate budget, waiting for it at most as `wait` says;
+    /// on 401, once more with a fresh token (within the same wait).
+    async fn call_waiting<T: DeserializeOwned>(
+        &self,
+        api: Api,
+        wait: Wait,
+        method: Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, MdeError> {
+        let deadline = match wait {
+            Wait::Queue => None,
+            Wait::AtMost(d) => Some(self.clock.monotonic() + d),
+        };
+        // Refuse before fetching a token: a busy answer costs nothing.
+        if let Some(deadline) = deadline {
+            self.limiter(api).ready_by(deadline).map_err(|ready| self.busy(api, ready))?;
+        }
         let token = self.tokens.get().await?;
-        let answer = self.send(api, &method, url, body, &token).await?;
+        let answer = self.send(api, deadline, &method, url, body, &token).await?;
         let answer = if answer.status() == StatusCode::UNAUTHORIZED {
             tracing::info!(?api, "MDE refused the token; fetching a new one");
             self.tokens.invalidate(&token).await;
             let token = self.tokens.get().await?;
-            self.send(api, &method, url, body, &token).await?
+            self.send(api, deadline, &method, url, body, &token).await?
         } else {
             answer
         };
@@ -197,15 +303,20 @@ impl MdeClient {
         serde_json::from_slice(&bytes).map_err(|e| MdeError::InvalidResponse { api, status, detail: e.to_string() })
     }
 
+    /// Takes one call of `api`'s budget (by `deadline`, if given) and sends the request.
     async fn send(
         &self,
         api: Api,
+        deadline: Option<Monotonic>,
         method: &Method,
         url: &str,
         body: Option<&serde_json::Value>,
         token: &Secret,
     ) -> Result<reqwest::Response, MdeError> {
-        self.limiter(api).acquire().await;
+        match deadline {
+            None => self.limiter(api).acquire().await,
+            Some(deadline) => self.limiter(api).acquire_by(deadline).await.map_err(|at| self.busy(api, at))?,
+        }
         let mut request = self.http.request(method.clone(), url).bearer_auth(token.expose());
         if let Some(body) = body {
             request = request.json(body);
@@ -216,17 +327,24 @@ impl MdeClient {
     fn limiter(&self, api: Api) -> &RateLimiter {
         &self.limiters[&api]
     }
+
+    /// The refusal for a call `api`'s budget allows only at `ready`; never a zero wait, so a
+    /// caller that retries after it does not spin.
+    fn busy(&self, api: Api, ready: Monotonic) -> MdeError {
+        let retry_after = ready.saturating_since(self.clock.monotonic()).max(Duration::from_millis(1));
+        tracing::info!(?api, ?retry_after, "MDE rate budget spent; not sending");
+        MdeError::Busy { api, retry_after }
+    }
 }
 
-/// Percent-encodes everything but unreserved characters and the OData quote.
-fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3 / 2);
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~'".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
+/// `{base}?$filter=…&$top=…`, leaving out what is not given.
+fn list_url(base: &str, filter: Option<String>, top: Option<usize>) -> String {
+    let mut params = Vec::new();
+    if let Some(filter) = filter {
+        params.push(format!("$filter={}", percent_encode(&filter)));
     }
-    out
+    if let Some(top) = top {
+        params.push(format!("$top={top}"));
+    }
+    if params.is_empty() { base.to_owned() } else { format!("{base}?{}", params.join("&")) }
 }

@@ -44,6 +44,10 @@ pub enum MdeError {
     /// Local configuration cannot work (unreadable key or certificate, bad URL).
     #[error("MDE client configuration: {0}")]
     Config(String),
+    /// Not sent: MDE's rate budget for `api` (or a block after its 429) would not allow the
+    /// call within the wait the caller allowed. Nothing reached MDE; retry after `retry_after`.
+    #[error("MDE's rate budget for {api:?} is spent; the call was not sent, retry in {} s", whole_seconds(*.retry_after))]
+    Busy { api: Api, retry_after: Duration },
 }
 
 /// What kind of transport failure happened.
@@ -62,7 +66,7 @@ impl MdeError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Api { status, .. } | Self::Token { status, .. } => status_is_retryable(*status),
-            Self::Transport { .. } => true,
+            Self::Transport { .. } | Self::Busy { .. } => true,
             // The action may exist; the caller lists actions before sending again.
             Self::InvalidResponse { .. } => true,
             Self::ActiveRequestAlreadyExists { .. } | Self::Config(_) => false,
@@ -73,6 +77,7 @@ impl MdeError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Api { retry_after, .. } | Self::Token { retry_after, .. } => *retry_after,
+            Self::Busy { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -84,7 +89,7 @@ impl MdeError {
                 Some(*status)
             }
             Self::ActiveRequestAlreadyExists { .. } => Some(400),
-            Self::Transport { .. } | Self::Config(_) => None,
+            Self::Transport { .. } | Self::Config(_) | Self::Busy { .. } => None,
         }
     }
 
@@ -128,6 +133,11 @@ impl MdeError {
         };
         Self::Transport { api, kind, detail: error_chain(err) }
     }
+}
+
+/// `d` rounded up to whole seconds, at least 1: how a wait is told to people and to HTTP.
+pub(crate) fn whole_seconds(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 fn status_is_retryable(status: u16) -> bool {
@@ -180,5 +190,18 @@ mod tests {
         assert!(!e.is_retryable());
         assert_eq!(e.status(), Some(400));
         assert!(e.to_string().contains("Action is already in progress"));
+    }
+
+    #[test]
+    fn busy_is_retryable_says_when_and_has_no_status() {
+        let e = MdeError::Busy { api: Api::ListMachines, retry_after: Duration::from_millis(2_100) };
+        assert!(e.is_retryable());
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(2_100)));
+        assert_eq!(e.status(), None);
+        assert_eq!(e.code(), None);
+        assert_eq!(e.to_string(), "MDE's rate budget for ListMachines is spent; the call was not sent, retry in 3 s");
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(4)), 4);
     }
 }

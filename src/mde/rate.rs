@@ -20,12 +20,21 @@ pub enum Api {
     ListActions,
     GetMachine,
     CancelAction,
+    /// `GET /api/machines` ("List machines").
+    ListMachines,
 }
 
 impl Api {
     /// Every API, for building one limiter each.
-    pub const ALL: [Api; 6] =
-        [Api::Unisolate, Api::Isolate, Api::GetAction, Api::ListActions, Api::GetMachine, Api::CancelAction];
+    pub const ALL: [Api; 7] = [
+        Api::Unisolate,
+        Api::Isolate,
+        Api::GetAction,
+        Api::ListActions,
+        Api::GetMachine,
+        Api::CancelAction,
+        Api::ListMachines,
+    ];
 }
 
 /// How much of an API's budget a caller may use. The worker's sends run as a backlog at the
@@ -163,6 +172,36 @@ impl RateLimiter {
                 Err(at) => self.clock.sleep_until(at).await,
             }
         }
+    }
+
+    /// Like [`acquire`](Self::acquire), but never waits past `deadline`. Returns at once with
+    /// `Err(when the call would be allowed)` if the budget (or a block from `Retry-After`) does
+    /// not free by then; otherwise waits in turn and records the call. When the queue ahead
+    /// outlasts `deadline`, the `Err` holds an instant not before `deadline`.
+    pub async fn acquire_by(&self, deadline: Monotonic) -> Result<(), Monotonic> {
+        self.ready_by(deadline)?;
+        let _turn = tokio::select! {
+            // An uncontended turn is taken at once, without ever sleeping on the clock.
+            biased;
+            turn = self.turn.lock() => turn,
+            () = self.clock.sleep_until(deadline) => return Err(self.ready_at(Share::Full).max(deadline)),
+        };
+        loop {
+            let attempt = self.lock().try_acquire(self.clock.monotonic());
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(at) if at > deadline => return Err(at),
+                Err(at) => self.clock.sleep_until(at).await,
+            }
+        }
+    }
+
+    /// `Ok` when a [`Share::Full`] caller may call now or by `deadline`, else `Err(when)`;
+    /// takes nothing. A deadline already past still allows a call the budget allows now.
+    pub fn ready_by(&self, deadline: Monotonic) -> Result<(), Monotonic> {
+        let now = self.clock.monotonic();
+        let ready = self.lock().next_allowed_as(now, Share::Full);
+        if ready > deadline.max(now) { Err(ready) } else { Ok(()) }
     }
 
     /// When the next call by a caller with `share` would be allowed, without taking it. The
@@ -314,5 +353,40 @@ mod tests {
         clock.advance_to(wake);
         third.await.unwrap();
         assert_eq!(limiter.lock().recorded(), 3);
+    }
+
+    #[tokio::test]
+    async fn acquire_by_refuses_at_once_when_the_budget_frees_only_after_the_deadline() {
+        let clock = crate::clock::ManualClock::new();
+        let limiter = RateLimiter::new(RollingWindow::new(1, 10), std::sync::Arc::new(clock.clone()));
+        let past = clock.monotonic();
+        clock.advance(secs(1));
+        assert_eq!(limiter.acquire_by(past).await, Ok(()), "under the limit even a past deadline allows a call");
+        let ready = limiter.ready_at(Share::Full);
+        assert_eq!(limiter.acquire_by(clock.monotonic() + secs(59)).await, Err(ready));
+        assert_eq!(clock.next_deadline(), None, "it never slept");
+        assert_eq!(limiter.lock().recorded(), 1);
+        limiter.block_for(secs(600));
+        let blocked = limiter.acquire_by(clock.monotonic() + secs(120)).await.unwrap_err();
+        assert!(blocked >= clock.monotonic() + secs(599), "a block from Retry-After counts too");
+    }
+
+    #[tokio::test]
+    async fn acquire_by_waits_on_the_clock_when_the_budget_frees_in_time() {
+        let clock = crate::clock::ManualClock::new();
+        let limiter =
+            std::sync::Arc::new(RateLimiter::new(RollingWindow::new(1, 10), std::sync::Arc::new(clock.clone())));
+        limiter.acquire().await;
+        let ready = limiter.ready_at(Share::Full);
+        let second = tokio::spawn({
+            let limiter = limiter.clone();
+            let deadline = clock.monotonic() + secs(61);
+            async move { limiter.acquire_by(deadline).await }
+        });
+        let wake = clock.wait_for_sleeper().await;
+        assert_eq!(wake, ready, "it sleeps until the first call leaves the minute");
+        clock.advance_to(wake);
+        assert_eq!(second.await.unwrap(), Ok(()));
+        assert_eq!(limiter.lock().recorded(), 2);
     }
 }

@@ -220,10 +220,14 @@ impl Machine {
     }
 }
 
-/// An OData collection answer: `{"@odata.context": ..., "value": [...]}`.
+/// An OData collection answer: `{"@odata.context": ..., "value": [...]}`, with
+/// `@odata.nextLink` when more pages follow.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ODataList<T> {
     pub value: Vec<T>,
+    /// The URL of the next page, when this one is not the last.
+    #[serde(rename = "@odata.nextLink", default)]
+    pub next_link: Option<String>,
 }
 
 /// MDE's error body: `{"error":{"code","message","target"}}`.

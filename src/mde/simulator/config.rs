@@ -34,6 +34,9 @@ pub struct SeedMachine {
     pub isolated_by: String,
     /// How new actions on this machine end: `Succeeded` normally, or `Failed`/`TimeOut`.
     pub final_status: ActionStatus,
+    /// How long new actions on this machine stay Pending, then InProgress, instead of the
+    /// simulator's `pending_for` and `in_progress_for` (e.g. a device that is rarely online).
+    pub completes_after: Option<(Duration, Duration)>,
 }
 
 impl SeedMachine {
@@ -51,8 +54,51 @@ impl SeedMachine {
             isolated: true,
             isolated_by: "analyst@contoso.onmicrosoft.com".into(),
             final_status: ActionStatus::Succeeded,
+            completes_after: None,
         }
     }
+}
+
+/// The 32 hex characters after the 8-digit index of a [`fleet`] machine's id. Chosen apart from
+/// the API tests' `machine(n)` ids (`{n:08x}` + `"ab"` x 16), so the two never collide.
+const FLEET_ID_SUFFIX: &str = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+
+/// `n` isolated machines for scale tests and demos, the same on every call. Machine `i`
+/// (1-based) is built as follows:
+/// - id `format!("{i:08x}")` + `"cd"` x 16, e.g. `00000001cdcd…cd`; DNS name `ws-{i:04}.contoso.com`;
+/// - every 10th (`i % 10 == 0`) in rbac group "Tier0" (id 10), tagged `tier0`; of the others,
+///   `i % 3 == 0` in "Servers" (id 150), the rest in "Workstations" (id 140);
+/// - every 7th (`i % 7 == 0`) also tagged `outbreak-2026`;
+/// - risk score by `i % 4`: 0 `High`, 1 `Low`, 2 and 3 `Medium`;
+/// - health `Inactive` when `i % 20 == 7`, else `Active`.
+pub fn fleet(n: usize) -> Vec<SeedMachine> {
+    (1..=n)
+        .map(|i| {
+            let mut m = SeedMachine::isolated(&format!("{i:08x}{FLEET_ID_SUFFIX}"), &format!("ws-{i:04}.contoso.com"));
+            let (group_id, group) = match i {
+                _ if i % 10 == 0 => (10, "Tier0"),
+                _ if i % 3 == 0 => (150, "Servers"),
+                _ => (140, "Workstations"),
+            };
+            (m.rbac_group_id, m.rbac_group_name) = (group_id, group.into());
+            if group_id == 10 {
+                m.machine_tags.push("tier0".into());
+            }
+            if i % 7 == 0 {
+                m.machine_tags.push("outbreak-2026".into());
+            }
+            m.risk_score = match i % 4 {
+                0 => "High",
+                1 => "Low",
+                _ => "Medium",
+            }
+            .into();
+            if i % 20 == 7 {
+                m.health_status = "Inactive".into();
+            }
+            m
+        })
+        .collect()
 }
 
 /// The five isolated machines of `serve --dev`, with fixed ids the README can show.
@@ -105,7 +151,8 @@ pub struct SimulatorConfig {
     pub accepted_audiences: Vec<String>,
     pub token_lifetime: Duration,
     pub machines: Vec<SeedMachine>,
-    /// How long a new action stays Pending, then InProgress.
+    /// How long a new action stays Pending, then InProgress (unless its machine says
+    /// otherwise in [`SeedMachine::completes_after`]).
     pub pending_for: Duration,
     pub in_progress_for: Duration,
     /// Per API family (MDE: 100 and 1500).
@@ -170,5 +217,29 @@ impl SimulatorConfig {
             rate_per_hour: 1500,
             request_timeout: Duration::from_secs(30),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fleet_is_deterministic_with_distinct_ids_and_the_documented_groups() {
+        let machines = fleet(30);
+        assert_eq!(machines.len(), 30);
+        let ids: std::collections::HashSet<_> = machines.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids.len(), 30);
+        assert!(machines.iter().all(|m| m.id.len() == 40 && m.isolated));
+        assert_eq!(machines[0].id, format!("00000001{}", "cd".repeat(16)));
+        assert_eq!(machines[0].computer_dns_name, "ws-0001.contoso.com");
+        let tier0: Vec<_> =
+            machines.iter().filter(|m| m.rbac_group_id == 10).map(|m| m.computer_dns_name.as_str()).collect();
+        assert_eq!(tier0, ["ws-0010.contoso.com", "ws-0020.contoso.com", "ws-0030.contoso.com"]);
+        assert!(machines[9].machine_tags.contains(&"tier0".to_owned()));
+        assert_eq!(machines[2].rbac_group_name, "Servers");
+        assert_eq!(machines[13].machine_tags, ["outbreak-2026"]);
+        assert_eq!(fleet(30)[17].id, machines[17].id, "the same on every call");
+        assert!(default_seed().iter().all(|d| !ids.contains(d.id.as_str())));
     }
 }

@@ -11,7 +11,7 @@ use crate::clock::Monotonic;
 use crate::mde::rate::Api;
 
 /// Which simulator route a request hit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RouteKind {
     Token,
     Unisolate,
@@ -20,8 +20,13 @@ pub enum RouteKind {
     ListActions,
     GetMachine,
     CancelAction,
+    /// `GET /api/machines` (no id).
+    ListMachines,
     /// The dev identity provider's pages and endpoints, except the token endpoint (`Token`).
     Idp,
+    /// `POST /_simulator/machines/{id}/unisolate|isolate`: someone acting in the portal, not
+    /// through the API; never counted against a rate budget.
+    Portal,
     /// Anything else (answered 404).
     Other,
 }
@@ -36,6 +41,11 @@ impl RouteKind {
         if super::idp::is_idp_path(&segments) {
             return Self::Idp;
         }
+        if method == Method::POST
+            && matches!(segments.as_slice(), ["_simulator", "machines", _, "unisolate" | "isolate"])
+        {
+            return Self::Portal;
+        }
         let rest = match segments.as_slice() {
             ["api", "v1.0", rest @ ..] | ["api", rest @ ..] => rest,
             _ => return Self::Other,
@@ -43,6 +53,7 @@ impl RouteKind {
         match (method.clone(), rest) {
             (Method::POST, ["machines", _, "unisolate"]) => Self::Unisolate,
             (Method::POST, ["machines", _, "isolate"]) => Self::Isolate,
+            (Method::GET, ["machines"]) => Self::ListMachines,
             (Method::GET, ["machines", _]) => Self::GetMachine,
             (Method::GET, ["machineactions"]) => Self::ListActions,
             (Method::GET, ["machineactions", _]) => Self::GetAction,
@@ -60,7 +71,8 @@ impl RouteKind {
             Self::ListActions => Some(Api::ListActions),
             Self::GetMachine => Some(Api::GetMachine),
             Self::CancelAction => Some(Api::CancelAction),
-            Self::Token | Self::Idp | Self::Other => None,
+            Self::ListMachines => Some(Api::ListMachines),
+            Self::Token | Self::Idp | Self::Portal | Self::Other => None,
         }
     }
 }

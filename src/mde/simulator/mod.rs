@@ -6,12 +6,14 @@ mod config;
 mod faults;
 mod filter;
 mod idp;
+mod portal;
 mod routes;
 mod server;
 mod state;
 mod token;
 mod wire;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{
     DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TENANT_ID, DuplicateBehavior, NotIsolatedBehavior, SeedMachine,
-    SimulatorConfig, default_seed,
+    SimulatorConfig, default_seed, fleet,
 };
 pub use faults::{Fault, FaultAction, RouteKind, SeenRequest};
 pub use idp::{DEV_API_AUDIENCE, DEV_API_SCOPE, DEV_APP_CLIENT_ID, DevIdpConfig, DevUser, IdTokenFault, dev_users};
@@ -29,6 +31,7 @@ pub use idp::{DEV_API_AUDIENCE, DEV_API_SCOPE, DEV_APP_CLIENT_ID, DevIdpConfig, 
 use crate::clock::{SharedClock, SystemClock};
 use crate::mde::types::{ActionType, MachineAction};
 use state::Shared;
+use wire::WireAction;
 
 /// Starts simulators.
 pub struct Simulator;
@@ -140,6 +143,20 @@ impl SimulatorHandle {
         self.shared.lock().requests.iter().filter(|r| r.kind == kind).count()
     }
 
+    /// How many requests of each kind arrived (kinds never seen are absent).
+    pub fn calls_by_kind(&self) -> BTreeMap<RouteKind, usize> {
+        let mut counts = BTreeMap::new();
+        for r in &self.shared.lock().requests {
+            *counts.entry(r.kind).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// How many requests were answered 429, by the simulator's own limit or an injected fault.
+    pub fn throttled(&self) -> usize {
+        self.shared.lock().requests.iter().filter(|r| r.status == Some(429)).count()
+    }
+
     /// The machine's actions (seeded ones included) as the API would show them now, oldest
     /// first.
     pub fn actions_for(&self, machine_id: &str) -> Vec<MachineAction> {
@@ -149,12 +166,30 @@ impl SimulatorHandle {
             .actions
             .iter()
             .filter(|a| a.machine_id == machine_id)
-            .map(|a| {
-                let wire = self.shared.render(a, now, false);
-                let json = serde_json::to_value(wire).expect("an action serializes");
-                serde_json::from_value(json).expect("the client type reads the simulator's JSON")
-            })
+            .map(|a| to_client(self.shared.render(a, now, false)))
             .collect()
+    }
+
+    /// Creates an action of `kind` on the machine (by id or DNS name) as `requestor` did in
+    /// the portal: whatever runs on the machine already, counted against no API budget and
+    /// absent from [`requests`](Self::requests). `None` for an unknown machine. Over HTTP,
+    /// without a token: `POST {base_url}/_simulator/machines/{id}/unisolate` (or `/isolate`)
+    /// with `{"requestor", "comment"}`, both optional.
+    pub fn portal_action(
+        &self,
+        machine_id: &str,
+        kind: ActionType,
+        requestor: &str,
+        comment: &str,
+    ) -> Option<MachineAction> {
+        self.shared.portal_action(machine_id, kind, requestor, comment).map(to_client)
+    }
+
+    /// Adds machines while running, each isolated one with a Succeeded Isolate a day old, as
+    /// seeded machines get. [`config`](Self::config) still lists only the seeded ones.
+    pub fn add_machines(&self, machines: Vec<SeedMachine>) {
+        let now = self.shared.now();
+        self.shared.lock().add_machines(&self.shared.config, machines, now);
     }
 
     /// How many Unisolate actions were created for the machine.
@@ -213,4 +248,10 @@ impl Drop for SimulatorHandle {
             let _ = stop.send(());
         }
     }
+}
+
+/// The simulator's JSON as the client reads it.
+fn to_client(wire: WireAction) -> MachineAction {
+    let json = serde_json::to_value(wire).expect("an action serializes");
+    serde_json::from_value(json).expect("the client type reads the simulator's JSON")
 }

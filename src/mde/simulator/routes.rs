@@ -6,16 +6,16 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::config::{DuplicateBehavior, NotIsolatedBehavior};
-use super::filter::ActionFilter;
+use super::filter::{ActionFilter, MachineFilter, Paging};
 use super::state::{ActionRecord, Cancellation, Shared};
-use super::wire::{Reject, machine_body, mde_error, reject};
+use super::wire::{Reject, WireList, machine_body, mde_error, reject};
 use crate::mde::rate::Api;
 use crate::mde::types::ActionType;
 
@@ -26,6 +26,7 @@ pub(crate) fn api_router() -> Router<Arc<Shared>> {
     Router::new()
         .route("/machines/{id}/unisolate", post(unisolate))
         .route("/machines/{id}/isolate", post(isolate))
+        .route("/machines", get(list_machines))
         .route("/machines/{id}", get(get_machine))
         .route("/machineactions", get(list_actions))
         .route("/machineactions/{id}", get(get_action))
@@ -76,7 +77,7 @@ fn forbidden(message: &str) -> Reject {
     reject(StatusCode::FORBIDDEN, "Forbidden", message)
 }
 
-fn not_found(what: &str, id: &str, tenant: &str) -> Reject {
+pub(super) fn not_found(what: &str, id: &str, tenant: &str) -> Reject {
     let message = format!("{what} {id} was not found. OrgId: {tenant}.");
     reject(StatusCode::NOT_FOUND, "ResourceNotFound", &message)
 }
@@ -122,7 +123,7 @@ fn create_action(sh: &Shared, headers: &HeaderMap, id: &str, body: &[u8], kind: 
     let now = sh.now();
     let mut state = sh.lock();
     let machine = state.machine(id).cloned().ok_or_else(|| not_found("Machine", id, &sh.config.tenant_id))?;
-    if let Some(active) = state.active_action(&sh.config, &machine.id, now) {
+    if let Some(active) = state.active_action(&machine.id, now) {
         if sh.config.duplicate == DuplicateBehavior::ReturnExisting {
             let existing = sh.render(active, now, true);
             return Ok((StatusCode::CREATED, Json(existing)).into_response());
@@ -132,22 +133,13 @@ fn create_action(sh: &Shared, headers: &HeaderMap, id: &str, body: &[u8], kind: 
     }
     if kind == ActionType::Unisolate
         && sh.config.not_isolated == NotIsolatedBehavior::Reject
-        && !state.is_isolated(&sh.config, &machine.id, now)
+        && !state.is_isolated(&machine.id, now)
     {
         return Err(reject(StatusCode::BAD_REQUEST, "BadRequest", "Machine is not isolated."));
     }
-    let action = ActionRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        scope: if kind == ActionType::Isolate { scope } else { None },
-        action_type: kind,
-        requestor: sh.config.app_display_name.clone(),
-        comment,
-        machine_id: machine.id.clone(),
-        computer_dns_name: machine.computer_dns_name.clone(),
-        created: now,
-        outcome: machine.final_status.clone(),
-        cancelled: None,
-    };
+    let isolate = kind == ActionType::Isolate;
+    let mut action = ActionRecord::new(&sh.config, &machine, kind, sh.config.app_display_name.clone(), comment, now);
+    action.scope = if isolate { scope } else { None };
     let wire = sh.render(&action, now, true);
     state.actions.push(action);
     Ok((StatusCode::CREATED, Json(wire)).into_response())
@@ -166,28 +158,41 @@ async fn get_action(State(sh): State<Arc<Shared>>, Path(id): Path<String>, heade
 
 async fn list_actions(
     State(sh): State<Arc<Shared>>,
+    OriginalUri(uri): OriginalUri,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Answer {
     admit(&sh, &headers, Api::ListActions, READ_ROLES)?;
-    let filter = ActionFilter::from_query(&query)?;
+    let paging = Paging::from_query(&query)?;
+    let filter = ActionFilter::parse(paging.filter.as_deref())?;
     let now = sh.now();
     let state = sh.lock();
-    // Newest first, as the documentation's examples come back. Rendering is the costly part, so
-    // another machine's actions are passed over before it (a seeded pool holds thousands).
-    let machine = filter.machine_id();
-    let value: Vec<_> = state
-        .actions
-        .iter()
-        .rev()
-        .filter(|a| machine.is_none_or(|m| a.machine_id.eq_ignore_ascii_case(m)))
-        .map(|a| sh.render(a, now, false))
-        .filter(|a| filter.matches(a))
-        .skip(filter.skip)
-        .take(filter.top)
-        .collect();
-    let context = format!("{}/api/$metadata#MachineActions", sh.base_url);
-    Ok(Json(json!({ "@odata.context": context, "value": value })).into_response())
+    // Newest first, as the documentation's examples come back. Rendering is the costly part,
+    // so the filter looks at the records and only the page is rendered.
+    let (page, more) = paging.page(state.actions.iter().rev().filter(|a| filter.matches(a, now)));
+    let value = page.into_iter().map(|a| sh.render(a, now, false)).collect();
+    Ok(Json(list(&sh, "MachineActions", value, more.then(|| paging.next_link(&sh.base_url, uri.path()))))
+        .into_response())
+}
+
+async fn list_machines(
+    State(sh): State<Arc<Shared>>,
+    OriginalUri(uri): OriginalUri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Answer {
+    admit(&sh, &headers, Api::ListMachines, READ_ROLES)?;
+    let paging = Paging::from_query(&query)?;
+    let filter = MachineFilter::parse(paging.filter.as_deref())?;
+    let now = sh.now();
+    let state = sh.lock();
+    let (page, more) = paging.page(state.machines.iter().filter(|m| filter.matches(m)));
+    let value = page.into_iter().map(|m| machine_body(m, None, now)).collect();
+    Ok(Json(list(&sh, "Machines", value, more.then(|| paging.next_link(&sh.base_url, uri.path())))).into_response())
+}
+
+fn list<T>(sh: &Shared, entity_set: &str, value: Vec<T>, next_link: Option<String>) -> WireList<T> {
+    WireList { odata_context: format!("{}/api/$metadata#{entity_set}", sh.base_url), value, next_link }
 }
 
 async fn cancel_action(
@@ -205,7 +210,7 @@ async fn cancel_action(
         .iter_mut()
         .find(|a| a.id.eq_ignore_ascii_case(&id))
         .ok_or_else(|| not_found("MachineAction", &id, &sh.config.tenant_id))?;
-    if action.status_at(&sh.config, now).0.is_final() {
+    if action.status_at(now).0.is_final() {
         // UNCONFIRMED: MDE documents only that final actions cannot be cancelled.
         let message = "Action is already in a final state.";
         return Err(reject(StatusCode::BAD_REQUEST, "BadRequest", message));
@@ -218,6 +223,6 @@ async fn get_machine(State(sh): State<Arc<Shared>>, Path(id): Path<String>, head
     admit(&sh, &headers, Api::GetMachine, READ_ROLES)?;
     let state = sh.lock();
     let m = state.machine(&id).ok_or_else(|| not_found("Machine", &id, &sh.config.tenant_id))?;
-    let body = machine_body(m, &sh.base_url, sh.now());
+    let body = machine_body(m, Some(format!("{}/api/$metadata#Machines/$entity", sh.base_url)), sh.now());
     Ok(Json(body).into_response())
 }

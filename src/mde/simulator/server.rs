@@ -26,12 +26,13 @@ use super::wire::mde_error;
 #[derive(Clone, Default)]
 struct ConnControl(Arc<Notify>);
 
-/// The whole simulator app: token endpoint, API (under `/api` and `/api/v1.0`) and the dev
-/// identity provider.
+/// The whole simulator app: token endpoint, API (under `/api` and `/api/v1.0`), the dev
+/// identity provider and the portal's stand-in.
 pub(crate) fn app(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .merge(super::idp::router())
+        .merge(super::portal::router())
         .nest("/api", api_router())
         .nest("/api/v1.0", api_router())
         .fallback(|| async { mde_error(StatusCode::NOT_FOUND, "NotFound", "The requested resource was not found.") })

@@ -60,7 +60,7 @@ impl Shared {
 
     /// An action as JSON, its status derived for `now`.
     pub(super) fn render(&self, action: &ActionRecord, now: OffsetDateTime, context: bool) -> WireAction {
-        action.render(&self.config, now, context.then(|| self.entity_context()))
+        action.render(now, context.then(|| self.entity_context()))
     }
 
     fn entity_context(&self) -> String {
@@ -87,8 +87,13 @@ pub(crate) struct Cancellation {
     pub at: OffsetDateTime,
 }
 
-/// A machine action; its status is a function of its age, its machine's final status and
-/// whether it was cancelled.
+/// `requestSource` of actions created through the API.
+pub(crate) const PUBLIC_API: &str = "PublicApi";
+/// `requestSource` of actions someone created in the portal (UNCONFIRMED spelling).
+pub(crate) const PORTAL: &str = "Portal";
+
+/// A machine action; its status is a function of its age, its phases, its machine's final
+/// status and whether it was cancelled.
 #[derive(Clone)]
 pub(crate) struct ActionRecord {
     pub id: String,
@@ -99,18 +104,47 @@ pub(crate) struct ActionRecord {
     pub machine_id: String,
     pub computer_dns_name: String,
     pub created: OffsetDateTime,
+    /// How long it stays Pending, then InProgress.
+    pub phases: (Duration, Duration),
     pub outcome: ActionStatus,
     pub cancelled: Option<Cancellation>,
+    pub request_source: &'static str,
 }
 
 impl ActionRecord {
+    /// A new action of `machine` created through the API at `created`, with no scope; it
+    /// runs for the machine's phases (or the simulator's) and ends as the machine says.
+    pub(super) fn new(
+        config: &SimulatorConfig,
+        machine: &SeedMachine,
+        action_type: ActionType,
+        requestor: String,
+        comment: String,
+        created: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            action_type,
+            scope: None,
+            requestor,
+            comment,
+            machine_id: machine.id.clone(),
+            computer_dns_name: machine.computer_dns_name.clone(),
+            created,
+            phases: machine.completes_after.unwrap_or((config.pending_for, config.in_progress_for)),
+            outcome: machine.final_status.clone(),
+            cancelled: None,
+            request_source: PUBLIC_API,
+        }
+    }
+
     /// The status at `now` and when it last changed.
-    pub(super) fn status_at(&self, config: &SimulatorConfig, now: OffsetDateTime) -> (ActionStatus, OffsetDateTime) {
+    pub(super) fn status_at(&self, now: OffsetDateTime) -> (ActionStatus, OffsetDateTime) {
         if let Some(c) = &self.cancelled {
             return (ActionStatus::Cancelled, c.at);
         }
-        let started = self.created + config.pending_for;
-        let finished = started + config.in_progress_for;
+        let started = self.created + self.phases.0;
+        let finished = started + self.phases.1;
         if now < started {
             (ActionStatus::Pending, self.created)
         } else if now < finished {
@@ -120,8 +154,8 @@ impl ActionRecord {
         }
     }
 
-    fn render(&self, config: &SimulatorConfig, now: OffsetDateTime, odata_context: Option<String>) -> WireAction {
-        let (status, updated) = self.status_at(config, now);
+    fn render(&self, now: OffsetDateTime, odata_context: Option<String>) -> WireAction {
+        let (status, updated) = self.status_at(now);
         let c = self.cancelled.as_ref();
         WireAction {
             odata_context,
@@ -141,7 +175,7 @@ impl ActionRecord {
             error_h_result: 0,
             scope: self.scope.clone(),
             external_id: None,
-            request_source: "PublicApi",
+            request_source: self.request_source,
             related_file_info: None,
             commands: vec![],
             troubleshoot_info: None,
@@ -163,24 +197,6 @@ pub(crate) struct State {
 
 impl State {
     fn seeded(config: &SimulatorConfig, now: OffsetDateTime) -> Self {
-        let day_ago = now - Duration::from_secs(86_400);
-        let actions = config
-            .machines
-            .iter()
-            .filter(|m| m.isolated)
-            .map(|m| ActionRecord {
-                id: uuid::Uuid::new_v4().to_string(),
-                action_type: ActionType::Isolate,
-                scope: Some("Full".into()),
-                requestor: m.isolated_by.clone(),
-                comment: "Isolated during incident response".into(),
-                machine_id: m.id.clone(),
-                computer_dns_name: m.computer_dns_name.clone(),
-                created: day_ago,
-                outcome: ActionStatus::Succeeded,
-                cancelled: None,
-            })
-            .collect();
         let windows = Api::ALL
             .into_iter()
             .map(|api| {
@@ -193,14 +209,39 @@ impl State {
                 (api, window)
             })
             .collect();
-        Self {
-            machines: config.machines.clone(),
-            actions,
+        let mut state = Self {
+            machines: Vec::with_capacity(config.machines.len()),
+            actions: Vec::new(),
             tokens: HashMap::new(),
             windows,
             faults: VecDeque::new(),
             requests: Vec::new(),
             idp: IdpState::default(),
+        };
+        state.add_machines(config, config.machines.iter().cloned(), now);
+        state
+    }
+
+    /// Adds machines as if seeded at `now`: an isolated one gets a Succeeded Isolate a day
+    /// old, so isolation is derivable only from machine actions, as in MDE.
+    pub(super) fn add_machines(
+        &mut self,
+        config: &SimulatorConfig,
+        machines: impl IntoIterator<Item = SeedMachine>,
+        now: OffsetDateTime,
+    ) {
+        let day_ago = now - Duration::from_secs(86_400);
+        for m in machines {
+            if m.isolated {
+                let comment = "Isolated during incident response".to_owned();
+                let mut isolation =
+                    ActionRecord::new(config, &m, ActionType::Isolate, m.isolated_by.clone(), comment, day_ago);
+                isolation.scope = Some("Full".into());
+                isolation.phases = (config.pending_for, config.in_progress_for);
+                isolation.outcome = ActionStatus::Succeeded;
+                self.actions.push(isolation);
+            }
+            self.machines.push(m);
         }
     }
 
@@ -223,26 +264,21 @@ impl State {
     }
 
     /// The Isolate/Unisolate action of `machine_id` still running at `now`, if any.
-    pub(super) fn active_action(
-        &self,
-        config: &SimulatorConfig,
-        machine_id: &str,
-        now: OffsetDateTime,
-    ) -> Option<&ActionRecord> {
+    pub(super) fn active_action(&self, machine_id: &str, now: OffsetDateTime) -> Option<&ActionRecord> {
         self.actions.iter().rev().find(|a| {
             a.machine_id == machine_id
                 && matches!(a.action_type, ActionType::Isolate | ActionType::Unisolate)
-                && a.status_at(config, now).0.is_active()
+                && a.status_at(now).0.is_active()
         })
     }
 
     /// Whether the newest Succeeded Isolate/Unisolate action of the machine is an Isolate.
-    pub(super) fn is_isolated(&self, config: &SimulatorConfig, machine_id: &str, now: OffsetDateTime) -> bool {
+    pub(super) fn is_isolated(&self, machine_id: &str, now: OffsetDateTime) -> bool {
         self.actions
             .iter()
             .rev()
             .filter(|a| a.machine_id == machine_id)
-            .filter(|a| a.status_at(config, now).0 == ActionStatus::Succeeded)
+            .filter(|a| a.status_at(now).0 == ActionStatus::Succeeded)
             .find_map(|a| match a.action_type {
                 ActionType::Isolate => Some(true),
                 ActionType::Unisolate => Some(false),

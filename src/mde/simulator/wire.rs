@@ -7,15 +7,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
-use time::macros::format_description;
 
 use super::config::SeedMachine;
+use crate::mde::query::odata_datetime;
 use crate::mde::types::{ActionStatus, ActionType, MdeErrorBody, MdeErrorDetail};
 
 /// `2024-10-21T11:25:48.3308187Z`: UTC, 7 fraction digits, `Z`, as MDE writes them.
 pub(super) fn timestamp(t: OffsetDateTime) -> String {
-    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z");
-    t.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
+    odata_datetime(t)
 }
 
 /// `{"error":{"code","message","target"}}` with a fresh GUID as `target`.
@@ -101,30 +100,67 @@ pub(super) struct WireAction {
     pub troubleshoot_info: Option<serde_json::Value>,
 }
 
-/// A Machine entity as `GET /api/machines/{id}` answers it (`get-machine-by-id.md` fields).
-/// Like MDE's, it has no isolation field: isolation shows only in machine actions.
-pub(super) fn machine_body(m: &SeedMachine, base_url: &str, now: OffsetDateTime) -> serde_json::Value {
-    json!({
-        "@odata.context": format!("{base_url}/api/$metadata#Machines/$entity"),
-        "id": m.id,
-        "computerDnsName": m.computer_dns_name,
-        "firstSeen": "2024-01-15T08:30:12.1234567Z",
-        "lastSeen": timestamp(now),
-        "osPlatform": "Windows11",
-        "version": "23H2",
-        "osProcessor": "x64",
-        "lastIpAddress": "10.0.0.12",
-        "lastExternalIpAddress": "203.0.113.7",
-        "osBuild": 22631,
-        "healthStatus": m.health_status,
-        "rbacGroupId": m.rbac_group_id,
-        "rbacGroupName": m.rbac_group_name,
-        "riskScore": m.risk_score,
-        "exposureLevel": m.exposure_level,
-        "isAadJoined": true,
-        "aadDeviceId": null,
-        "machineTags": m.machine_tags,
-    })
+/// A Machine entity as `GET /api/machines/{id}` answers it (`get-machine-by-id.md` fields),
+/// with `@odata.context` only when it stands alone. Like MDE's, it has no isolation field:
+/// isolation shows only in machine actions.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct WireMachine<'a> {
+    #[serde(rename = "@odata.context", skip_serializing_if = "Option::is_none")]
+    pub odata_context: Option<String>,
+    pub id: &'a str,
+    pub computer_dns_name: &'a str,
+    pub first_seen: &'static str,
+    pub last_seen: String,
+    pub os_platform: &'static str,
+    pub version: &'static str,
+    pub os_processor: &'static str,
+    pub last_ip_address: &'static str,
+    pub last_external_ip_address: &'static str,
+    pub os_build: u32,
+    pub health_status: &'a str,
+    pub rbac_group_id: i64,
+    pub rbac_group_name: &'a str,
+    pub risk_score: &'a str,
+    pub exposure_level: &'a str,
+    pub is_aad_joined: bool,
+    pub aad_device_id: Option<&'a str>,
+    pub machine_tags: &'a [String],
+}
+
+/// `m` as the API shows it at `now`; `context` is the per-entity `@odata.context`, if any.
+pub(super) fn machine_body(m: &SeedMachine, context: Option<String>, now: OffsetDateTime) -> WireMachine<'_> {
+    WireMachine {
+        odata_context: context,
+        id: &m.id,
+        computer_dns_name: &m.computer_dns_name,
+        first_seen: "2024-01-15T08:30:12.1234567Z",
+        last_seen: timestamp(now),
+        os_platform: "Windows11",
+        version: "23H2",
+        os_processor: "x64",
+        last_ip_address: "10.0.0.12",
+        last_external_ip_address: "203.0.113.7",
+        os_build: 22631,
+        health_status: &m.health_status,
+        rbac_group_id: m.rbac_group_id,
+        rbac_group_name: &m.rbac_group_name,
+        risk_score: &m.risk_score,
+        exposure_level: &m.exposure_level,
+        is_aad_joined: true,
+        aad_device_id: None,
+        machine_tags: &m.machine_tags,
+    }
+}
+
+/// An OData collection: `@odata.context`, `value`, and `@odata.nextLink` while more follow.
+#[derive(Debug, Serialize)]
+pub(super) struct WireList<T> {
+    #[serde(rename = "@odata.context")]
+    pub odata_context: String,
+    pub value: Vec<T>,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
 }
 
 #[cfg(test)]
