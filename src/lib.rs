@@ -19,6 +19,7 @@ mod dev;
 pub mod domain;
 mod duration;
 mod error;
+pub mod fleet;
 mod forward;
 mod html;
 mod jcs;

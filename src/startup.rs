@@ -59,6 +59,10 @@ impl Application {
         } else {
             None
         };
+        let fleet = mde.clone().map(|client| {
+            let config = crate::fleet::FleetConfig::from_settings(&settings.mde);
+            Arc::new(crate::fleet::Fleet::new(client, clock.clone(), config))
+        });
         let policy = settings.policy.validate(&settings.auth.approver_role).context("validating [policy]")?;
         let settings_worker_enabled = settings.mde.worker_enabled;
         let delivery = crate::notify::start(&settings, &db).context("preparing notifications ([notify])")?;
@@ -75,6 +79,7 @@ impl Application {
         let state = AppState {
             policy_cell: Arc::new(std::sync::RwLock::new(Arc::new(policy))),
             mde,
+            fleet,
             db,
             settings: Arc::new(settings),
             clock,

@@ -21,6 +21,8 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// The one MDE client of this process (one rate budget per API), when `[mde]` is configured.
     pub mde: Option<Arc<MdeClient>>,
+    /// The view of MDE's devices and actions every reader shares, when `[mde]` is configured.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
     /// Signalled when a release becomes approved, so the worker wakes at once.
     pub approved: Arc<Notify>,
     /// The log budget for refused tokens (anyone can cause them).

@@ -262,6 +262,45 @@ pub enum AuditEvent {
         mde_action_id: Option<String>,
         mde_action_status: Option<String>,
     },
+    /// An Unisolate that no release of dualkey's explains: the device was released outside the
+    /// two-person rule. `created` is MDE's `creationDateTimeUtc`; `response` is `[policy]
+    /// on_bypass` when it was found (`record` or `reisolate`).
+    BypassDetected {
+        bypass_id: String,
+        mde_action_id: String,
+        requestor: Option<String>,
+        requestor_comment: Option<String>,
+        created: Option<String>,
+        mde_action_status: Option<String>,
+        response: String,
+    },
+    /// dualkey isolated the bypassed device again (`mde_action_id` is its Isolate).
+    BypassReisolated {
+        bypass_id: String,
+        bypassing_action_id: String,
+        mde_action_id: String,
+        isolation_type: String,
+    },
+    /// Isolating a bypassed device again failed; `next_attempt_at` null: the last attempt.
+    BypassReisolationFailed {
+        bypass_id: String,
+        error: String,
+        http_status: Option<u16>,
+        attempt: u32,
+        next_attempt_at: Option<Timestamp>,
+    },
+    /// No re-isolation will be made for the bypass, and why (the bypassing action failed,
+    /// someone isolated the device again first, or dualkey gave up).
+    BypassReisolationEnded {
+        bypass_id: String,
+        outcome: String,
+    },
+    /// A person acknowledged a bypass: it no longer counts in readiness.
+    BypassAcknowledged {
+        bypass_id: String,
+        mde_action_id: String,
+        comment: Option<String>,
+    },
 }
 
 impl AuditEvent {

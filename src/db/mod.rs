@@ -61,6 +61,7 @@ pub(crate) mod audit;
 pub(crate) mod batches;
 pub(crate) mod checkpoints;
 pub(crate) mod fenced;
+pub(crate) mod fleet;
 pub(crate) mod forward;
 pub(crate) mod outbox;
 pub(crate) mod releases;

@@ -30,6 +30,10 @@ pub struct PolicyDocument {
     pub max_approvals_per_approver_per_hour: Option<u32>,
     pub rules: Vec<RuleDocument>,
     pub break_glass: BreakGlassDocument,
+    /// What dualkey does about a release outside it: `record` (default) or `reisolate`.
+    pub on_bypass: Option<String>,
+    /// `IsolationType` of a re-isolation after a bypass: `Full` (default) or `Selective`.
+    pub reisolate_type: Option<String>,
 }
 
 impl Default for PolicyDocument {
@@ -45,6 +49,8 @@ impl Default for PolicyDocument {
             max_approvals_per_approver_per_hour: None,
             rules: Vec::new(),
             break_glass: BreakGlassDocument::default(),
+            on_bypass: None,
+            reisolate_type: None,
         }
     }
 }

@@ -42,6 +42,42 @@ pub struct Policy {
     rules: Vec<Rule>,
     default_rule: AppliedRule,
     break_glass: Option<BreakGlass>,
+    /// Left out of the canonical document at its default, so policies written before it keep
+    /// their hash.
+    #[serde(skip_serializing_if = "OnBypass::is_record")]
+    on_bypass: OnBypass,
+}
+
+/// What dualkey does when it finds a device released outside it (`[policy] on_bypass`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case", tag = "response")]
+pub enum OnBypass {
+    /// Record it in the audit trail, list it, count it in readiness, notify.
+    #[default]
+    Record,
+    /// All of that, and isolate the device again once the bypassing action has succeeded.
+    Reisolate { isolation_type: ReisolateType },
+}
+
+/// The `IsolationType` of a re-isolation after a bypass (`[policy] reisolate_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ReisolateType {
+    Full,
+    Selective,
+}
+
+impl OnBypass {
+    fn is_record(&self) -> bool {
+        *self == OnBypass::Record
+    }
+
+    /// The word stored with a bypass: `record` or `reisolate`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OnBypass::Record => "record",
+            OnBypass::Reisolate { .. } => "reisolate",
+        }
+    }
 }
 
 /// One `[[policy.rules]]` entry after validation: when it applies and what it then demands.
@@ -107,6 +143,11 @@ impl Policy {
 
     pub fn break_glass(&self) -> Option<&BreakGlass> {
         self.break_glass.as_ref()
+    }
+
+    /// What to do about a release outside dualkey.
+    pub fn on_bypass(&self) -> OnBypass {
+        self.on_bypass
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::config::{PolicyDocument, RuleDocument};
 use super::slots::seats;
-use super::{AppliedRule, BreakGlass, Matcher, Policy, Rule, Slot};
+use super::{AppliedRule, BreakGlass, Matcher, OnBypass, Policy, ReisolateType, Rule, Slot};
 use crate::duration::HumanDuration;
 use std::fmt;
 use std::time::Duration;
@@ -145,6 +145,26 @@ impl PolicyDocument {
         let break_glass =
             bg.enabled.then(|| BreakGlass { role: bg.role.clone(), ratify_within, min_comment_len: bg_comment_len });
 
+        let isolation_type = match self.reisolate_type.as_deref().map(str::trim) {
+            None | Some("Full") => ReisolateType::Full,
+            Some("Selective") => ReisolateType::Selective,
+            Some(other) => {
+                return Err(PolicyError::top("reisolate_type", format!("`{other}` is not Full or Selective")));
+            }
+        };
+        let on_bypass = match self.on_bypass.as_deref().map(str::trim) {
+            None | Some("record") => {
+                if self.reisolate_type.is_some() {
+                    return Err(PolicyError::top(
+                        "reisolate_type",
+                        "only means something with on_bypass = \"reisolate\"",
+                    ));
+                }
+                OnBypass::Record
+            }
+            Some("reisolate") => OnBypass::Reisolate { isolation_type },
+            Some(other) => return Err(PolicyError::top("on_bypass", format!("`{other}` is not record or reisolate"))),
+        };
         Ok(Policy {
             approver_role: approver_role.into(),
             min_comment_len,
@@ -155,6 +175,7 @@ impl PolicyDocument {
             rules,
             default_rule,
             break_glass,
+            on_bypass,
         })
     }
 }

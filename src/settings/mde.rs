@@ -70,6 +70,18 @@ pub struct MdeSettings {
     pub scan_interval: HumanDuration,
     /// On shutdown, how long an in-flight MDE call may take before the daemon exits anyway.
     pub shutdown_grace: HumanDuration,
+    /// A request uses cached facts about a device no older than this; older ones are read again.
+    pub device_max_age: HumanDuration,
+    /// The longest an API request waits for MDE rate budget before answering 503 `mde_busy`.
+    pub request_wait: HumanDuration,
+    /// How often the tenant's Unisolates are read when no action is in flight.
+    pub bypass_scan_interval: HumanDuration,
+    /// Unisolates created before this (RFC 3339) are never reported as bypasses; unset: the
+    /// first start of this installation.
+    pub bypass_scan_since: Option<String>,
+    /// How MDE names this app in an action's `requestor`; unset: learned from the first action
+    /// dualkey creates.
+    pub app_requestor: Option<String>,
 }
 
 impl Default for MdeSettings {
@@ -99,6 +111,11 @@ impl Default for MdeSettings {
             lease: HumanDuration::from_secs(30),
             scan_interval: HumanDuration::from_secs(5),
             shutdown_grace: HumanDuration::from_secs(30),
+            device_max_age: HumanDuration::from_secs(60),
+            request_wait: HumanDuration::from_secs(2),
+            bypass_scan_interval: HumanDuration::from_secs(60),
+            bypass_scan_since: None,
+            app_requestor: None,
         }
     }
 }
@@ -160,6 +177,8 @@ impl MdeSettings {
             ("mde.request_timeout", self.request_timeout),
             ("mde.backoff_base", self.backoff_base),
             ("mde.scan_interval", self.scan_interval),
+            ("mde.device_max_age", self.device_max_age),
+            ("mde.bypass_scan_interval", self.bypass_scan_interval),
         ] {
             if d.get().is_zero() {
                 return Err(invalid(key, "must be greater than zero"));
@@ -167,6 +186,14 @@ impl MdeSettings {
         }
         if self.backoff_max < self.backoff_base {
             return Err(invalid("mde.backoff_max", "must be at least mde.backoff_base"));
+        }
+        if let Some(since) = &self.bypass_scan_since
+            && time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339).is_err()
+        {
+            return Err(invalid("mde.bypass_scan_since", format!("`{since}` is not an RFC 3339 time")));
+        }
+        if self.app_requestor.as_deref().is_some_and(|r| r.trim().is_empty()) {
+            return Err(invalid("mde.app_requestor", "must not be empty"));
         }
         if self.max_attempts == 0 {
             return Err(invalid("mde.max_attempts", "must be at least 1"));
@@ -275,6 +302,19 @@ mod tests {
             let err = load(&[("DUALKEY_MDE__LEASE", short)]).unwrap_err().to_string();
             assert!(err.contains("mde.lease") && err.contains("at least 3s"), "{short}: {err}");
         }
+    }
+
+    #[test]
+    fn the_view_settings_have_defaults_and_a_bad_since_is_refused_by_its_key() {
+        let s = load(&[]).unwrap().mde;
+        assert_eq!(s.device_max_age.get().as_secs(), 60);
+        assert_eq!(s.request_wait.get().as_secs(), 2);
+        assert_eq!(s.bypass_scan_interval.get().as_secs(), 60);
+        let err = load(&[("DUALKEY_MDE__BYPASS_SCAN_SINCE", "yesterday")]).unwrap_err().to_string();
+        assert!(err.contains("mde.bypass_scan_since"), "{err}");
+        assert!(load(&[("DUALKEY_MDE__BYPASS_SCAN_SINCE", "2026-11-01T00:00:00Z")]).is_ok());
+        let err = load(&[("DUALKEY_MDE__DEVICE_MAX_AGE", "0s")]).unwrap_err().to_string();
+        assert!(err.contains("mde.device_max_age"), "{err}");
     }
 
     #[test]
