@@ -73,7 +73,7 @@ pub(crate) async fn request(
         return Err(ApiError::unprocessable("ticket_required", "this policy requires a ticket reference"));
     }
     // The network call comes first, outside any transaction.
-    let facts = match device::read(state.mde.as_deref(), &req.machine_id).await? {
+    let facts = match device::read(state, &req.machine_id).await? {
         device::Device::Isolated(facts) => facts,
         device::Device::NotIsolated(why) => {
             let event =
