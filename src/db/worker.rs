@@ -242,3 +242,21 @@ pub(crate) async fn parties(
     let approvers = super::approvals::approvers(conn, id).await?;
     Ok((requester, comment, approvers))
 }
+
+/// The dispatched release `id` as a poll job, when no lease holds it at `now` (the scan takes
+/// it to record what the bulk list showed of its action).
+pub(crate) async fn poll_job(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: Timestamp,
+) -> Result<Option<Due>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE id = ?1 AND status = 'dispatched'
+           AND (lease_expires_at IS NULL OR lease_expires_at <= ?2)",
+        ReleaseRow::COLUMNS,
+        ReleaseRow::TABLE
+    );
+    let row: Option<ReleaseRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(now).fetch_optional(conn).await?;
+    row.map(Due::from_row).transpose()
+}

@@ -127,6 +127,10 @@ async fn find_ours(w: &Worker, c: &Claim) -> Result<Option<MachineAction>, MdeEr
 }
 
 async fn accepted(w: &Worker, c: &Claim, action: MachineAction) -> anyhow::Result<()> {
+    // How MDE names this app: what tells dualkey's Unisolates from everyone else's.
+    if let Err(e) = crate::fleet::bypass::learn_requestor(&w.state, &action).await {
+        tracing::warn!(error = %e, "could not store how MDE names this app; will learn it from the next action");
+    }
     let status = action.status.as_ref().map(|s| s.as_str().to_string());
     let event = AuditEvent::UnisolateAccepted {
         attempt: c.attempts,
@@ -134,7 +138,7 @@ async fn accepted(w: &Worker, c: &Claim, action: MachineAction) -> anyhow::Resul
         mde_action_id: action.id.clone(),
         mde_action_status: status.clone(),
     };
-    record_dispatched(w, c, &action.id, status.as_deref(), event).await
+    record_dispatched(w, c, &action, status.as_deref(), event).await
 }
 
 async fn adopt(w: &Worker, c: &Claim, action: MachineAction, found_by: &str) -> anyhow::Result<()> {
@@ -145,16 +149,19 @@ async fn adopt(w: &Worker, c: &Claim, action: MachineAction, found_by: &str) -> 
         mde_action_status: status.clone(),
         found_by: found_by.to_string(),
     };
-    record_dispatched(w, c, &action.id, status.as_deref(), event).await
+    record_dispatched(w, c, &action, status.as_deref(), event).await
 }
 
 async fn record_dispatched(
     w: &Worker,
     c: &Claim,
-    action_id: &str,
+    action: &MachineAction,
     status: Option<&str>,
     event: AuditEvent,
 ) -> anyhow::Result<()> {
+    // The scan follows it from the view (the create answer may lack its machine id).
+    w.fleet.observe(c.machine_id.as_str(), action.clone());
+    let action_id = action.id.as_str();
     let now = w.state.clock.now();
     let next_poll = now.plus(w.config.poll_interval);
     let change = Change::Dispatch { action_id, action_status: status, next_poll };

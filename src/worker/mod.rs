@@ -19,6 +19,7 @@ mod poll;
 mod recheck;
 mod reisolate;
 mod retry;
+mod scan;
 
 pub use comment::build as build_comment;
 pub use retry::RetryPolicy;
@@ -45,7 +46,8 @@ pub struct WorkerConfig {
     /// How long a claim holds without renewal. The heartbeat renews it every third of it while
     /// the job is worked, so it needs to outlast no MDE call, only a stalled or dead worker.
     pub lease: Duration,
-    /// How often a dispatched action is polled.
+    /// How often MDE's Unisolate list is read while actions are in flight (one read follows
+    /// every dispatched release).
     pub poll_interval: Duration,
     /// Longest sleep between looks at the database (approvals by other processes).
     pub scan_interval: Duration,
@@ -72,6 +74,12 @@ pub struct Worker {
     name: Arc<str>,
     /// Signalled when a duty finished a job, so idle duties look again at what is due.
     changed: Arc<Notify>,
+    /// The view of MDE the re-check and the scan read (the daemon's own, shared with the API).
+    fleet: Arc<crate::fleet::Fleet>,
+    /// When this worker last scanned MDE's Unisolates.
+    last_scan: Arc<std::sync::Mutex<Option<Timestamp>>>,
+    /// Where bypasses are looked for from (read once).
+    bypass_since: Arc<tokio::sync::OnceCell<Timestamp>>,
 }
 
 /// What one step did.
@@ -84,7 +92,24 @@ pub enum Step {
 impl Worker {
     pub fn new(state: AppState, mde: Arc<MdeClient>, config: WorkerConfig) -> Self {
         let name = format!("worker-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        Self { state, mde, config, name: name.into(), changed: Arc::new(Notify::new()) }
+        let fleet = state.fleet.clone().unwrap_or_else(|| {
+            let config = crate::fleet::FleetConfig::from_settings(&state.settings.mde);
+            Arc::new(crate::fleet::Fleet::new(mde.clone(), state.clock.clone(), config))
+        });
+        Self {
+            state,
+            mde,
+            config,
+            name: name.into(),
+            changed: Arc::new(Notify::new()),
+            fleet,
+            last_scan: Arc::default(),
+            bypass_since: Arc::default(),
+        }
+    }
+
+    fn last_scan(&self) -> std::sync::MutexGuard<'_, Option<Timestamp>> {
+        self.last_scan.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs every duty as a task of its own until `stop` is cancelled. Each duty finishes the
@@ -126,6 +151,9 @@ impl Worker {
 
     /// Claims and works one job of this kind, if one is due.
     async fn work(&self, job: Job) -> anyhow::Result<Step> {
+        if job == Job::Poll {
+            return scan::run(self).await;
+        }
         let Some(claim) = self.claim(job).await? else { return Ok(Step::Idle) };
         let duty = async {
             match job {
@@ -140,9 +168,12 @@ impl Worker {
 
     /// How long the duty for `job` may sleep: until its next job is due, at most a scan.
     async fn idle_wait(&self, job: Job) -> Duration {
-        let next = match self.state.db.reader().await {
-            Ok(mut conn) => db::worker::next_due(&mut conn, job).await.ok().flatten(),
-            Err(_) => None,
+        let next = match job {
+            Job::Poll => scan::due_at(self).await.ok(),
+            _ => match self.state.db.reader().await {
+                Ok(mut conn) => db::worker::next_due(&mut conn, job).await.ok().flatten(),
+                Err(_) => None,
+            },
         };
         let now = self.state.clock.now();
         match next {

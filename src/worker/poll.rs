@@ -6,12 +6,27 @@ use crate::db::{self, worker::Claim};
 use crate::mde::ActionStatus;
 use crate::service::transition::Change;
 
+/// Reads the action of the release `c` holds by itself (`GET /api/machineactions/{id}`): for an
+/// action the scan's bulk list did not show.
 #[tracing::instrument(name = "poll", skip_all, fields(release_id = %c.id, mde_action_id = ?c.mde_action_id))]
 pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
     let Some(action_id) = c.mde_action_id.clone() else {
         anyhow::bail!("dispatched release {} has no MDE action id", c.id);
     };
     let result = w.mde.get_action(&action_id).await;
+    apply(w, c, result).await
+}
+
+/// Records what MDE said of the action of the release `c` holds: its progress, its end, or
+/// why it could not be read; then releases the claim.
+pub(super) async fn apply(
+    w: &Worker,
+    c: Claim,
+    result: Result<crate::mde::MachineAction, crate::mde::MdeError>,
+) -> anyhow::Result<()> {
+    let Some(action_id) = c.mde_action_id.clone() else {
+        anyhow::bail!("dispatched release {} has no MDE action id", c.id);
+    };
     let now = w.state.clock.now();
     let mut tx = w.state.db.begin().await?;
     match result {

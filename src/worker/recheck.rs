@@ -8,7 +8,7 @@ use crate::clock::Timestamp;
 use crate::db::{self, worker::Claim};
 use crate::decide;
 use crate::domain::{DecidedUnder, Release};
-use crate::mde::{ActionType, Api, Isolation, MachineAction, MdeError, Share, isolation, latest};
+use crate::mde::{ActionType, Api, Isolation, MachineAction, MdeError, Wait, isolation, latest};
 use crate::rules::Quorum;
 use crate::service::transition::Change;
 
@@ -22,18 +22,22 @@ pub(super) enum Recheck {
     Failed(MdeError),
 }
 
-/// Reads the device's Isolate and Unisolate actions and the device itself, and stops the
-/// release when the world has overtaken the decision.
+/// Reads the device and its Isolate and Unisolate actions from the view (the device list
+/// refreshed in bulk when older than `[mde] device_max_age`, the actions when older than
+/// `poll_interval`, each read serving every release sent meanwhile), and stops the release when
+/// the world has overtaken the decision.
 pub(super) async fn run(w: &Worker, c: &Claim, r: &Release) -> anyhow::Result<Recheck> {
-    for api in [Api::ListActions, Api::GetMachine] {
-        if !super::dispatch::hold_until_budget(w, c, api, Share::Backlog).await? {
-            return Ok(Recheck::Stopped);
-        }
-    }
     let machine = c.machine_id.as_str();
-    let (actions, device) = match (w.mde.list_machine_actions(machine).await, w.mde.get_machine(machine).await) {
-        (Ok(a), Ok(d)) => (a, d),
-        (Err(e), _) | (_, Err(e)) => return Ok(Recheck::Failed(e)),
+    let facts = match w.fleet.refresh_within(Wait::Queue, w.config.poll_interval).await {
+        Ok(()) => w.fleet.device(machine, Wait::Queue).await,
+        Err(e) => Err(e),
+    };
+    let (actions, device) = match facts {
+        Ok(f) => match f.machine {
+            Some(m) => (f.actions, m),
+            None => return Ok(Recheck::Failed(gone(machine))),
+        },
+        Err(e) => return Ok(Recheck::Failed(e)),
     };
     let approved_at = r.approved_at.unwrap_or(r.requested_at);
     // Released by someone else: what the device's actions say, this release's own left out.
@@ -123,4 +127,15 @@ async fn stop(w: &Worker, c: &Claim, reason: String) -> anyhow::Result<Recheck> 
         tracing::warn!(%reason, "not sending the release");
     }
     Ok(Recheck::Stopped)
+}
+
+/// MDE's device list no longer holds the device: as MDE answers a read of a removed machine.
+fn gone(machine: &str) -> MdeError {
+    MdeError::Api {
+        api: Api::ListMachines,
+        status: 404,
+        code: Some("ResourceNotFound".into()),
+        message: Some(format!("Machine {machine} is not in Defender for Endpoint's device list")),
+        retry_after: None,
+    }
 }
