@@ -44,6 +44,10 @@ struct Readiness {
     /// unready: an outage of a receiver delays the copies, and the cursor catches up.
     #[serde(skip_serializing_if = "Option::is_none")]
     forwarders: Option<BTreeMap<String, crate::forward::Status>>,
+    /// Devices released outside dualkey that nobody has acknowledged yet (`/api/v1/bypasses`).
+    /// Never makes the instance unready: dualkey works; someone walked around it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bypasses: Option<i64>,
 }
 
 impl Readiness {
@@ -64,7 +68,7 @@ impl Readiness {
         let ready = database_ok && writable && worker != "stopped" && mde != "token_failing";
         let (code, status) =
             if ready { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not_ready") };
-        (code, Self { status, database, storage, worker, mde, forwarders: None })
+        (code, Self { status, database, storage, worker, mde, forwarders: None, bypasses: None })
     }
 }
 
@@ -84,6 +88,9 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
     let writable = state.db.write_health().is_writable();
     let (code, mut readiness) = Readiness::assess(database_ok, writable, state.worker.get(), token.as_ref());
     readiness.forwarders = forwarders;
+    if database_ok && let Ok(mut conn) = state.db.reader().await {
+        readiness.bypasses = crate::db::fleet::unacknowledged(&mut conn).await.ok();
+    }
     if let Some(TokenHealth::Failing(why)) = &token {
         tracing::debug!(error = %why, "not ready: no MDE token");
     }

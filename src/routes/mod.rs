@@ -3,6 +3,7 @@
 
 mod audit;
 mod batches;
+mod bypasses;
 mod client_config;
 mod console;
 mod extract;
@@ -32,6 +33,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .nest("/api/v1/release-batches", batches::router())
         .nest("/api/v1/audit", audit::router().merge(proofs::router()))
         .nest("/api/v1/notifications", notifications::router())
+        .nest("/api/v1/bypasses", bypasses::router())
         .fallback(|| async {
             ApiError::not_found("not_found", "no such route; see the API documentation in README.md")
         })

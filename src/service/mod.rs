@@ -2,6 +2,7 @@
 //! Handlers call these; these call `decide` for decisions and `db` for SQL.
 
 pub(crate) mod batch;
+pub(crate) mod bypass;
 pub(crate) mod checkpoint;
 pub(crate) mod device;
 pub(crate) mod evidence;

@@ -22,6 +22,7 @@ pub const EVENTS: &[&str] = &[
     "break_glass.ratified",
     "break_glass.unratified",
     "policy.reload_refused",
+    "bypass.detected",
 ];
 
 #[derive(Debug, Clone, Deserialize)]

@@ -35,11 +35,13 @@ pub(super) fn event_title(event: &str) -> &str {
         "break_glass.ratified" => "Break-glass release ratified",
         "break_glass.unratified" => "Break-glass release not ratified: device isolated again",
         "policy.reload_refused" => "Policy reload refused",
+        "bypass.detected" => "Device released outside dualkey",
         other => other,
     }
 }
 
-/// Reads `msg.data`: `{"release", "url"}` or, for `policy.reload_refused`, `{"reason", "path"}`.
+/// Reads `msg.data`: `{"release", "url"}`, for `policy.reload_refused` `{"reason", "path"}`,
+/// or for `bypass.detected` `{"bypass": {...}}`.
 /// Missing fields are left out rather than shown empty.
 pub(super) fn summarize(msg: &Message<'_>) -> Summary {
     let data = msg.data;
@@ -51,6 +53,19 @@ pub(super) fn summarize(msg: &Message<'_>) -> Summary {
         }
     };
     let event = event_title(msg.event);
+    if let Some(b) = data.get("bypass").filter(|b| b.is_object()) {
+        push("Device", str_at(b, "/machine_id"));
+        push("Defender action", str_at(b, "/mde_action_id"));
+        push("Released by", str_at(b, "/requestor"));
+        push("Comment", str_at(b, "/requestor_comment"));
+        push("At", str_at(b, "/created"));
+        push("dualkey's response", str_at(b, "/response"));
+        let title = match str_at(b, "/machine_id") {
+            Some(m) => format!("{event}: {m}"),
+            None => event.to_string(),
+        };
+        return Summary { title: cut(&title), facts, url: url.map(str::to_string) };
+    }
     let Some(release) = data.get("release").filter(|r| r.is_object()) else {
         push("Reason", str_at(data, "/reason"));
         push("File", str_at(data, "/path"));

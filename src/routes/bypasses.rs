@@ -1,0 +1,116 @@
+//! `/api/v1/bypasses`: devices released outside dualkey, for auditors.
+
+use super::extract::{ApiPath, ApiQuery, OptionalJson, page_limit};
+use crate::auth::Principal;
+use crate::clock::Timestamp;
+use crate::db::fleet::BypassRow;
+use crate::domain::Comment;
+use crate::error::ApiError;
+use crate::service::bypass as service;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/", get(list)).route("/{id}/acknowledge", post(acknowledge))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<i64>,
+}
+
+/// A bypass as the API shows it.
+#[derive(Serialize)]
+struct BypassView {
+    id: String,
+    machine_id: String,
+    mde_action_id: String,
+    requestor: Option<String>,
+    requestor_comment: Option<String>,
+    /// MDE's `creationDateTimeUtc` of the bypassing action.
+    created: Option<String>,
+    mde_action_status: Option<String>,
+    detected_at: Timestamp,
+    /// `record` or `reisolate`: `[policy] on_bypass` when it was found.
+    response: String,
+    reisolation: Option<Reisolation>,
+    acknowledged_at: Option<Timestamp>,
+    acknowledged_by: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Reisolation {
+    /// `pending`, `reisolated`, or `ended` (no Isolate was made: `outcome` says why).
+    status: &'static str,
+    mde_action_id: Option<String>,
+    attempts: i64,
+    next_attempt_at: Option<Timestamp>,
+    finished_at: Option<Timestamp>,
+    outcome: Option<String>,
+}
+
+impl From<BypassRow> for BypassView {
+    fn from(b: BypassRow) -> Self {
+        let reisolation = (b.response == "reisolate").then(|| Reisolation {
+            status: match (&b.reisolation_finished_at, &b.reisolation_action_id) {
+                (None, _) => "pending",
+                (Some(_), Some(_)) => "reisolated",
+                (Some(_), None) => "ended",
+            },
+            mde_action_id: b.reisolation_action_id.clone(),
+            attempts: b.reisolation_attempts,
+            next_attempt_at: b.reisolation_due_at,
+            finished_at: b.reisolation_finished_at,
+            outcome: b.reisolation_outcome.clone(),
+        });
+        Self {
+            id: b.id,
+            machine_id: b.machine_id,
+            mde_action_id: b.mde_action_id,
+            requestor: b.requestor,
+            requestor_comment: b.requestor_comment,
+            created: b.action_created,
+            mde_action_status: b.action_status,
+            detected_at: b.detected_at,
+            response: b.response,
+            reisolation,
+            acknowledged_at: b.acknowledged_at,
+            acknowledged_by: b.acknowledged_by,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Page {
+    items: Vec<BypassView>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page>, ApiError> {
+    let limit = page_limit(q.limit, 100, 1000)?;
+    let rows = service::list(&state, &principal, limit as u32).await?;
+    Ok(Json(Page { items: rows.into_iter().map(BypassView::from).collect() }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AcknowledgeBody {
+    comment: Option<String>,
+}
+
+async fn acknowledge(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+    OptionalJson(body): OptionalJson<AcknowledgeBody>,
+) -> Result<Json<BypassView>, ApiError> {
+    let comment = body.comment.as_deref().filter(|c| !c.trim().is_empty()).map(|c| Comment::parse(c, 1)).transpose()?;
+    Ok(Json(service::acknowledge(&state, &principal, &id, comment).await?.into()))
+}
