@@ -350,7 +350,8 @@ async fn bad_batch_requests_are_4xx_with_a_clear_code_and_store_nothing() {
 #[tokio::test]
 async fn an_unreachable_mde_refuses_the_batch_and_stores_nothing() {
     let app = spawn_app().await;
-    app.sim.inject(RouteKind::GetMachine, dualkey::mde::simulator::FaultAction::status(503), 1);
+    // A batch reads MDE's device list in bulk.
+    app.sim.inject(RouteKind::ListMachines, dualkey::mde::simulator::FaultAction::status(503), 1);
     let r = post_batch(&app, &app.requester(), json!({"machine_ids": machines(1..3), "comment": COMMENT})).await;
     assert_eq!(error_code(r).await, (StatusCode::SERVICE_UNAVAILABLE, "mde_unavailable".into()));
     assert_eq!(app.count("SELECT COUNT(*) FROM releases").await, 0);
@@ -358,7 +359,6 @@ async fn an_unreachable_mde_refuses_the_batch_and_stores_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "needs the device cache"]
 async fn a_selector_by_tag_takes_exactly_the_isolated_devices_carrying_it() {
     let m = app_with(POLICY).await;
     let app = &m.app;
@@ -376,7 +376,6 @@ async fn a_selector_by_tag_takes_exactly_the_isolated_devices_carrying_it() {
 }
 
 #[tokio::test]
-#[ignore = "needs the device cache"]
 async fn a_selector_by_group_lists_matching_devices_with_an_open_release_as_refused() {
     let m = app_with(POLICY).await;
     let app = &m.app;

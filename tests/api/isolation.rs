@@ -81,6 +81,8 @@ async fn the_recheck_names_the_earlier_dualkey_release_that_released_the_device(
     let late =
         format!("{} Released by dualkey two-person rule.", dualkey::domain::ReleaseId::parse(&first).unwrap().marker());
     client.unisolate(SEEDED, &late).await.unwrap();
+    // The re-check sees what a poll would: the actions no older than poll_interval.
+    m.app.clock.advance(Duration::from_millis(20));
     m.worker.run_until_idle().await.unwrap();
     let r = m.app.release(&second).await;
     assert_eq!(r["status"], "failed", "{r}");

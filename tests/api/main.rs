@@ -20,6 +20,7 @@ mod duties;
 mod evidence;
 mod evidence_support;
 mod export;
+mod fleet;
 mod forward;
 mod forward_process;
 mod forward_support;
