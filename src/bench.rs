@@ -8,6 +8,7 @@
 //! 3. The latency from an approval to the unisolate call arriving at the MDE simulator.
 
 mod log;
+mod mass;
 
 use crate::auth::mint_hs256;
 use crate::clock::{Clock, SystemClock};
@@ -35,6 +36,8 @@ pub(crate) struct BenchOptions {
     pub duration: Option<Duration>,
     /// Entries in the log whose checkpoint, proof and export verification are timed (0: skip).
     pub log_entries: u64,
+    /// Release this many devices as one batch instead (0: the usual figures).
+    pub mass: usize,
 }
 
 /// Most raw commits measured when the API load runs for a duration (the rate, not the count, matters).
@@ -58,6 +61,9 @@ fn settings(dir: &std::path::Path, name: &str) -> anyhow::Result<Settings> {
 /// not accounted for, or the audit chain does not verify.
 pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<bool> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    if opts.mass > 0 {
+        return mass::run(settings(dir.path(), "mass.db")?, opts.mass).await;
+    }
     match opts.duration {
         Some(d) => println!(
             "dualkey bench: {} clients for {}, at most {} releases, {} latency samples",

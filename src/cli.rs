@@ -81,6 +81,11 @@ pub enum Command {
         /// the offline verification of its whole export (0 skips it).
         #[arg(long, default_value_t = 1_000_000)]
         log_entries: u64,
+        /// Instead of the figures above: release this many isolated devices (2 to 1000) as one
+        /// batch approved once, and print MDE calls per device, the unisolate rate against the
+        /// budget, 429s and the API's latency while it drains (about a minute).
+        #[arg(long, default_value_t = 0)]
+        mass: usize,
     },
     /// Run the MDE simulator alone (for pointing a staging daemon at it).
     Simulator {
@@ -171,13 +176,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("policy hash: {}", policy.hash());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { releases, concurrency, latency_samples, duration, log_entries } => {
+        Command::Bench { releases, concurrency, latency_samples, duration, log_entries, mass } => {
             let opts = crate::bench::BenchOptions {
                 releases: releases.max(1),
                 concurrency: concurrency.max(1),
                 latency_samples: latency_samples as usize,
                 duration: duration.map(|d| d.get()),
                 log_entries,
+                mass,
             };
             let sound = crate::bench::run(opts).await?;
             Ok(if sound { ExitCode::SUCCESS } else { ExitCode::FAILURE })
