@@ -126,6 +126,14 @@ async fn a_portal_unisolate_is_recorded_once_listed_counted_in_readiness_and_ack
     assert_eq!(entries[0]["machine_id"], machine(7));
     assert_eq!(readyz_bypasses(&m).await, 1);
     assert_eq!(m.sim.count(RouteKind::Isolate), 0, "record only: the device stays released");
+    // A restarted daemon (a new process on the same database) reads the same action: still one.
+    let db_url = m.app.db_url.clone();
+    let again = spawn_on(m.sim.clone(), &m.app.clock, move |s| s.database.url = db_url).await;
+    let restarted = again.worker.clone().unwrap();
+    restarted.run_until_idle().await.unwrap();
+    m.app.clock.advance(Duration::from_secs(61));
+    restarted.run_until_idle().await.unwrap();
+    assert_eq!(m.app.audit_actions("bypass_detected").await.len(), 1, "handled once across restarts");
 
     let bid = b["id"].as_str().unwrap();
     let path = format!("/api/v1/bypasses/{bid}/acknowledge");
