@@ -253,13 +253,20 @@ async fn simulator_for(settings: &mut Settings, machines: usize) -> anyhow::Resu
         ..SimulatorConfig::default()
     };
     let sim = Simulator::start(sim_config).await?;
+    point_at(settings, &sim, limit, limit * 15)?;
+    Ok(sim)
+}
+
+/// Points `settings`' `[mde]` at `sim`, with the client's budget set to `per_minute` and
+/// `per_hour` per API.
+fn point_at(settings: &mut Settings, sim: &SimulatorHandle, per_minute: u32, per_hour: u32) -> anyhow::Result<()> {
     let client = sim.client_config().context("simulator without a client secret")?;
     let m = &mut settings.mde;
     (m.api_base, m.token_url, m.scope, m.client_id) =
         (Some(client.api_base), Some(client.token_url), Some(client.scope), Some(client.client_id));
     m.client_secret = sim.config().client_secret.clone();
-    (m.rate_per_minute, m.rate_per_hour) = (limit, limit * 15);
-    Ok(sim)
+    (m.rate_per_minute, m.rate_per_hour) = (per_minute, per_hour);
+    Ok(())
 }
 
 /// What the clients count while the load runs.

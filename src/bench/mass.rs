@@ -32,12 +32,8 @@ pub(crate) async fn run(mut settings: Settings, n: usize) -> anyhow::Result<bool
         ..SimulatorConfig::default()
     };
     let sim = Simulator::start(sim_config).await?;
-    let client = sim.client_config().context("simulator without a client secret")?;
+    super::point_at(&mut settings, &sim, per_minute, per_hour)?;
     let m = &mut settings.mde;
-    (m.api_base, m.token_url, m.scope, m.client_id) =
-        (Some(client.api_base), Some(client.token_url), Some(client.scope), Some(client.client_id));
-    m.client_secret = sim.config().client_secret.clone();
-    (m.rate_per_minute, m.rate_per_hour) = (per_minute, per_hour);
     m.worker_enabled = true;
     println!(
         "mass release: {n} isolated devices in one batch, MDE budget {per_minute}/min and {per_hour}/h per API, \

@@ -1,6 +1,7 @@
 //! `/api/v1/release-batches`: request many releases at once, read a batch, and approve, reject
 //! or cancel all of it.
 
+use super::decisions::{NoFields, OptionalComment, RequiredComment};
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, cursor, page_limit, split_page};
 use crate::auth::Principal;
 use crate::clock::Timestamp;
@@ -274,55 +275,33 @@ async fn list(
     Ok(Json(Page { items, next_cursor }))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ApproveBody {
-    #[serde(default)]
-    comment: Option<String>,
-}
-
 async fn approve(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<ApproveBody>,
+    OptionalJson(body): OptionalJson<OptionalComment>,
 ) -> Result<Json<DecidedView>, ApiError> {
     let id = batch_id(&id)?;
-    // As for a single approval: optional, and when given, the comment rules minus the minimum.
-    let comment = body.comment.as_deref().filter(|c| !c.trim().is_empty()).map(|c| Comment::parse(c, 1)).transpose()?;
+    let comment = body.parse()?;
     Ok(Json(service::approve(&state, &principal, id, comment).await?.into()))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RejectBody {
-    comment: Option<String>,
 }
 
 async fn reject(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<RejectBody>,
+    OptionalJson(body): OptionalJson<RequiredComment>,
 ) -> Result<Json<DecidedView>, ApiError> {
     let id = batch_id(&id)?;
-    let comment = body.comment.ok_or_else(|| {
-        ApiError::unprocessable("comment_required", "a rejection needs a comment: send {\"comment\": \"<why>\"}")
-    })?;
-    let comment = Comment::parse(&comment, state.policy().min_comment_len() as usize)?;
+    let comment = body.parse(&state)?;
     Ok(Json(service::reject(&state, &principal, id, comment).await?.into()))
 }
-
-/// Cancel takes no fields; a body, if sent, must be an empty JSON object.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CancelBody {}
 
 async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(CancelBody {}): OptionalJson<CancelBody>,
+    OptionalJson(NoFields {}): OptionalJson<NoFields>,
 ) -> Result<Json<DecidedView>, ApiError> {
     let id = batch_id(&id)?;
     Ok(Json(service::cancel(&state, &principal, id).await?.into()))

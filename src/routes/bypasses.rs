@@ -1,10 +1,10 @@
 //! `/api/v1/bypasses`: devices released outside dualkey, for auditors.
 
+use super::decisions::OptionalComment;
 use super::extract::{ApiPath, ApiQuery, OptionalJson, page_limit};
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::db::fleet::BypassRow;
-use crate::domain::Comment;
 use crate::error::ApiError;
 use crate::service::bypass as service;
 use crate::state::AppState;
@@ -99,18 +99,12 @@ async fn list(
     Ok(Json(Page { items: rows.into_iter().map(BypassView::from).collect() }))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct AcknowledgeBody {
-    comment: Option<String>,
-}
-
 async fn acknowledge(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<AcknowledgeBody>,
+    OptionalJson(body): OptionalJson<OptionalComment>,
 ) -> Result<Json<BypassView>, ApiError> {
-    let comment = body.comment.as_deref().filter(|c| !c.trim().is_empty()).map(|c| Comment::parse(c, 1)).transpose()?;
+    let comment = body.parse()?;
     Ok(Json(service::acknowledge(&state, &principal, &id, comment).await?.into()))
 }

@@ -6,6 +6,7 @@ mod batches;
 mod bypasses;
 mod client_config;
 mod console;
+mod decisions;
 mod extract;
 mod health;
 mod json_errors;

@@ -1,5 +1,6 @@
 //! `/api/v1/releases`: request, read, approve, reject, cancel.
 
+use super::decisions::{NoFields, OptionalComment, RequiredComment};
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson, cursor, page_limit, release_id, split_page};
 use crate::auth::Principal;
 use crate::db::releases::ListFilter;
@@ -148,55 +149,33 @@ async fn show(
     Ok(view(&state, reading::get(&state, &principal, id).await?))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ApproveBody {
-    #[serde(default)]
-    comment: Option<String>,
-}
-
 async fn approve(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<ApproveBody>,
+    OptionalJson(body): OptionalJson<OptionalComment>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
-    // An approval comment is optional but, when given, follows the same rules minus the minimum.
-    let comment = body.comment.as_deref().filter(|c| !c.trim().is_empty()).map(|c| Comment::parse(c, 1)).transpose()?;
+    let comment = body.parse()?;
     Ok(view(&state, service::approve(&state, &principal, id, comment).await?))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RejectBody {
-    comment: Option<String>,
 }
 
 async fn reject(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(body): OptionalJson<RejectBody>,
+    OptionalJson(body): OptionalJson<RequiredComment>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
-    let comment = body.comment.ok_or_else(|| {
-        ApiError::unprocessable("comment_required", "a rejection needs a comment: send {\"comment\": \"<why>\"}")
-    })?;
-    let comment = Comment::parse(&comment, state.policy().min_comment_len() as usize)?;
+    let comment = body.parse(&state)?;
     Ok(view(&state, service::reject(&state, &principal, id, comment).await?))
 }
-
-/// Cancel takes no fields; a body, if sent, must be an empty JSON object like any other.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CancelBody {}
 
 async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
-    OptionalJson(CancelBody {}): OptionalJson<CancelBody>,
+    OptionalJson(NoFields {}): OptionalJson<NoFields>,
 ) -> Result<Json<ReleaseView>, ApiError> {
     let id = release_id(&id)?;
     Ok(view(&state, service::cancel(&state, &principal, id).await?))
