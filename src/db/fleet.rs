@@ -174,11 +174,15 @@ pub(crate) async fn reisolations_open(conn: &mut SqliteConnection) -> Result<boo
     Ok(n > 0)
 }
 
-/// Records the latest status seen of the bypassing action.
-pub(crate) async fn saw_status(conn: &mut SqliteConnection, id: &str, status: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE bypasses SET action_status = ? WHERE id = ?")
+/// Records the latest status seen of the bypassing MDE action.
+pub(crate) async fn saw_status(
+    conn: &mut SqliteConnection,
+    mde_action_id: &str,
+    status: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE bypasses SET action_status = ? WHERE mde_action_id = ?")
         .bind(status)
-        .bind(id)
+        .bind(mde_action_id)
         .execute(conn)
         .await
         .map(|_| ())

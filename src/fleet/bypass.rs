@@ -88,7 +88,7 @@ async fn own_requestor(state: &AppState) -> anyhow::Result<Option<String>> {
 /// `[mde] app_requestor` overrides).
 pub(crate) async fn learn_requestor(state: &AppState, action: &MachineAction) -> anyhow::Result<()> {
     let Some(r) = action.requestor.as_deref().filter(|r| !r.trim().is_empty()) else { return Ok(()) };
-    if state.settings.mde.app_requestor.is_some() {
+    if own_requestor(state).await?.is_some() {
         return Ok(());
     }
     let mut tx = state.db.begin().await?;
@@ -130,13 +130,7 @@ pub(crate) async fn review(
                 if known {
                     if let Some(status) = &status {
                         let mut tx = state.db.begin().await?;
-                        let id: Option<String> = sqlx::query_scalar("SELECT id FROM bypasses WHERE mde_action_id = ?")
-                            .bind(&a.id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        if let Some(id) = id {
-                            db::fleet::saw_status(&mut tx, &id, status).await?;
-                        }
+                        db::fleet::saw_status(&mut tx, &a.id, status).await?;
                         tx.commit().await?;
                     }
                 } else if record(state, a).await? {

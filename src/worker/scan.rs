@@ -44,17 +44,22 @@ pub(super) async fn run(w: &Worker) -> anyhow::Result<Step> {
         tracing::debug!("the ListActions budget is spent; scanning at the next interval");
         return Ok(Step::Idle);
     }
-    let since = match w.bypass_since.get() {
-        Some(t) => *t,
-        None => *w.bypass_since.get_or_init(|| async { bypass::since(&w.state).await.unwrap_or(now) }).await,
-    };
+    let since = *w.bypass_since.get_or_try_init(|| bypass::since(&w.state)).await?;
     if let Err(e) = w.fleet.read_actions(Wait::AtMost(std::time::Duration::ZERO)).await {
         // Polls fall back to the next scan; nothing is lost by waiting.
         tracing::warn!(error = %e, "reading MDE's actions failed; will scan again");
         return Ok(Step::Idle);
     }
     let followed = follow(w, now).await?;
-    let (found, later) = bypass::review(&w.state, since, &w.fleet.take_changed_unisolates()).await?;
+    let seen = w.fleet.take_changed_unisolates();
+    let (found, later) = match bypass::review(&w.state, since, &seen).await {
+        Ok(judged) => judged,
+        Err(e) => {
+            // Judged again at the next scan: a bypass is never lost to a failed write.
+            w.fleet.requeue_unisolates(seen);
+            return Err(e);
+        }
+    };
     w.fleet.requeue_unisolates(later);
     if found > 0 {
         tracing::warn!(found, "devices released outside dualkey");

@@ -212,9 +212,11 @@ fn calls_since(m: &MdeApp, from: usize) -> (std::collections::BTreeMap<String, u
 
 #[tokio::test]
 async fn a_200_device_batch_approved_once_is_released_at_the_budget_with_at_most_1_2_calls_a_device_and_no_429() {
-    // MDE allows 50 calls a minute per API here (half its own), on both sides.
+    // MDE allows 50 calls a minute per API here (half its own), on both sides, and its actions
+    // take the simulator's default 25 s (5 s pending, 20 s in progress), so polls run all along.
     let mut sim = test_simulator();
     sim.rate_per_minute = 50;
+    (sim.pending_for, sim.in_progress_for) = (Duration::from_secs(5), Duration::from_secs(20));
     let m = spawn_with_mde(sim, |s| {
         s.mde.rate_per_minute = 50;
         s.mde.poll_interval = "10s".parse().unwrap();
@@ -238,20 +240,26 @@ async fn a_200_device_batch_approved_once_is_released_at_the_budget_with_at_most
     let bid = batch["id"].as_str().unwrap();
     let r = m.app.post(&format!("/api/v1/release-batches/{bid}/approve"), &m.app.approver("bob"), json!({})).await;
     assert_eq!(r.status(), StatusCode::OK);
-    // Move the shared clock a second at a time, each time once the worker has done what it can.
-    for _ in 0..2000 {
+    // The clock stands still while the worker sends a minute's worth (50, at one instant), then
+    // moves through the minute (and dualkey's second of slack), four times; then on to the end.
+    for window in 1..=4 {
+        let expected = 50 * window;
+        eventually("a minute's sends", async || m.sim.count(RouteKind::Unisolate) >= expected).await;
+        assert_eq!(m.sim.count(RouteKind::Unisolate), expected, "never more than the minute allows");
+        // Through the minute by poll_interval, so the scans follow the actions as they would.
+        for _ in 0..6 {
+            m.app.clock.advance(Duration::from_secs(10));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        m.app.clock.advance(Duration::from_secs(1));
+    }
+    for _ in 0..100 {
         let b: Value =
             m.app.get(&format!("/api/v1/release-batches/{bid}"), &m.app.auditor()).await.json().await.unwrap();
         if b["counts"]["succeeded"] == 200 {
             break;
         }
-        loop {
-            let before = m.sim.requests().len();
-            tokio::time::sleep(Duration::from_millis(15)).await;
-            if before == m.sim.requests().len() {
-                break;
-            }
-        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
         m.app.clock.advance(Duration::from_secs(1));
     }
     let b: Value = m.app.get(&format!("/api/v1/release-batches/{bid}"), &m.app.auditor()).await.json().await.unwrap();
