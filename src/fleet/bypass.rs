@@ -110,6 +110,10 @@ pub(crate) async fn review(
     let mut found = 0;
     let mut later = Vec::new();
     for a in unisolates {
+        // Before the window: no verdict needed, and no read of the release it names.
+        if a.created_at().is_some_and(|t| t < since) {
+            continue;
+        }
         let release = match a.marked_release() {
             Some(id) => {
                 let mut conn = state.db.reader().await?;
