@@ -187,25 +187,35 @@ impl Daemon {
         Ok(Self { base, requester, approver, stop, server })
     }
 
+    /// `method path` with `token` and an optional JSON body; the answer's JSON (`null` for none).
+    /// Any status but 2xx is an error.
+    async fn call(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let bytes = request.send().await?.error_for_status()?.bytes().await?;
+        Ok(if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes)? })
+    }
+
     /// Requests a release for `machine_id` (one commit with its audit entry); its id.
     async fn request(&self, http: &reqwest::Client, machine_id: &str) -> anyhow::Result<String> {
-        let created: Value = http
-            .post(format!("{}/api/v1/releases", self.base))
-            .bearer_auth(&self.requester)
-            .json(&json!({"machine_id": machine_id, "comment": "benchmark release request"}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let body = json!({"machine_id": machine_id, "comment": "benchmark release request"});
+        let created = self.call(http, reqwest::Method::POST, "/api/v1/releases", &self.requester, Some(&body)).await?;
         Ok(created["id"].as_str().context("release without id")?.to_string())
     }
 
     /// Approves release `id` (one commit with its audit entry).
     async fn approve(&self, http: &reqwest::Client, id: &str) -> anyhow::Result<()> {
-        let approve = format!("{}/api/v1/releases/{id}/approve", self.base);
-        http.post(approve).bearer_auth(&self.approver).send().await?.error_for_status()?;
-        Ok(())
+        let path = format!("/api/v1/releases/{id}/approve");
+        self.call(http, reqwest::Method::POST, &path, &self.approver, None).await.map(|_| ())
     }
 
     /// Requests a release for `machine_id` and approves it: two commits, each with its audit entry.

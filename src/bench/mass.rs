@@ -9,6 +9,7 @@ use super::{Daemon, machine, ms};
 use crate::mde::simulator::{RouteKind, SeedMachine, Simulator, SimulatorConfig};
 use crate::settings::Settings;
 use anyhow::Context;
+use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -47,43 +48,24 @@ pub(crate) async fn run(mut settings: Settings, n: usize) -> anyhow::Result<bool
     let from = sim.requests().len();
     let started = Instant::now();
     let ids: Vec<String> = (0..n).map(machine).collect();
-    let created: Value = http
-        .post(format!("{}/api/v1/release-batches", daemon.base))
-        .bearer_auth(&daemon.requester)
-        .json(&json!({"machine_ids": ids, "comment": "outbreak cleanup: reimaged and scanned clean"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let body = json!({"machine_ids": ids, "comment": "outbreak cleanup: reimaged and scanned clean"});
+    let created = daemon.call(&http, Method::POST, "/api/v1/release-batches", &daemon.requester, Some(&body)).await?;
     let batch = created["id"].as_str().context("batch without id")?.to_string();
     let create_ms = ms(started.elapsed());
-    http.post(format!("{}/api/v1/release-batches/{batch}/approve", daemon.base))
-        .bearer_auth(&daemon.approver)
-        .send()
-        .await?
-        .error_for_status()?;
+    let approve = format!("/api/v1/release-batches/{batch}/approve");
+    daemon.call(&http, Method::POST, &approve, &daemon.approver, None).await?;
     // Probe the API while the batch drains: a batch read and a release read, ten times a second.
     let release = created["releases"][0]["id"].as_str().context("batch without releases")?.to_string();
+    let (batch_path, release_path) =
+        (format!("/api/v1/release-batches/{batch}"), format!("/api/v1/releases/{release}"));
     let mut latencies = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     let counts = loop {
         let t = Instant::now();
-        let b: Value = http
-            .get(format!("{}/api/v1/release-batches/{batch}", daemon.base))
-            .bearer_auth(&daemon.approver)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let b = daemon.call(&http, Method::GET, &batch_path, &daemon.approver, None).await?;
         latencies.push(t.elapsed());
         let t = Instant::now();
-        http.get(format!("{}/api/v1/releases/{release}", daemon.base))
-            .bearer_auth(&daemon.approver)
-            .send()
-            .await?
-            .error_for_status()?;
+        daemon.call(&http, Method::GET, &release_path, &daemon.approver, None).await?;
         latencies.push(t.elapsed());
         let counts = b["counts"].as_object().cloned().unwrap_or_default();
         let open: u64 = ["pending", "approved", "dispatching", "dispatched"]

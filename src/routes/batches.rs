@@ -41,8 +41,9 @@ struct MemberView {
     status: &'static str,
 }
 
+/// What every view of a batch starts with.
 #[derive(Serialize)]
-struct BatchView {
+struct BatchHead {
     id: String,
     requested_by: String,
     requested_at: Timestamp,
@@ -52,33 +53,43 @@ struct BatchView {
     selector: Option<BatchSelector>,
     /// Its releases by current status.
     counts: BTreeMap<String, u32>,
+}
+
+impl BatchHead {
+    fn new(b: &crate::domain::Batch, counts: BTreeMap<String, u32>) -> Self {
+        Self {
+            id: b.id.to_string(),
+            requested_by: b.requested_by.clone(),
+            requested_at: b.requested_at,
+            comment: b.comment.clone(),
+            ticket: b.ticket.clone(),
+            selector: b.selector.clone(),
+            counts,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct BatchView {
+    #[serde(flatten)]
+    head: BatchHead,
     releases: Vec<MemberView>,
     refused: Vec<Refused>,
 }
 
 impl From<BatchState> for BatchView {
     fn from(s: BatchState) -> Self {
-        let counts = s.counts();
-        let b = s.batch;
-        Self {
-            id: b.id.to_string(),
-            requested_by: b.requested_by,
-            requested_at: b.requested_at,
-            comment: b.comment,
-            ticket: b.ticket,
-            selector: b.selector,
-            counts,
-            releases: s
-                .releases
-                .into_iter()
-                .map(|r| MemberView {
-                    id: r.id.to_string(),
-                    machine_id: r.machine_id.to_string(),
-                    status: r.status.as_str(),
-                })
-                .collect(),
-            refused: b.refused,
-        }
+        let head = BatchHead::new(&s.batch, s.counts());
+        let releases = s
+            .releases
+            .into_iter()
+            .map(|r| MemberView {
+                id: r.id.to_string(),
+                machine_id: r.machine_id.to_string(),
+                status: r.status.as_str(),
+            })
+            .collect();
+        Self { head, releases, refused: s.batch.refused }
     }
 }
 
@@ -232,13 +243,8 @@ struct ListQuery {
 /// A batch as listed: its releases only counted.
 #[derive(Serialize)]
 struct ListedView {
-    id: String,
-    requested_by: String,
-    requested_at: Timestamp,
-    comment: String,
-    ticket: Option<String>,
-    selector: Option<BatchSelector>,
-    counts: BTreeMap<String, u32>,
+    #[serde(flatten)]
+    head: BatchHead,
     refused_count: usize,
 }
 
@@ -262,14 +268,8 @@ async fn list(
     let items = rows
         .into_iter()
         .map(|Listed { batch: b, counts, .. }| ListedView {
-            id: b.id.to_string(),
-            requested_by: b.requested_by,
-            requested_at: b.requested_at,
-            comment: b.comment,
-            ticket: b.ticket,
-            selector: b.selector,
-            counts,
             refused_count: b.refused.len(),
+            head: BatchHead::new(&b, counts),
         })
         .collect();
     Ok(Json(Page { items, next_cursor }))
