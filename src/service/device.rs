@@ -56,8 +56,8 @@ fn fleet(state: &AppState) -> Result<&Fleet, ApiError> {
 }
 
 /// How long an API request may wait for MDE's budget.
-fn request_wait(state: &AppState) -> Wait {
-    Wait::AtMost(state.settings.mde.request_wait.get())
+fn request_wait(fleet: &Fleet) -> Wait {
+    Wait::AtMost(fleet.config().request_wait)
 }
 
 /// Reads the device and its actions: from the view when its facts are no older than
@@ -75,7 +75,7 @@ pub(crate) async fn read(state: &AppState, machine: &MachineId) -> Result<Device
     if let Some(Some(device @ Device::Isolated(_))) = fleet.cached(machine.as_str()).map(|f| judge(machine, f)) {
         return Ok(device);
     }
-    let facts = fleet.read_device(machine.as_str(), request_wait(state)).await.map_err(unavailable)?;
+    let facts = fleet.read_device(machine.as_str(), request_wait(fleet)).await.map_err(unavailable)?;
     judge(machine, facts).ok_or_else(|| unknown(machine))
 }
 
@@ -139,7 +139,8 @@ pub(crate) struct Selector {
 /// then nothing may be stored.
 pub(crate) async fn read_many(state: &AppState, ids: &[MachineId]) -> Result<Vec<(MachineId, Known)>, ApiError> {
     let names: Vec<&str> = ids.iter().map(MachineId::as_str).collect();
-    let facts = fleet(state)?.devices(&names, request_wait(state)).await.map_err(unavailable)?;
+    let fleet = fleet(state)?;
+    let facts = fleet.devices(&names, request_wait(fleet)).await.map_err(unavailable)?;
     Ok(ids
         .iter()
         .zip(facts)
@@ -157,7 +158,8 @@ pub(crate) async fn isolated_matching(
     state: &AppState,
     selector: &Selector,
 ) -> Result<Vec<(MachineId, DeviceFacts)>, ApiError> {
-    let all = fleet(state)?.all_devices(request_wait(state)).await.map_err(unavailable)?;
+    let fleet = fleet(state)?;
+    let all = fleet.all_devices(request_wait(fleet)).await.map_err(unavailable)?;
     let wanted = |list: &[String], v: &str| list.iter().any(|w| w.trim().eq_ignore_ascii_case(v.trim()));
     let mut out = Vec::new();
     for f in all {
