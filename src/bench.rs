@@ -241,7 +241,7 @@ async fn raw_commits(path: &std::path::Path, n: usize) -> anyhow::Result<f64> {
     let started = Instant::now();
     for i in 0..n {
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("INSERT INTO t (body) VALUES (?)")
+        sqlx::query("INSERT INTO t (body) VALUES ($1)")
             .bind(format!("row {i} of the raw commit benchmark"))
             .execute(&mut *tx)
             .await?;

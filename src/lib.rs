@@ -30,6 +30,7 @@ mod net;
 mod notify;
 mod offline;
 mod person;
+mod replica;
 mod report;
 mod routes;
 pub mod rules;

@@ -104,21 +104,37 @@ fn positive_u32<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
-    /// `sqlite://path?mode=rwc`
+    /// `sqlite://path?mode=rwc` (one host) or `postgres://user@host:5432/db?sslmode=verify-full`
+    /// (any number of replicas). May hold a password; it is never logged.
     pub url: String,
-    /// How long a writer waits for SQLite's lock before giving up.
+    /// PostgreSQL only: a file holding the password (first line), instead of the URL.
+    pub password_file: Option<std::path::PathBuf>,
+    /// How long a writer waits for the database's write lock, or for a connection, before
+    /// giving up (the request then answers 503).
     pub busy_timeout: HumanDuration,
-    /// Read connections in the pool (writes use one dedicated connection).
+    /// SQLite: read connections in the pool (writes use one dedicated connection).
     #[serde(deserialize_with = "lenient_u32")]
     pub max_read_connections: u32,
+    /// PostgreSQL: connections in this replica's pool.
+    #[serde(deserialize_with = "lenient_u32")]
+    pub max_connections: u32,
+}
+
+impl DatabaseSettings {
+    /// True for a `postgres://` (or `postgresql://`) URL; anything else names SQLite.
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")
+    }
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             url: "sqlite://dualkey.db?mode=rwc".into(),
+            password_file: None,
             busy_timeout: HumanDuration::from_secs(5),
             max_read_connections: 8,
+            max_connections: 10,
         }
     }
 }

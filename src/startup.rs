@@ -135,6 +135,7 @@ impl Application {
         let sweeper = tokio::spawn(expiry::run_sweeper(self.state.clone(), stop.clone()));
         let probe = tokio::spawn(crate::service::storage::run_probe(self.state.clone(), stop.clone()));
         let checkpointer = tokio::spawn(crate::service::checkpoint::run_checkpointer(self.state.clone(), stop.clone()));
+        let waker = tokio::spawn(crate::replica::wake::run(self.state.clone(), stop.clone()));
         let delivery = self.state.delivery.clone().map(|d| tokio::spawn(d.run(self.state.clone(), stop.clone())));
         let forwarders = self.state.forwarders.clone().map(|f| tokio::spawn(f.run(self.state.clone(), stop.clone())));
         let reloader = self
@@ -174,6 +175,7 @@ impl Application {
         let _ = sweeper.await;
         let _ = probe.await;
         let _ = checkpointer.await;
+        let _ = waker.await;
         if let Some(delivery) = delivery {
             // An attempt in flight is cut short; its message stays pending and is sent again.
             delivery.abort();

@@ -4,31 +4,31 @@
 
 use super::{Actor, AuditEvent, Subject, signing::LogSigner, tree};
 use crate::clock::Timestamp;
+use crate::db::Conn;
 use crate::db::{self, checkpoints::CheckpointRow};
 use crate::tlog::Hash;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use sqlx::SqliteConnection;
 
 fn signing_error(e: anyhow::Error) -> sqlx::Error {
     sqlx::Error::Protocol(format!("{e:#}"))
 }
 
 /// How many entries the trail holds.
-pub(crate) async fn head_size(conn: &mut SqliteConnection) -> Result<u64, sqlx::Error> {
+pub(crate) async fn head_size(conn: &mut Conn) -> Result<u64, sqlx::Error> {
     Ok(db::audit::head(conn).await?.map_or(0, |(seq, _)| seq as u64))
 }
 
 /// Entries other than checkpoint records added since the last checkpoint. Checkpoint records
 /// are only ever the entry right after the size they sign, so everything after the newest one
 /// counts.
-pub(crate) async fn pending(conn: &mut SqliteConnection) -> Result<u64, sqlx::Error> {
+pub(crate) async fn pending(conn: &mut Conn) -> Result<u64, sqlx::Error> {
     let head = head_size(conn).await?;
     pending_at(conn, head).await
 }
 
 /// [`pending`] when the trail is known to hold `head` entries.
-pub(crate) async fn pending_at(conn: &mut SqliteConnection, head: u64) -> Result<u64, sqlx::Error> {
+pub(crate) async fn pending_at(conn: &mut Conn, head: u64) -> Result<u64, sqlx::Error> {
     let last = db::checkpoints::latest(conn).await?.map_or(0, |c| c.recorded_seq as u64);
     Ok(head.saturating_sub(last))
 }
@@ -58,7 +58,7 @@ pub(crate) async fn write(tx: &mut db::Tx, now: Timestamp, log: &LogSigner) -> R
 
 /// A checkpoint of exactly `size` entries: the stored one, or one signed now (not stored: any
 /// signed head of this log is as good as a stored one, and reading must not write).
-pub(crate) async fn at_size(conn: &mut SqliteConnection, log: &LogSigner, size: u64) -> Result<String, sqlx::Error> {
+pub(crate) async fn at_size(conn: &mut Conn, log: &LogSigner, size: u64) -> Result<String, sqlx::Error> {
     if let Some(row) = db::checkpoints::at_size(conn, size as i64).await? {
         return Ok(row.note);
     }
@@ -68,11 +68,7 @@ pub(crate) async fn at_size(conn: &mut SqliteConnection, log: &LogSigner, size: 
 
 /// A checkpoint covering at least `size` entries: the newest stored one if it does, else one
 /// signed now over the whole tree.
-pub(crate) async fn covering(
-    conn: &mut SqliteConnection,
-    log: &LogSigner,
-    size: u64,
-) -> Result<(u64, String), sqlx::Error> {
+pub(crate) async fn covering(conn: &mut Conn, log: &LogSigner, size: u64) -> Result<(u64, String), sqlx::Error> {
     if let Some(row) = db::checkpoints::latest(conn).await?
         && row.size as u64 >= size
     {

@@ -3,8 +3,8 @@
 
 use super::{AuditEntry, leaf_line};
 use crate::db;
+use crate::db::Conn;
 use crate::tlog::{self, Hash, TreeError};
-use sqlx::SqliteConnection;
 
 fn tree_error(e: TreeError) -> sqlx::Error {
     sqlx::Error::Protocol(format!("audit tree: {e}"))
@@ -16,7 +16,7 @@ pub(crate) fn leaf_hash(e: &AuditEntry) -> Hash {
 }
 
 /// Adds `e`, the entry just inserted, to the tree, in the same transaction.
-pub(crate) async fn append(conn: &mut SqliteConnection, e: &AuditEntry) -> Result<(), sqlx::Error> {
+pub(crate) async fn append(conn: &mut Conn, e: &AuditEntry) -> Result<(), sqlx::Error> {
     let n = (e.seq - 1) as u64;
     let needed = db::tree::read(conn, &tlog::append_plan(n)).await?;
     let nodes = tlog::append(n, leaf_hash(e), &needed).map_err(tree_error)?;
@@ -24,20 +24,20 @@ pub(crate) async fn append(conn: &mut SqliteConnection, e: &AuditEntry) -> Resul
 }
 
 /// The root of the tree of the first `size` entries (`size` at most the tree's size).
-pub(crate) async fn root(conn: &mut SqliteConnection, size: u64) -> Result<Hash, sqlx::Error> {
+pub(crate) async fn root(conn: &mut Conn, size: u64) -> Result<Hash, sqlx::Error> {
     let hashes = db::tree::read(conn, &tlog::root_plan(size)).await?;
     tlog::root(size, &hashes).map_err(tree_error)
 }
 
 /// The inclusion proof of leaf `index` in the tree of `size` entries.
-pub(crate) async fn inclusion(conn: &mut SqliteConnection, index: u64, size: u64) -> Result<Vec<Hash>, sqlx::Error> {
+pub(crate) async fn inclusion(conn: &mut Conn, index: u64, size: u64) -> Result<Vec<Hash>, sqlx::Error> {
     let plan = tlog::inclusion_plan(index, size).map_err(tree_error)?;
     let hashes = db::tree::read(conn, &plan).await?;
     tlog::inclusion_proof(index, size, &hashes).map_err(tree_error)
 }
 
 /// The consistency proof from the tree of `m` entries to the tree of `n`.
-pub(crate) async fn consistency(conn: &mut SqliteConnection, m: u64, n: u64) -> Result<Vec<Hash>, sqlx::Error> {
+pub(crate) async fn consistency(conn: &mut Conn, m: u64, n: u64) -> Result<Vec<Hash>, sqlx::Error> {
     let plan = tlog::consistency_plan(m, n).map_err(tree_error)?;
     let hashes = db::tree::read(conn, &plan).await?;
     tlog::consistency_proof(m, n, &hashes).map_err(tree_error)

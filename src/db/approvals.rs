@@ -2,8 +2,8 @@
 
 use super::releases::{corrupt, encode_json};
 use crate::clock::Timestamp;
+use crate::db::Conn;
 use crate::domain::{Approval, ReleaseId};
-use sqlx::SqliteConnection;
 use std::collections::HashMap;
 
 table_row! {
@@ -26,9 +26,9 @@ impl ApprovalRow {
 }
 
 /// The approvals of one release, in the order they were given.
-pub(crate) async fn of(conn: &mut SqliteConnection, id: ReleaseId) -> Result<Vec<Approval>, sqlx::Error> {
+pub(crate) async fn of(conn: &mut Conn, id: ReleaseId) -> Result<Vec<Approval>, sqlx::Error> {
     let sql = format!(
-        "SELECT {} FROM {} WHERE release_id = ? ORDER BY at, approver",
+        "SELECT {} FROM {} WHERE release_id = $1 ORDER BY at, approver",
         ApprovalRow::COLUMNS,
         ApprovalRow::TABLE
     );
@@ -38,14 +38,15 @@ pub(crate) async fn of(conn: &mut SqliteConnection, id: ReleaseId) -> Result<Vec
 
 /// The approvals of a page of releases, in one query, by release id.
 pub(crate) async fn of_page<'a>(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     ids: impl Iterator<Item = &'a str>,
 ) -> Result<HashMap<String, Vec<Approval>>, sqlx::Error> {
     let ids = encode_json(&ids.collect::<Vec<_>>())?;
     let sql = format!(
-        "SELECT {} FROM {} WHERE release_id IN (SELECT value FROM json_each(?)) ORDER BY at, approver",
+        "SELECT {} FROM {} WHERE release_id IN ({}) ORDER BY at, approver",
         ApprovalRow::COLUMNS,
-        ApprovalRow::TABLE
+        ApprovalRow::TABLE,
+        super::Backend::of(conn).json_values(1)
     );
     let rows: Vec<ApprovalRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(conn).await?;
     let mut by_release: HashMap<String, Vec<Approval>> = HashMap::new();
@@ -58,7 +59,7 @@ pub(crate) async fn of_page<'a>(
 /// Records an approval. The primary key refuses a second approval by the same person and a
 /// trigger refuses the requester and non-pending releases (except a break-glass ratification).
 pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: ReleaseId,
     approver: &str,
     roles: &[String],
@@ -77,8 +78,8 @@ pub(crate) async fn insert(
 }
 
 /// Who approved a release, in order (for the comment sent to MDE).
-pub(crate) async fn approvers(conn: &mut SqliteConnection, id: ReleaseId) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT approver FROM approvals WHERE release_id = ? ORDER BY at, approver")
+pub(crate) async fn approvers(conn: &mut Conn, id: ReleaseId) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT approver FROM approvals WHERE release_id = $1 ORDER BY at, approver")
         .bind(id.to_string())
         .fetch_all(conn)
         .await

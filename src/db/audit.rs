@@ -2,7 +2,7 @@
 
 use crate::audit::AuditEntry;
 use crate::clock::Timestamp;
-use sqlx::SqliteConnection;
+use crate::db::Conn;
 
 table_row! {
     /// One row of `audit_log`, every column.
@@ -55,23 +55,23 @@ impl From<&AuditEntry> for AuditRow {
 }
 
 /// The last entry's sequence number and hash, if any.
-pub(crate) async fn head(conn: &mut SqliteConnection) -> Result<Option<(i64, String)>, sqlx::Error> {
+pub(crate) async fn head(conn: &mut Conn) -> Result<Option<(i64, String)>, sqlx::Error> {
     sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(conn).await
 }
 
-pub(crate) async fn insert(conn: &mut SqliteConnection, e: &AuditEntry) -> Result<(), sqlx::Error> {
+pub(crate) async fn insert(conn: &mut Conn, e: &AuditEntry) -> Result<(), sqlx::Error> {
     AuditRow::from(e).insert(conn).await
 }
 
 /// Entries after `after_seq` in order, at most `limit`, optionally for one release.
 pub(crate) async fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     after_seq: i64,
     limit: i64,
     release_id: Option<&str>,
 ) -> Result<Vec<AuditEntry>, sqlx::Error> {
     let sql = format!(
-        "SELECT {} FROM {} WHERE seq > ? AND (? IS NULL OR release_id = ?) ORDER BY seq LIMIT ?",
+        "SELECT {} FROM {} WHERE seq > $1 AND ($2 IS NULL OR release_id = $3) ORDER BY seq LIMIT $4",
         AuditRow::COLUMNS,
         AuditRow::TABLE
     );
@@ -86,30 +86,24 @@ pub(crate) async fn list(
 }
 
 /// The seq of the newest entry about `release_id`, if any.
-pub(crate) async fn last_seq_of_release(
-    conn: &mut SqliteConnection,
-    release_id: &str,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT MAX(seq) FROM audit_log WHERE release_id = ?").bind(release_id).fetch_one(conn).await
+pub(crate) async fn last_seq_of_release(conn: &mut Conn, release_id: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT MAX(seq) FROM audit_log WHERE release_id = $1").bind(release_id).fetch_one(conn).await
 }
 
 /// The details of the newest entry with this action, if any.
-pub(crate) async fn last_details(conn: &mut SqliteConnection, action: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT details FROM audit_log WHERE action = ? ORDER BY seq DESC LIMIT 1")
+pub(crate) async fn last_details(conn: &mut Conn, action: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT details FROM audit_log WHERE action = $1 ORDER BY seq DESC LIMIT 1")
         .bind(action)
         .fetch_optional(conn)
         .await
 }
 
 /// The first seq written at or after `t`, if any.
-pub(crate) async fn first_seq_at_or_after(
-    conn: &mut SqliteConnection,
-    t: Timestamp,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT MIN(seq) FROM audit_log WHERE at >= ?").bind(t).fetch_one(conn).await
+pub(crate) async fn first_seq_at_or_after(conn: &mut Conn, t: Timestamp) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT MIN(seq) FROM audit_log WHERE at >= $1").bind(t).fetch_one(conn).await
 }
 
 /// The last seq written before `t`, if any.
-pub(crate) async fn last_seq_before(conn: &mut SqliteConnection, t: Timestamp) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT MAX(seq) FROM audit_log WHERE at < ?").bind(t).fetch_one(conn).await
+pub(crate) async fn last_seq_before(conn: &mut Conn, t: Timestamp) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT MAX(seq) FROM audit_log WHERE at < $1").bind(t).fetch_one(conn).await
 }

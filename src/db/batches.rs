@@ -3,8 +3,8 @@
 
 use super::releases::{corrupt, encode_json};
 use crate::clock::Timestamp;
+use crate::db::Conn;
 use crate::domain::{Batch, BatchId};
-use sqlx::SqliteConnection;
 use std::collections::{BTreeMap, HashMap};
 
 table_row! {
@@ -42,7 +42,7 @@ impl BatchRow {
 }
 
 /// Stores `b` (before its releases, which reference it).
-pub(crate) async fn insert(conn: &mut SqliteConnection, b: &Batch) -> Result<(), sqlx::Error> {
+pub(crate) async fn insert(conn: &mut Conn, b: &Batch) -> Result<(), sqlx::Error> {
     let row = BatchRow {
         seq: 0,
         id: b.id.to_string(),
@@ -57,8 +57,8 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, b: &Batch) -> Result<(),
 }
 
 /// The batch `id`, if stored.
-pub(crate) async fn get(conn: &mut SqliteConnection, id: BatchId) -> Result<Option<Batch>, sqlx::Error> {
-    let sql = format!("SELECT {} FROM {} WHERE id = ?", BatchRow::COLUMNS, BatchRow::TABLE);
+pub(crate) async fn get(conn: &mut Conn, id: BatchId) -> Result<Option<Batch>, sqlx::Error> {
+    let sql = format!("SELECT {} FROM {} WHERE id = $1", BatchRow::COLUMNS, BatchRow::TABLE);
     let row: Option<BatchRow> =
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(conn).await?;
     row.map(|r| r.into_batch().map(|(_, b)| b)).transpose()
@@ -67,14 +67,14 @@ pub(crate) async fn get(conn: &mut SqliteConnection, id: BatchId) -> Result<Opti
 /// Batches newest first, older than `before_seq` when given, at most `limit` (requested by
 /// `requested_by` only, when given), with the `seq` of each for the next cursor.
 pub(crate) async fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     requested_by: Option<&str>,
     before_seq: Option<i64>,
     limit: i64,
 ) -> Result<Vec<(i64, Batch)>, sqlx::Error> {
     let sql = format!(
-        "SELECT {} FROM {} WHERE (?1 IS NULL OR requested_by = ?1) AND (?2 IS NULL OR seq < ?2)
-         ORDER BY seq DESC LIMIT ?3",
+        "SELECT {} FROM {} WHERE ($1 IS NULL OR requested_by = $1) AND ($2 IS NULL OR seq < $2)
+         ORDER BY seq DESC LIMIT $3",
         BatchRow::COLUMNS,
         BatchRow::TABLE
     );
@@ -89,14 +89,15 @@ pub(crate) async fn list(
 
 /// How many releases of each of `ids` are in each status.
 pub(crate) async fn counts(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     ids: impl Iterator<Item = BatchId>,
 ) -> Result<HashMap<String, BTreeMap<String, u32>>, sqlx::Error> {
     let ids = encode_json(&ids.map(|id| id.to_string()).collect::<Vec<_>>())?;
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+    let ids_in = super::Backend::of(conn).json_values(1);
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT batch_id, status, COUNT(*) FROM releases
-         WHERE batch_id IN (SELECT value FROM json_each(?)) GROUP BY batch_id, status",
-    )
+         WHERE batch_id IN ({ids_in}) GROUP BY batch_id, status",
+    )))
     .bind(ids)
     .fetch_all(conn)
     .await?;

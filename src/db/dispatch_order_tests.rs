@@ -28,7 +28,7 @@ async fn release(
     sqlx::query(
         "INSERT INTO releases (id, machine_id, comment, status, requested_by, requested_at, expires_at,
                                approvals_required, updated_at, approved_at, batch_id, lease_owner, lease_expires_at)
-         VALUES (?, ?, 'clean', ?, 'alice', 1, 100000, 1, 1, ?, ?, ?, ?)",
+         VALUES ($1, $2, 'clean', $3, 'alice', 1, 100000, 1, 1, $4, $5, $6, $7)",
     )
     .bind(format!("01900000-0000-7000-8000-{n:012}"))
     .bind(format!("{n:040x}"))
@@ -46,7 +46,7 @@ async fn release(
 async fn take_next(tx: &mut Tx, now: i64) -> Option<u32> {
     let due = next(tx, Job::Dispatch, Timestamp::from_unix_ms(now)).await.unwrap()?;
     let id = due.claim.id.to_string();
-    sqlx::query("UPDATE releases SET status = 'dispatched', lease_owner = NULL, lease_expires_at = NULL WHERE id = ?")
+    sqlx::query("UPDATE releases SET status = 'dispatched', lease_owner = NULL, lease_expires_at = NULL WHERE id = $1")
         .bind(&id)
         .execute(&mut **tx)
         .await
@@ -59,7 +59,7 @@ async fn a_lapsed_lease_goes_first_then_each_batch_and_each_single_release_takes
     let (db, _dir) = database().await;
     let mut tx = db.begin().await.unwrap();
     sqlx::query(
-        "INSERT INTO release_batches (id, requested_by, requested_at, comment, refused) VALUES (?, 'alice', 1, 'c', '[]')",
+        "INSERT INTO release_batches (id, requested_by, requested_at, comment, refused) VALUES ($1, 'alice', 1, 'c', '[]')",
     )
     .bind(BATCH)
     .execute(&mut *tx)
@@ -88,7 +88,7 @@ async fn a_release_keeps_its_turn_in_its_batch_while_the_batch_is_sent() {
     let (db, _dir) = database().await;
     let mut tx = db.begin().await.unwrap();
     sqlx::query(
-        "INSERT INTO release_batches (id, requested_by, requested_at, comment, refused) VALUES (?, 'alice', 1, 'c', '[]')",
+        "INSERT INTO release_batches (id, requested_by, requested_at, comment, refused) VALUES ($1, 'alice', 1, 'c', '[]')",
     )
     .bind(BATCH)
     .execute(&mut *tx)

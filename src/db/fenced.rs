@@ -2,10 +2,12 @@
 //! read (its status, the claim it holds, ...). Zero rows changed means the fence no longer
 //! matched: someone else moved the release or took the claim.
 
+use super::Conn;
 use super::releases::col;
+use super::sql::Builder;
 use crate::clock::Timestamp;
 use crate::domain::{ReleaseId, ReleaseStatus};
-use sqlx::{Encode, QueryBuilder, Sqlite, SqliteConnection, Type};
+use sqlx::{Any, Encode, Type};
 
 /// A condition the row must still meet for the update to apply.
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +30,7 @@ pub(crate) enum Guard<'a> {
 
 /// The columns an update sets, with their values bound.
 pub(crate) struct Sets {
-    q: QueryBuilder<Sqlite>,
+    q: Builder,
     any: bool,
 }
 
@@ -36,7 +38,7 @@ impl Sets {
     /// An update that leaves the status alone (the status changes only through
     /// [`Sets::moving_to`]).
     pub(crate) fn new() -> Self {
-        Self { q: QueryBuilder::new("UPDATE releases SET "), any: false }
+        Self { q: Builder::new("UPDATE releases SET "), any: false }
     }
 
     /// The update of a move to `status`: for `db::transition` alone, called by the one
@@ -48,7 +50,7 @@ impl Sets {
         sets
     }
 
-    fn column(&mut self, column: &'static str) -> &mut QueryBuilder<Sqlite> {
+    fn column(&mut self, column: &'static str) -> &mut Builder {
         assert_ne!(column, col::status, "a status changes only through service::transition");
         if self.any {
             self.q.push(", ");
@@ -58,7 +60,7 @@ impl Sets {
     }
 
     /// `column = value`
-    pub(crate) fn set<'t, T: Encode<'t, Sqlite> + Type<Sqlite> + 't>(mut self, column: &'static str, v: T) -> Self {
+    pub(crate) fn set<'t, T: Encode<'t, Any> + Type<Any> + 't>(mut self, column: &'static str, v: T) -> Self {
         self.column(column).push_bind(v);
         self
     }
@@ -70,7 +72,7 @@ impl Sets {
     }
 
     /// `column = COALESCE(value, column)`: set only when a value is given.
-    pub(crate) fn set_some<'t, T: Encode<'t, Sqlite> + Type<Sqlite> + 't>(
+    pub(crate) fn set_some<'t, T: Encode<'t, Any> + Type<Any> + 't>(
         mut self,
         column: &'static str,
         v: Option<T>,
@@ -88,7 +90,7 @@ impl Sets {
 /// Applies `sets` (plus `updated_at = now`) to release `id` if every guard holds. True when
 /// the row changed.
 pub(crate) async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: ReleaseId,
     sets: Sets,
     guards: &[Guard<'_>],
@@ -124,5 +126,5 @@ pub(crate) async fn update(
             }
         }
     }
-    Ok(q.build().execute(conn).await?.rows_affected() == 1)
+    Ok(q.build()?.execute(conn).await?.rows_affected() == 1)
 }

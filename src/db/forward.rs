@@ -3,7 +3,7 @@
 //! cursor only moves forward; the entries after it are sent (again) until it passes them.
 
 use crate::clock::Timestamp;
-use sqlx::SqliteConnection;
+use crate::db::Conn;
 
 table_row! {
     /// One row of `audit_forwarders`.
@@ -17,8 +17,8 @@ table_row! {
 }
 
 /// `name`'s cursor: every entry up to this seq is known delivered (0 when it has none yet).
-pub(crate) async fn delivered_seq(conn: &mut SqliteConnection, name: &str) -> Result<i64, sqlx::Error> {
-    let seq: Option<i64> = sqlx::query_scalar("SELECT delivered_seq FROM audit_forwarders WHERE name = ?")
+pub(crate) async fn delivered_seq(conn: &mut Conn, name: &str) -> Result<i64, sqlx::Error> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT delivered_seq FROM audit_forwarders WHERE name = $1")
         .bind(name)
         .fetch_optional(conn)
         .await?;
@@ -26,17 +26,14 @@ pub(crate) async fn delivered_seq(conn: &mut SqliteConnection, name: &str) -> Re
 }
 
 /// Moves `name`'s cursor to `seq`, never back (a forwarder without a row gets one).
-pub(crate) async fn advance(
-    conn: &mut SqliteConnection,
-    name: &str,
-    seq: i64,
-    now: Timestamp,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_forwarders (name, delivered_seq, updated_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (name) DO UPDATE SET delivered_seq = max(delivered_seq, excluded.delivered_seq),
-                                          updated_at = excluded.updated_at",
-    )
+pub(crate) async fn advance(conn: &mut Conn, name: &str, seq: i64, now: Timestamp) -> Result<(), sqlx::Error> {
+    let greatest = super::Backend::of(conn).greatest();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_forwarders (name, delivered_seq, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE
+             SET delivered_seq = {greatest}(audit_forwarders.delivered_seq, excluded.delivered_seq),
+                 updated_at = excluded.updated_at",
+    )))
     .bind(name)
     .bind(seq)
     .bind(now)
@@ -46,15 +43,10 @@ pub(crate) async fn advance(
 }
 
 /// Records why `name`'s last attempt failed (a text free of secrets); the cursor stays.
-pub(crate) async fn failed(
-    conn: &mut SqliteConnection,
-    name: &str,
-    error: &str,
-    at: Timestamp,
-) -> Result<(), sqlx::Error> {
+pub(crate) async fn failed(conn: &mut Conn, name: &str, error: &str, at: Timestamp) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_forwarders (name, delivered_seq, last_error, last_error_at, updated_at)
-         VALUES (?1, 0, ?2, ?3, ?3)
+         VALUES ($1, 0, $2, $3, $3)
          ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at,
                                           updated_at = excluded.updated_at",
     )
@@ -67,7 +59,7 @@ pub(crate) async fn failed(
 }
 
 /// Every cursor, by name.
-pub(crate) async fn list(conn: &mut SqliteConnection) -> Result<Vec<ForwarderRow>, sqlx::Error> {
+pub(crate) async fn list(conn: &mut Conn) -> Result<Vec<ForwarderRow>, sqlx::Error> {
     let sql = format!("SELECT {} FROM {} ORDER BY name", ForwarderRow::COLUMNS, ForwarderRow::TABLE);
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(conn).await
 }

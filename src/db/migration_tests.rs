@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 async fn at_migration_4() -> (SqliteConnection, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir("migrations").unwrap() {
+    for entry in std::fs::read_dir("migrations/sqlite").unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         if name.as_str() < "20261128000005" {
@@ -63,7 +63,7 @@ async fn releases_approvals_and_their_rules_survive_the_rebuild() {
             exec(&mut conn, "UPDATE releases SET status = 'succeeded', approved_at = 2 WHERE seq = 1").await;
         }
     }
-    sqlx::migrate!("./migrations").run(&mut conn).await.unwrap();
+    sqlx::migrate!("./migrations/sqlite").run(&mut conn).await.unwrap();
 
     let got: Vec<(i64, String, Option<i64>, Option<i64>)> =
         sqlx::query_as("SELECT seq, status, lease_expires_at, reisolation_due_at FROM releases ORDER BY seq")

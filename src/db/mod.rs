@@ -41,16 +41,21 @@ macro_rules! table_row {
             pub(crate) const COLUMNS: &'static str = stringify!($($($gfield,)*)? $($field),*);
 
             /// `INSERT INTO <table> (<columns>) VALUES (...)` with this row's values bound.
-            pub(crate) async fn insert(self, conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
-                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                    "INSERT INTO {} ({}) ",
+            pub(crate) async fn insert(self, conn: &mut $crate::db::Conn) -> Result<(), sqlx::Error> {
+                let mut q = $crate::db::sql::Builder::new(format!(
+                    "INSERT INTO {} ({}) VALUES (",
                     $table,
                     stringify!($($field),*)
                 ));
-                q.push_values(std::iter::once(self), |mut b, row| {
-                    $(b.push_bind(row.$field);)*
-                });
-                q.build().execute(conn).await.map(|_| ())
+                let mut first = true;
+                $(
+                    if !std::mem::take(&mut first) {
+                        q.push(", ");
+                    }
+                    q.push_bind(self.$field);
+                )*
+                q.push(")");
+                q.build()?.execute(conn).await.map(|_| ())
             }
         }
     };
@@ -67,29 +72,40 @@ pub(crate) mod outbox;
 pub(crate) mod releases;
 pub(crate) mod report;
 pub(crate) mod sessions;
+pub(crate) mod sql;
 pub(crate) mod storage;
 pub(crate) mod transition;
 pub(crate) mod tree;
 pub(crate) mod velocity;
 pub(crate) mod worker;
 
+pub(crate) use sql::Backend;
 pub(crate) use storage::{WriteHealth, Writes, is_storage_error};
 
 use crate::clock::Timestamp;
 use crate::settings::DatabaseSettings;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 
+/// A connection to either backend: what every statement under this module runs on.
+pub(crate) type Conn = sqlx::AnyConnection;
+
+/// The key of the transaction-scoped advisory lock every PostgreSQL write transaction takes
+/// first: writers from every replica queue on it, as SQLite's writers queue on its write lock,
+/// so a read-then-write transaction (the audit head, a device's open release) cannot be
+/// overtaken by another replica's. ("dualkey" in ASCII.)
+const WRITE_LOCK: i64 = 0x0064_7561_6c6b_6579;
+
 /// A write transaction, begun with [`Db::begin`]. Dropped without [`Tx::commit`], it rolls back.
 /// Its outcome feeds the daemon's [`WriteHealth`].
 #[derive(Debug)]
 pub struct Tx {
-    inner: Transaction<'static, Sqlite>,
+    inner: Transaction<'static, Any>,
     health: WriteHealth,
     /// Where notifications of the changes in this transaction go, when `[notify]` routes any.
     routing: Option<Arc<crate::notify::Routing>>,
@@ -101,12 +117,25 @@ pub struct Tx {
     appended_audit: bool,
     /// The log's signer, when `[audit]` has a key: `audit::record` writes checkpoints with it.
     log: Option<Arc<crate::audit::signing::LogSigner>>,
+    backend: Backend,
 }
 
 impl Tx {
-    /// Commits. A commit is where SQLite in WAL mode writes to disk, so a storage error here
-    /// turns writes off and a success turns them on again.
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
+    /// Commits. A commit is where the database writes to disk, so a storage error here turns
+    /// writes off and a success turns them on again. On PostgreSQL the commit also tells the
+    /// other replicas (`NOTIFY dualkey`) what changed, so their tasks wake at once.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Postgres {
+            let what = match (self.wrote_messages, self.appended_audit) {
+                (true, _) => "outbox",
+                (false, true) => "audit",
+                (false, false) => "state",
+            };
+            if let Err(e) = sqlx::query("SELECT pg_notify('dualkey', $1)").bind(what).execute(&mut *self.inner).await {
+                self.health.failed(&e);
+                return Err(e);
+            }
+        }
         let Tx { inner, health, routing, wrote_messages, appended, appended_audit, .. } = self;
         match inner.commit().await {
             Ok(()) => {
@@ -150,25 +179,29 @@ impl Tx {
 }
 
 impl Deref for Tx {
-    type Target = SqliteConnection;
+    type Target = Conn;
 
-    fn deref(&self) -> &SqliteConnection {
+    fn deref(&self) -> &Conn {
         &self.inner
     }
 }
 
 impl DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
+    fn deref_mut(&mut self) -> &mut Conn {
         &mut self.inner
     }
 }
 
-/// The database: one write connection (SQLite has a single writer; queueing in-process is
-/// cheaper than SQLite's busy-sleep) and a pool of readers.
+/// The database. On SQLite: one write connection (SQLite has a single writer; queueing
+/// in-process is cheaper than SQLite's busy-sleep) and a pool of readers. On PostgreSQL: one
+/// pool, whose write transactions queue on an advisory lock shared by every replica.
 #[derive(Clone, Debug)]
 pub struct Db {
-    write: SqlitePool,
-    read: SqlitePool,
+    backend: Backend,
+    write: AnyPool,
+    read: AnyPool,
+    /// The URL with its password, for connections of their own (the replicas' wake-ups).
+    url: Arc<crate::secret::Secret>,
     health: WriteHealth,
     /// Set once at start-up when `[notify]` routes anything; every transaction carries it.
     routing: Arc<OnceLock<Arc<crate::notify::Routing>>>,
@@ -178,35 +211,99 @@ pub struct Db {
     log: Arc<OnceLock<Arc<crate::audit::signing::LogSigner>>>,
 }
 
+/// The URL to connect with: `[database] url`, with the password of `password_file` put in.
+pub(crate) fn connect_url(settings: &DatabaseSettings) -> Result<crate::secret::Secret, sqlx::Error> {
+    let Some(path) = &settings.password_file else {
+        return Ok(crate::secret::Secret::new(settings.url.clone()));
+    };
+    let config = |m: String| sqlx::Error::Configuration(m.into());
+    let password = std::fs::read_to_string(path)
+        .map_err(|e| config(format!("database.password_file: cannot read {}: {e}", path.display())))?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err(config(format!("database.password_file: {} is empty", path.display())));
+    }
+    let mut url = reqwest::Url::parse(&settings.url).map_err(|e| config(format!("database.url: {e}")))?;
+    url.set_password(Some(password)).map_err(|()| config("database.url cannot hold a password".into()))?;
+    Ok(crate::secret::Secret::new(url.to_string()))
+}
+
 impl Db {
-    /// Opens (creating if the URL says `mode=rwc`) the database with WAL, foreign keys,
-    /// `synchronous=FULL` (an audit trail must survive power loss) and a busy timeout.
+    /// Opens the database `[database] url` names. SQLite (created if the URL says `mode=rwc`)
+    /// gets WAL, foreign keys, `synchronous=FULL` (an audit trail must survive power loss) and a
+    /// busy timeout; PostgreSQL gets a pool that gives up on an unreachable server within
+    /// `busy_timeout`, so a request answers 503 instead of hanging.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, sqlx::Error> {
-        let options = SqliteConnectOptions::from_str(&settings.url)?
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(settings.busy_timeout.get());
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(settings.busy_timeout.get() * 2)
-            .after_release(|conn, _| Box::pin(usable_after_release(conn)))
-            .connect_with(options.clone())
-            .await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(settings.max_read_connections)
-            .acquire_timeout(settings.busy_timeout.get())
-            .connect_with(options)
-            .await?;
+        sqlx::any::install_default_drivers();
+        let url = connect_url(settings)?;
+        let backend = Backend::of_url(&settings.url);
+        let options = AnyConnectOptions::from_str(url.expose())?;
+        let wait = settings.busy_timeout.get();
+        let (write, read) = match backend {
+            Backend::Sqlite => {
+                let ms = wait.as_millis();
+                let write = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(wait * 2)
+                    .after_connect(move |conn, _| Box::pin(sqlite_pragmas(conn, ms)))
+                    .after_release(|conn, _| Box::pin(usable_after_release(conn)))
+                    .connect_with(options.clone())
+                    .await?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(settings.max_read_connections)
+                    .acquire_timeout(wait)
+                    .after_connect(move |conn, _| Box::pin(sqlite_pragmas(conn, ms)))
+                    .connect_with(options)
+                    .await?;
+                (write, read)
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(wait)
+                    .test_before_acquire(true)
+                    .after_release(|conn, _| Box::pin(usable_after_release(conn)))
+                    .connect_with(options)
+                    .await?;
+                (pool.clone(), pool)
+            }
+        };
         let appended = Arc::new(watch::channel(0).0);
-        Ok(Self { write, read, health: WriteHealth::default(), routing: Arc::default(), appended, log: Arc::default() })
+        Ok(Self {
+            backend,
+            write,
+            read,
+            url: Arc::new(url),
+            health: WriteHealth::default(),
+            routing: Arc::default(),
+            appended,
+            log: Arc::default(),
+        })
     }
 
-    /// Applies the embedded migrations that have not run yet, then builds the Merkle tree of
-    /// the entries written before it existed (SQLite has no SHA-256 for SQL to do it).
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL with its password, for a connection of its own. Never log it.
+    pub(crate) fn url(&self) -> &crate::secret::Secret {
+        &self.url
+    }
+
+    /// Applies the embedded migrations of this backend that have not run yet, then builds the
+    /// Merkle tree of the entries written before it existed (SQLite has no SHA-256 for SQL to
+    /// do it). Several processes may start at once: PostgreSQL's migrations run under sqlx's
+    /// advisory lock, SQLite's under a lock on a file beside the database.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         use anyhow::Context;
-        sqlx::migrate!("./migrations").run(&self.write).await?;
+        match self.backend {
+            Backend::Sqlite => {
+                let _lock = migration_lock(self.url.expose()).await?;
+                sqlx::migrate!("./migrations/sqlite").run(&self.write).await?;
+            }
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.write).await?,
+        }
         let added = crate::audit::tree::catch_up(self).await.context("building the audit log's Merkle tree")?;
         if added > 0 {
             tracing::info!(entries = added, "built the Merkle tree of existing audit entries");
@@ -214,10 +311,24 @@ impl Db {
         Ok(())
     }
 
-    /// Begins a write transaction with `BEGIN IMMEDIATE`, taking SQLite's write lock up front so
+    /// Begins a write transaction. SQLite: `BEGIN IMMEDIATE`, taking the write lock up front so
     /// a read-then-write transaction (e.g. reading the audit head) cannot be overtaken.
+    /// PostgreSQL: `BEGIN`, then the advisory lock every replica's writers share, for the same
+    /// promise across replicas.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self.write.begin_with("BEGIN IMMEDIATE").await {
+        let begun = match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => match self.write.begin().await {
+                Ok(mut tx) => {
+                    match sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await {
+                        Ok(_) => Ok(tx),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match begun {
             Ok(inner) => Ok(Tx {
                 inner,
                 health: self.health.clone(),
@@ -226,6 +337,7 @@ impl Db {
                 appended: self.appended.clone(),
                 appended_audit: false,
                 log: self.log.get().cloned(),
+                backend: self.backend,
             }),
             Err(e) => {
                 self.health.failed(&e);
@@ -234,15 +346,26 @@ impl Db {
         }
     }
 
+    /// The notification routing, once `[notify]` set it.
+    pub(crate) fn routing(&self) -> Option<Arc<crate::notify::Routing>> {
+        self.routing.get().cloned()
+    }
+
     /// From now on, transactions write the notifications `routing` asks for.
     pub(crate) fn route_notifications(&self, routing: Arc<crate::notify::Routing>) {
         let _ = self.routing.set(routing);
     }
 
     /// Changes after each commit of this process that appended audit entries, so the forwarders
-    /// send them at once (entries other processes append are found by polling).
+    /// send them at once (entries other processes append are found by polling, or on
+    /// PostgreSQL by their `NOTIFY`).
     pub(crate) fn watch_audit(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
+    }
+
+    /// Another replica committed audit entries: wake this process's forwarders as if it had.
+    pub(crate) fn others_appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// From now on, commits write checkpoints signed by `log`.
@@ -265,7 +388,7 @@ impl Db {
     pub async fn probe_write(&self, now: Timestamp) -> Result<(), sqlx::Error> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO write_probe (id, probed_at) VALUES (1, ?)
+            "INSERT INTO write_probe (id, probed_at) VALUES (1, $1)
              ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
         )
         .bind(now)
@@ -275,8 +398,8 @@ impl Db {
     }
 
     /// A connection for reads.
-    pub async fn reader(&self) -> Result<PoolConnection<Sqlite>, sqlx::Error> {
-        self.read.acquire().await
+    pub async fn reader(&self) -> Result<PoolConnection<Any>, sqlx::Error> {
+        self.read.acquire().await.inspect_err(|e| self.health.failed(e))
     }
 
     /// True when the database answers a trivial query.
@@ -291,15 +414,50 @@ impl Db {
     }
 }
 
-/// Whether the write connection may go back to the pool. A dropped transaction queues its
+/// What every SQLite connection is opened with (see [`Db::connect`]).
+async fn sqlite_pragmas(conn: &mut Conn, busy_timeout_ms: u128) -> Result<(), sqlx::Error> {
+    let pragmas = format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA busy_timeout = {busy_timeout_ms};"
+    );
+    conn.execute(sqlx::AssertSqlSafe(pragmas)).await.map(|_| ())
+}
+
+/// Holds an exclusive lock on `<database>-migrate.lock` while SQLite migrations run, so
+/// processes started together on one file apply each migration once instead of racing
+/// ("table releases already exists"). In-memory databases need none.
+async fn migration_lock(url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    use anyhow::Context;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    let path = options.get_filename();
+    if url.contains(":memory:") || url.contains("mode=memory") || path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push("-migrate.lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening the migration lock {}", lock_path.display()))?;
+        file.lock().with_context(|| format!("locking {}", lock_path.display()))?;
+        Ok(Some(file))
+    })
+    .await?
+}
+
+/// Whether a write connection may go back to the pool. A dropped transaction queues its
 /// ROLLBACK; once that has run, a connection still inside a transaction is one whose ROLLBACK
 /// failed (after `SQLITE_FULL` SQLite may already have rolled back, and sqlx's count of open
-/// transactions then never returns to zero). It would refuse every later `BEGIN`, so it is
-/// closed and the pool opens a fresh one.
-async fn usable_after_release(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+/// transactions then never returns to zero; a PostgreSQL connection cut mid-transaction is
+/// the same). It would refuse every later `BEGIN`, so it is closed and the pool opens a fresh one.
+async fn usable_after_release(conn: &mut Conn) -> Result<bool, sqlx::Error> {
     conn.ping().await?;
     if conn.is_in_transaction() {
-        tracing::warn!("the write connection was left inside a failed transaction; opening a new one");
+        tracing::warn!("a write connection was left inside a failed transaction; opening a new one");
         return Ok(false);
     }
     Ok(true)

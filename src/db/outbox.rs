@@ -2,7 +2,7 @@
 //! the head of each channel's queue, and finished once.
 
 use crate::clock::Timestamp;
-use sqlx::SqliteConnection;
+use crate::db::Conn;
 
 table_row! {
     /// One row of `notify_outbox`.
@@ -23,14 +23,14 @@ table_row! {
 }
 
 /// Stores a new pending message.
-pub(crate) async fn insert(conn: &mut SqliteConnection, row: OutboxRow) -> Result<(), sqlx::Error> {
+pub(crate) async fn insert(conn: &mut Conn, row: OutboxRow) -> Result<(), sqlx::Error> {
     row.insert(conn).await
 }
 
 /// The oldest pending message of `channel`: the only one that may be sent next.
-pub(crate) async fn head(conn: &mut SqliteConnection, channel: &str) -> Result<Option<OutboxRow>, sqlx::Error> {
+pub(crate) async fn head(conn: &mut Conn, channel: &str) -> Result<Option<OutboxRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {} FROM {} WHERE channel = ? AND status = 'pending' ORDER BY seq LIMIT 1",
+        "SELECT {} FROM {} WHERE channel = $1 AND status = 'pending' ORDER BY seq LIMIT 1",
         OutboxRow::COLUMNS,
         OutboxRow::TABLE
     );
@@ -38,15 +38,10 @@ pub(crate) async fn head(conn: &mut SqliteConnection, channel: &str) -> Result<O
 }
 
 /// Records a failed attempt of pending message `id`: tried again at `next`.
-pub(crate) async fn retry_later(
-    conn: &mut SqliteConnection,
-    id: &str,
-    error: &str,
-    next: Timestamp,
-) -> Result<bool, sqlx::Error> {
+pub(crate) async fn retry_later(conn: &mut Conn, id: &str, error: &str, next: Timestamp) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE notify_outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
-         WHERE id = ?1 AND status = 'pending'",
+        "UPDATE notify_outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3
+         WHERE id = $1 AND status = 'pending'",
     )
     .bind(id)
     .bind(error)
@@ -65,7 +60,7 @@ pub(crate) enum Finish {
 
 /// Ends pending message `id` (`attempted`: the end came from an attempt, which counts).
 pub(crate) async fn finish(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     how: Finish,
     attempted: bool,
@@ -77,9 +72,9 @@ pub(crate) async fn finish(
         Finish::Dead => "dead",
     };
     let done = sqlx::query(
-        "UPDATE notify_outbox SET status = ?2, attempts = attempts + ?3, last_error = coalesce(?4, last_error),
-                finished_at = ?5
-         WHERE id = ?1 AND status = 'pending'",
+        "UPDATE notify_outbox SET status = $2, attempts = attempts + $3, last_error = coalesce($4, last_error),
+                finished_at = $5
+         WHERE id = $1 AND status = 'pending'",
     )
     .bind(id)
     .bind(status)
@@ -93,13 +88,13 @@ pub(crate) async fn finish(
 
 /// Messages newest first, with `status` when given, before `before_seq` when given.
 pub(crate) async fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     status: Option<&str>,
     before_seq: Option<i64>,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {} FROM {} WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR seq < ?2) ORDER BY seq DESC LIMIT ?3",
+        "SELECT {} FROM {} WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3",
         OutboxRow::COLUMNS,
         OutboxRow::TABLE
     );

@@ -2,8 +2,8 @@
 
 use super::approvals;
 use crate::clock::Timestamp;
+use crate::db::Conn;
 use crate::domain::{Approval, BatchId, BreakGlass, DecidedUnder, MachineId, Release, ReleaseId, ReleaseStatus};
-use sqlx::SqliteConnection;
 
 table_row! {
     /// One row of `releases`, every column.
@@ -125,19 +125,16 @@ impl ReleaseRow {
 }
 
 /// The release's row, every column.
-pub(crate) async fn row(conn: &mut SqliteConnection, id: ReleaseId) -> Result<Option<ReleaseRow>, sqlx::Error> {
-    let sql = format!("SELECT {} FROM {} WHERE id = ?", ReleaseRow::COLUMNS, ReleaseRow::TABLE);
+pub(crate) async fn row(conn: &mut Conn, id: ReleaseId) -> Result<Option<ReleaseRow>, sqlx::Error> {
+    let sql = format!("SELECT {} FROM {} WHERE id = $1", ReleaseRow::COLUMNS, ReleaseRow::TABLE);
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(conn).await
 }
 
 /// The open release (pending, approved, dispatching or dispatched) for a machine, if any.
-pub(crate) async fn open_for_machine(
-    conn: &mut SqliteConnection,
-    machine: &MachineId,
-) -> Result<Option<ReleaseId>, sqlx::Error> {
+pub(crate) async fn open_for_machine(conn: &mut Conn, machine: &MachineId) -> Result<Option<ReleaseId>, sqlx::Error> {
     let id: Option<String> = sqlx::query_scalar(
         "SELECT id FROM releases
-         WHERE machine_id = ? AND status IN ('pending', 'approved', 'dispatching', 'dispatched')",
+         WHERE machine_id = $1 AND status IN ('pending', 'approved', 'dispatching', 'dispatched')",
     )
     .bind(machine.as_str())
     .fetch_optional(conn)
@@ -146,7 +143,7 @@ pub(crate) async fn open_for_machine(
 }
 
 /// One release with its approvals.
-pub(crate) async fn get(conn: &mut SqliteConnection, id: ReleaseId) -> Result<Option<Release>, sqlx::Error> {
+pub(crate) async fn get(conn: &mut Conn, id: ReleaseId) -> Result<Option<Release>, sqlx::Error> {
     match row(&mut *conn, id).await? {
         None => Ok(None),
         Some(row) => {
@@ -170,17 +167,17 @@ pub(crate) struct ListFilter {
 }
 
 /// Releases newest first, with the `seq` of each for the next cursor.
-pub(crate) async fn list(conn: &mut SqliteConnection, f: &ListFilter) -> Result<Vec<(i64, Release)>, sqlx::Error> {
+pub(crate) async fn list(conn: &mut Conn, f: &ListFilter) -> Result<Vec<(i64, Release)>, sqlx::Error> {
     let sql = format!(
         "SELECT {} FROM {}
-         WHERE (?1 IS NULL OR status = ?1)
-           AND (?2 IS NULL OR machine_id = ?2)
-           AND (?3 IS NULL OR requested_by = ?3)
-           AND (?4 IS NULL OR seq < ?4)
-           AND (?6 = 0 OR status = 'pending'
+         WHERE ($1 IS NULL OR status = $1)
+           AND ($2 IS NULL OR machine_id = $2)
+           AND ($3 IS NULL OR requested_by = $3)
+           AND ($4 IS NULL OR seq < $4)
+           AND ($6 = 0 OR status = 'pending'
                 OR (break_glass = 1 AND ratified_at IS NULL AND reisolation_action_id IS NULL))
          ORDER BY seq DESC
-         LIMIT ?5",
+         LIMIT $5",
         ReleaseRow::COLUMNS,
         ReleaseRow::TABLE
     );
@@ -190,7 +187,7 @@ pub(crate) async fn list(conn: &mut SqliteConnection, f: &ListFilter) -> Result<
         .bind(f.requested_by.clone())
         .bind(f.before_seq)
         .bind(f.limit)
-        .bind(f.awaiting_decision)
+        .bind(i64::from(f.awaiting_decision))
         .fetch_all(&mut *conn)
         .await?;
     let mut by_release = approvals::of_page(conn, rows.iter().map(|r| r.id.as_str())).await?;
@@ -203,8 +200,8 @@ pub(crate) async fn list(conn: &mut SqliteConnection, f: &ListFilter) -> Result<
 }
 
 /// The releases of batch `id`, in the order they were stored.
-pub(crate) async fn of_batch(conn: &mut SqliteConnection, id: BatchId) -> Result<Vec<Release>, sqlx::Error> {
-    let sql = format!("SELECT {} FROM {} WHERE batch_id = ? ORDER BY seq", ReleaseRow::COLUMNS, ReleaseRow::TABLE);
+pub(crate) async fn of_batch(conn: &mut Conn, id: BatchId) -> Result<Vec<Release>, sqlx::Error> {
+    let sql = format!("SELECT {} FROM {} WHERE batch_id = $1 ORDER BY seq", ReleaseRow::COLUMNS, ReleaseRow::TABLE);
     let rows: Vec<ReleaseRow> =
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.to_string()).fetch_all(&mut *conn).await?;
     let mut by_release = approvals::of_page(conn, rows.iter().map(|r| r.id.as_str())).await?;
@@ -221,15 +218,15 @@ pub(crate) type DueForExpiry = (ReleaseId, MachineId, Timestamp);
 
 /// Pending releases whose expiry has passed, oldest first, at most `limit`.
 pub(crate) async fn due_for_expiry(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     now: Timestamp,
     limit: i64,
 ) -> Result<Vec<DueForExpiry>, sqlx::Error> {
     let rows: Vec<(String, String, Timestamp)> = sqlx::query_as(
         "SELECT id, machine_id, expires_at FROM releases
-         WHERE status = 'pending' AND expires_at <= ?
+         WHERE status = 'pending' AND expires_at <= $1
          ORDER BY expires_at
-         LIMIT ?",
+         LIMIT $2",
     )
     .bind(now)
     .bind(limit)
@@ -248,12 +245,7 @@ pub(crate) async fn due_for_expiry(
 
 /// Records the ratification of a break-glass release. False if it was already ratified or
 /// re-isolated.
-pub(crate) async fn ratify(
-    conn: &mut SqliteConnection,
-    id: ReleaseId,
-    by: &str,
-    at: Timestamp,
-) -> Result<bool, sqlx::Error> {
+pub(crate) async fn ratify(conn: &mut Conn, id: ReleaseId, by: &str, at: Timestamp) -> Result<bool, sqlx::Error> {
     use super::fenced::{Guard, Sets, update};
     let sets = Sets::new().set(col::ratified_by, by.to_string()).set(col::ratified_at, at);
     let guards = [Guard::BreakGlass, Guard::Null(col::ratified_at), Guard::Null(col::reisolation_action_id)];

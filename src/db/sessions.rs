@@ -3,7 +3,7 @@
 
 use super::releases::{corrupt, encode_json};
 use crate::clock::Timestamp;
-use sqlx::SqliteConnection;
+use crate::db::Conn;
 
 table_row! {
     /// One row of `console_logins`: a sign-in sent to the identity provider, not back yet.
@@ -13,7 +13,8 @@ table_row! {
         nonce: String,
         verifier: String,
         return_to: String,
-        reauth: bool,
+        /// 1 when the sign-in was asked for again before a decision (0 or 1 on both backends).
+        reauth: i64,
         created_at: Timestamp,
     }
 }
@@ -49,26 +50,26 @@ impl SessionRow {
 }
 
 /// Stores a sign-in under way.
-pub(crate) async fn start_login(conn: &mut SqliteConnection, row: LoginRow) -> Result<(), sqlx::Error> {
+pub(crate) async fn start_login(conn: &mut Conn, row: LoginRow) -> Result<(), sqlx::Error> {
     row.insert(conn).await
 }
 
 /// How many sign-ins are under way (started, not back yet, not swept).
-pub(crate) async fn logins_under_way(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
+pub(crate) async fn logins_under_way(conn: &mut Conn) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM console_logins").fetch_one(conn).await
 }
 
 /// Takes (reads and deletes) the sign-in with this state hash: a state works once.
-pub(crate) async fn take_login(conn: &mut SqliteConnection, state_hash: &str) -> Result<Option<LoginRow>, sqlx::Error> {
-    let sql = format!("DELETE FROM {} WHERE state_hash = ? RETURNING {}", LoginRow::TABLE, LoginRow::COLUMNS);
+pub(crate) async fn take_login(conn: &mut Conn, state_hash: &str) -> Result<Option<LoginRow>, sqlx::Error> {
+    let sql = format!("DELETE FROM {} WHERE state_hash = $1 RETURNING {}", LoginRow::TABLE, LoginRow::COLUMNS);
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(state_hash).fetch_optional(conn).await
 }
 
 /// Deletes sign-ins started before `before` and sessions that ended or expired before it.
-pub(crate) async fn sweep(conn: &mut SqliteConnection, before: Timestamp) -> Result<u64, sqlx::Error> {
+pub(crate) async fn sweep(conn: &mut Conn, before: Timestamp) -> Result<u64, sqlx::Error> {
     let logins =
-        sqlx::query("DELETE FROM console_logins WHERE created_at < ?").bind(before).execute(&mut *conn).await?;
-    let sessions = sqlx::query("DELETE FROM console_sessions WHERE expires_at < ?1 OR ended_at < ?1")
+        sqlx::query("DELETE FROM console_logins WHERE created_at < $1").bind(before).execute(&mut *conn).await?;
+    let sessions = sqlx::query("DELETE FROM console_sessions WHERE expires_at < $1 OR ended_at < $1")
         .bind(before)
         .execute(&mut *conn)
         .await?;
@@ -76,20 +77,20 @@ pub(crate) async fn sweep(conn: &mut SqliteConnection, before: Timestamp) -> Res
 }
 
 /// Stores a new session.
-pub(crate) async fn create(conn: &mut SqliteConnection, row: SessionRow) -> Result<(), sqlx::Error> {
+pub(crate) async fn create(conn: &mut Conn, row: SessionRow) -> Result<(), sqlx::Error> {
     row.insert(conn).await
 }
 
 /// A session that has not ended, by the hash of its cookie.
-pub(crate) async fn live(conn: &mut SqliteConnection, id_hash: &str) -> Result<Option<SessionRow>, sqlx::Error> {
+pub(crate) async fn live(conn: &mut Conn, id_hash: &str) -> Result<Option<SessionRow>, sqlx::Error> {
     let sql =
-        format!("SELECT {} FROM {} WHERE id_hash = ? AND ended_at IS NULL", SessionRow::COLUMNS, SessionRow::TABLE);
+        format!("SELECT {} FROM {} WHERE id_hash = $1 AND ended_at IS NULL", SessionRow::COLUMNS, SessionRow::TABLE);
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id_hash).fetch_optional(conn).await
 }
 
 /// Records that the session was used at `at`.
-pub(crate) async fn touch(conn: &mut SqliteConnection, id_hash: &str, at: Timestamp) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE console_sessions SET last_seen_at = ?2 WHERE id_hash = ?1 AND ended_at IS NULL")
+pub(crate) async fn touch(conn: &mut Conn, id_hash: &str, at: Timestamp) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE console_sessions SET last_seen_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")
         .bind(id_hash)
         .bind(at)
         .execute(conn)
@@ -98,8 +99,8 @@ pub(crate) async fn touch(conn: &mut SqliteConnection, id_hash: &str, at: Timest
 }
 
 /// Ends the session (sign-out, or time ran out). True when it was live until now.
-pub(crate) async fn end(conn: &mut SqliteConnection, id_hash: &str, at: Timestamp) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE console_sessions SET ended_at = ?2 WHERE id_hash = ?1 AND ended_at IS NULL")
+pub(crate) async fn end(conn: &mut Conn, id_hash: &str, at: Timestamp) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE console_sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")
         .bind(id_hash)
         .bind(at)
         .execute(conn)

@@ -1,6 +1,6 @@
 //! Storage failures: which database errors mean the disk under SQLite cannot be written (full,
-//! I/O error, read-only, cannot open), and the daemon's write health that such a failure turns
-//! off until a write succeeds again.
+//! I/O error, read-only, cannot open) or the PostgreSQL server cannot be reached or written,
+//! and the daemon's write health that such a failure turns off until a write succeeds again.
 
 use sqlx::error::DatabaseError;
 use sqlx::sqlite::SqliteError;
@@ -18,8 +18,20 @@ const STORAGE_CODES: [i32; 5] = [8, 10, 13, 14, 22];
 pub(crate) fn is_storage_error(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => is_storage_code(d.as_ref()),
+        // The server is gone or unreachable: a connection broke, none could be had in time,
+        // or the TLS handshake failed. (SQLite never answers with these.)
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Protocol(_) => true,
         _ => false,
     }
+}
+
+/// PostgreSQL's SQLSTATEs that mean the server, not the statement, is failing: connection
+/// exceptions (class 08), insufficient resources such as a full disk (53), the server shutting
+/// down or starting (57P01-57P03) and system errors such as I/O (58), plus a read-only
+/// server (25006, a standby after a failover).
+fn is_postgres_storage_state(state: &str) -> bool {
+    ["08", "53", "58"].iter().any(|class| state.starts_with(class))
+        || matches!(state, "57P01" | "57P02" | "57P03" | "25006")
 }
 
 /// True when `e` or any cause in its chain is a storage failure (for errors that went through
@@ -42,6 +54,9 @@ pub(crate) fn caused_by_storage(e: &(dyn StdError + 'static)) -> bool {
 }
 
 fn is_storage_code(d: &dyn DatabaseError) -> bool {
+    if let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        return is_postgres_storage_state(pg.code());
+    }
     let code = d.code().and_then(|c| c.parse::<i32>().ok());
     code.is_some_and(|c| STORAGE_CODES.contains(&(c & 0xff)))
 }

@@ -23,7 +23,7 @@ async fn a_connection_left_inside_a_transaction_sqlite_already_ended_is_replaced
     for round in 0..3 {
         let mut tx = db.begin().await.unwrap_or_else(|e| panic!("begin {round}: {e}"));
         sqlx::query(
-            "INSERT INTO write_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = ?",
+            "INSERT INTO write_probe (id, probed_at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET probed_at = $2",
         )
         .bind(round)
         .bind(round)

@@ -5,8 +5,8 @@
 use super::fenced::{self, Guard, Sets};
 use super::releases::{ReleaseRow, col, encode_json};
 use crate::clock::Timestamp;
+use crate::db::Conn;
 use crate::domain::{BatchId, DecidedUnder, MachineId, Move, ReleaseId, ReleaseStatus};
-use sqlx::SqliteConnection;
 
 /// A new release as the request handler built it.
 #[derive(Debug, Clone)]
@@ -44,11 +44,7 @@ pub(crate) enum InsertError {
 
 /// Inserts `r` in `status`. The partial unique index turns a race between two requests for
 /// the same machine into [`InsertError::AlreadyOpen`] for the loser.
-pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
-    r: &NewRelease<'_>,
-    status: ReleaseStatus,
-) -> Result<(), InsertError> {
+pub(crate) async fn insert(conn: &mut Conn, r: &NewRelease<'_>, status: ReleaseStatus) -> Result<(), InsertError> {
     let approved_at = (status == ReleaseStatus::Approved).then_some(r.requested_at);
     let row = ReleaseRow {
         seq: 0,
@@ -267,7 +263,7 @@ fn sql_of(change: &Change<'_>, now: Timestamp) -> Result<(Sets, Vec<Guard<'stati
 /// Writes `change` to the release `at` names, fenced on its status (and claim, when given).
 /// False when the fence no longer matches.
 pub(crate) async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     at: &At<'_>,
     change: &Change<'_>,
     now: Timestamp,

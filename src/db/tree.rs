@@ -1,8 +1,8 @@
 //! SQL for the audit log's Merkle tree (`audit_tree`): one hash per complete subtree. Only
 //! INSERT and SELECT: the table refuses UPDATE and DELETE.
 
+use crate::db::Conn;
 use crate::tlog::{Hash, NodeId};
-use sqlx::SqliteConnection;
 
 fn hash_of(bytes: Vec<u8>, id: NodeId) -> Result<Hash, sqlx::Error> {
     bytes.try_into().map_err(|_| {
@@ -13,20 +13,17 @@ fn hash_of(bytes: Vec<u8>, id: NodeId) -> Result<Hash, sqlx::Error> {
 /// The stored hashes of `ids`, in the same order, read in one statement (a plan is O(log n)
 /// nodes, and one round trip instead of one per node is most of a proof's cost). A node that is
 /// not stored is an error: the plans only ask for nodes of the tree as it is.
-pub(crate) async fn read(conn: &mut SqliteConnection, ids: &[NodeId]) -> Result<Vec<Hash>, sqlx::Error> {
+pub(crate) async fn read(conn: &mut Conn, ids: &[NodeId]) -> Result<Vec<Hash>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "SELECT level, idx, hash FROM audit_tree WHERE (level, idx) IN (VALUES ",
-    );
-    let mut values = q.separated(", ");
-    for id in ids {
-        values.push("(").push_bind_unseparated(i64::from(id.level)).push_unseparated(", ");
-        values.push_bind_unseparated(id.index as i64).push_unseparated(")");
+    let mut q = super::sql::Builder::new("SELECT level, idx, hash FROM audit_tree WHERE (level, idx) IN (VALUES ");
+    for (i, id) in ids.iter().enumerate() {
+        q.push(if i == 0 { "(" } else { ", (" }).push_bind(i64::from(id.level)).push(", ");
+        q.push_bind(id.index as i64).push(")");
     }
     q.push(")");
-    let rows: Vec<(i64, i64, Vec<u8>)> = q.build_query_as().fetch_all(&mut *conn).await?;
+    let rows: Vec<(i64, i64, Vec<u8>)> = q.build_query_as()?.fetch_all(&mut *conn).await?;
     let mut found = std::collections::HashMap::with_capacity(rows.len());
     for (level, idx, bytes) in rows {
         let id = NodeId { level: level as u8, index: idx as u64 };
@@ -43,9 +40,9 @@ pub(crate) async fn read(conn: &mut SqliteConnection, ids: &[NodeId]) -> Result<
 }
 
 /// Stores new nodes (those an appended leaf completes).
-pub(crate) async fn insert(conn: &mut SqliteConnection, nodes: &[(NodeId, Hash)]) -> Result<(), sqlx::Error> {
+pub(crate) async fn insert(conn: &mut Conn, nodes: &[(NodeId, Hash)]) -> Result<(), sqlx::Error> {
     for (id, hash) in nodes {
-        sqlx::query("INSERT INTO audit_tree (level, idx, hash) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO audit_tree (level, idx, hash) VALUES ($1, $2, $3)")
             .bind(i64::from(id.level))
             .bind(id.index as i64)
             .bind(&hash[..])
@@ -56,7 +53,7 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, nodes: &[(NodeId, Hash)]
 }
 
 /// How many leaves the stored tree has.
-pub(crate) async fn size(conn: &mut SqliteConnection) -> Result<u64, sqlx::Error> {
+pub(crate) async fn size(conn: &mut Conn) -> Result<u64, sqlx::Error> {
     let n: i64 =
         sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_tree WHERE level = 0").fetch_one(conn).await?;
     Ok(n as u64)
@@ -65,13 +62,13 @@ pub(crate) async fn size(conn: &mut SqliteConnection) -> Result<u64, sqlx::Error
 /// The stored nodes of one level from `from_index` on, in order, at most `limit` (for `audit
 /// verify`, which compares them with the tree it rebuilds).
 pub(crate) async fn level_page(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     level: u8,
     from_index: u64,
     limit: i64,
 ) -> Result<Vec<(u64, Hash)>, sqlx::Error> {
     let rows: Vec<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT idx, hash FROM audit_tree WHERE level = ? AND idx >= ? ORDER BY idx LIMIT ?")
+        sqlx::query_as("SELECT idx, hash FROM audit_tree WHERE level = $1 AND idx >= $2 ORDER BY idx LIMIT $3")
             .bind(i64::from(level))
             .bind(from_index as i64)
             .bind(limit)

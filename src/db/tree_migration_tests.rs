@@ -13,7 +13,7 @@ use std::str::FromStr;
 async fn an_existing_trail_gets_its_release_chains_and_its_tree_when_dualkey_migrates() {
     let dir = tempfile::tempdir().unwrap();
     let old = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir("migrations").unwrap() {
+    for entry in std::fs::read_dir("migrations/sqlite").unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         if name.as_str() < "20261201000003" {
@@ -41,7 +41,7 @@ async fn an_existing_trail_gets_its_release_chains_and_its_tree_when_dualkey_mig
         };
         e.hash = entry_hash(&e).unwrap();
         prev = e.hash.clone();
-        sqlx::query("INSERT INTO audit_log (seq, at, actor, action, release_id, machine_id, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO audit_log (seq, at, actor, action, release_id, machine_id, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(e.seq).bind(e.at).bind(&e.actor).bind(&e.action).bind(&e.release_id).bind(&e.machine_id).bind(&e.details).bind(&e.prev_hash).bind(&e.hash)
             .execute(&mut conn).await.unwrap();
     }

@@ -7,8 +7,8 @@
 //! refused path (`Retry-After`) reads the window's events one by one.
 
 use crate::clock::Timestamp;
+use crate::db::Conn;
 use crate::domain::PersonKey;
-use sqlx::SqliteConnection;
 
 /// What a velocity guard counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,16 +22,16 @@ pub(crate) enum Counted {
 /// How many events of this kind `who`, under any identity that is the same person
 /// ([`crate::domain::same_person`]), caused since `since`.
 pub(crate) async fn count_since(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     counted: Counted,
     who: &str,
     since: Timestamp,
 ) -> Result<u32, sqlx::Error> {
     let sql = match counted {
         Counted::Requests => {
-            "SELECT requested_by, COUNT(*) FROM releases WHERE requested_at >= ? GROUP BY requested_by"
+            "SELECT requested_by, COUNT(*) FROM releases WHERE requested_at >= $1 GROUP BY requested_by"
         }
-        Counted::Approvals => "SELECT approver, COUNT(*) FROM approvals WHERE at >= ? GROUP BY approver",
+        Counted::Approvals => "SELECT approver, COUNT(*) FROM approvals WHERE at >= $1 GROUP BY approver",
     };
     let per_identity: Vec<(String, i64)> = sqlx::query_as(sql).bind(since).fetch_all(conn).await?;
     let me = PersonKey::of(who);
@@ -43,7 +43,7 @@ pub(crate) async fn count_since(
 /// The time of the person `who`'s counted event at or after `since` that has `skip` older ones
 /// in the same span; `None` when there are not that many.
 pub(crate) async fn nth_oldest_since(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     counted: Counted,
     who: &str,
     since: Timestamp,
@@ -51,9 +51,9 @@ pub(crate) async fn nth_oldest_since(
 ) -> Result<Option<Timestamp>, sqlx::Error> {
     let sql = match counted {
         Counted::Requests => {
-            "SELECT requested_by, requested_at FROM releases WHERE requested_at >= ? ORDER BY requested_at"
+            "SELECT requested_by, requested_at FROM releases WHERE requested_at >= $1 ORDER BY requested_at"
         }
-        Counted::Approvals => "SELECT approver, at FROM approvals WHERE at >= ? ORDER BY at",
+        Counted::Approvals => "SELECT approver, at FROM approvals WHERE at >= $1 ORDER BY at",
     };
     let events: Vec<(String, Timestamp)> = sqlx::query_as(sql).bind(since).fetch_all(conn).await?;
     let me = PersonKey::of(who);

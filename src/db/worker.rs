@@ -4,11 +4,12 @@
 //! claim of a send is a move of the state machine (`approved -> dispatching`) and goes through
 //! `service::transition`.
 
+use super::Backend;
 use super::fenced::{Guard, Sets, update};
 use super::releases::{ReleaseRow, col};
 use crate::clock::Timestamp;
+use crate::db::Conn;
 use crate::domain::{MachineId, ReleaseId, ReleaseStatus};
-use sqlx::SqliteConnection;
 use tokio_util::sync::CancellationToken;
 
 /// The kinds of job the worker does; each is a duty of its own (`worker::Worker::run`).
@@ -85,8 +86,8 @@ impl Due {
 }
 
 /// Due sends: approved ones past their backoff, and `dispatching` ones whose lease lapsed.
-const DISPATCH_DUE: &str = "(status = 'approved' AND COALESCE(next_attempt_at, 0) <= ?1)
-     OR (status = 'dispatching' AND lease_expires_at <= ?1)";
+const DISPATCH_DUE: &str = "(status = 'approved' AND COALESCE(next_attempt_at, 0) <= $1)
+     OR (status = 'dispatching' AND lease_expires_at <= $1)";
 
 /// The releases a send is chosen from, each with its `turn`: its place in its batch's approval
 /// order (a release requested alone is a batch of one, turn 1). Ranking every approved release
@@ -107,25 +108,36 @@ fn dispatch_ranked() -> String {
 /// The most overdue job of this kind at `now`, if any. Sends: a lapsed lease first (its send
 /// may already be at MDE), then by turn within the batch ([`dispatch_ranked`]), then oldest
 /// approval first, so single releases and batches interleave fairly.
-pub(crate) async fn next(conn: &mut SqliteConnection, job: Job, now: Timestamp) -> Result<Option<Due>, sqlx::Error> {
+pub(crate) async fn next(conn: &mut Conn, job: Job, now: Timestamp) -> Result<Option<Due>, sqlx::Error> {
     let (from, filter, order) = match job {
         Job::Dispatch => (dispatch_ranked(), DISPATCH_DUE, "status = 'dispatching' DESC, turn, approved_at, seq"),
         Job::Poll => (
             ReleaseRow::TABLE.to_string(),
-            "status = 'dispatched' AND COALESCE(next_attempt_at, 0) <= ?1
-             AND (lease_expires_at IS NULL OR lease_expires_at <= ?1)",
-            "next_attempt_at, seq",
+            "status = 'dispatched' AND COALESCE(next_attempt_at, 0) <= $1
+             AND (lease_expires_at IS NULL OR lease_expires_at <= $1)",
+            "next_attempt_at NULLS FIRST, seq",
         ),
         Job::Reisolate => (
             ReleaseRow::TABLE.to_string(),
             "break_glass = 1 AND ratified_at IS NULL AND reisolation_action_id IS NULL
              AND reisolation_abandoned_at IS NULL AND status IN ('dispatched', 'succeeded')
-             AND ratify_by <= ?1 AND COALESCE(reisolation_due_at, 0) <= ?1
-             AND (lease_expires_at IS NULL OR lease_expires_at <= ?1)",
+             AND ratify_by <= $1 AND COALESCE(reisolation_due_at, 0) <= $1
+             AND (lease_expires_at IS NULL OR lease_expires_at <= $1)",
             "ratify_by, seq",
         ),
     };
-    let sql = format!("SELECT {} FROM {from} WHERE {filter} ORDER BY {order} LIMIT 1", ReleaseRow::COLUMNS);
+    let sql = match super::Backend::of(conn) {
+        Backend::Sqlite => {
+            format!("SELECT {} FROM {from} WHERE {filter} ORDER BY {order} LIMIT 1", ReleaseRow::COLUMNS)
+        }
+        // Replicas share the queue: a row another replica's transaction holds is skipped, not
+        // waited for, and the claim itself is the fenced lease update that follows.
+        Backend::Postgres => format!(
+            "SELECT {} FROM releases WHERE seq IN (SELECT seq FROM {from} WHERE {filter} ORDER BY {order} LIMIT 1)
+             FOR UPDATE SKIP LOCKED",
+            ReleaseRow::COLUMNS
+        ),
+    };
     let row: Option<ReleaseRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(now).fetch_optional(conn).await?;
     row.map(Due::from_row).transpose()
 }
@@ -133,7 +145,7 @@ pub(crate) async fn next(conn: &mut SqliteConnection, job: Job, now: Timestamp) 
 /// Holds a due poll or re-isolation job (its status does not change) with a lease until
 /// `lease_until`. False when another worker took it first.
 pub(crate) async fn take_lease(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     due: &Due,
     claim: &str,
     now: Timestamp,
@@ -146,25 +158,26 @@ pub(crate) async fn take_lease(
 
 /// The earliest time a job of this kind becomes due (for the worker's sleep), if any. A job
 /// under another worker's lease is due when the lease ends.
-pub(crate) async fn next_due(conn: &mut SqliteConnection, job: Job) -> Result<Option<Timestamp>, sqlx::Error> {
+pub(crate) async fn next_due(conn: &mut Conn, job: Job) -> Result<Option<Timestamp>, sqlx::Error> {
+    let greatest = super::Backend::of(conn).greatest();
     let sql = match job {
-        Job::Dispatch => {
-            "SELECT MIN(t) FROM (
+        Job::Dispatch => "SELECT MIN(t) FROM (
                  SELECT COALESCE(next_attempt_at, 0) AS t FROM releases WHERE status = 'approved'
                  UNION ALL
-                 SELECT lease_expires_at FROM releases WHERE status = 'dispatching')"
-        }
-        Job::Poll => {
-            "SELECT MIN(MAX(COALESCE(next_attempt_at, 0), COALESCE(lease_expires_at, 0))) FROM releases
+                 SELECT lease_expires_at FROM releases WHERE status = 'dispatching') AS due"
+            .to_string(),
+        Job::Poll => format!(
+            "SELECT MIN({greatest}(COALESCE(next_attempt_at, 0), COALESCE(lease_expires_at, 0))) FROM releases
              WHERE status = 'dispatched'"
-        }
-        Job::Reisolate => {
-            "SELECT MIN(MAX(ratify_by, COALESCE(lease_expires_at, 0), COALESCE(reisolation_due_at, 0))) FROM releases
+        ),
+        Job::Reisolate => format!(
+            "SELECT MIN({greatest}(ratify_by, COALESCE(lease_expires_at, 0), COALESCE(reisolation_due_at, 0)))
+             FROM releases
              WHERE break_glass = 1 AND ratified_at IS NULL AND reisolation_action_id IS NULL
                AND reisolation_abandoned_at IS NULL AND status IN ('dispatched', 'succeeded')"
-        }
+        ),
     };
-    sqlx::query_scalar(sql).fetch_one(conn).await
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(conn).await
 }
 
 /// Extends the lease to `lease_until` while the claim is still ours. A lease that lapsed is
@@ -172,7 +185,7 @@ pub(crate) async fn next_due(conn: &mut SqliteConnection, job: Job) -> Result<Op
 /// fenced way, so the row never has two holders. False means another worker took the job (or
 /// this claim already finished it).
 pub(crate) async fn renew(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     c: &Claim,
     now: Timestamp,
     lease_until: Timestamp,
@@ -184,7 +197,7 @@ pub(crate) async fn renew(
 /// A poll saw the action still running (or could not read it): record what it saw, poll again
 /// at `next_poll`, and release the lease.
 pub(crate) async fn polled(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     c: &Claim,
     action_status: Option<&str>,
     error: Option<&str>,
@@ -201,7 +214,7 @@ pub(crate) async fn polled(
 
 /// Re-isolation failed: count the attempt and release the claim; try again from `due_at`.
 pub(crate) async fn defer_reisolation(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     c: &Claim,
     attempts: u32,
     due_at: Timestamp,
@@ -216,7 +229,7 @@ pub(crate) async fn defer_reisolation(
 
 /// Re-isolation failed for the last allowed time: count it, stop trying, release the claim.
 pub(crate) async fn abandon_reisolation(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     c: &Claim,
     attempts: u32,
     now: Timestamp,
@@ -230,12 +243,9 @@ pub(crate) async fn abandon_reisolation(
 }
 
 /// Who requested a release and why, and who approved it, for the comment sent to MDE.
-pub(crate) async fn parties(
-    conn: &mut SqliteConnection,
-    id: ReleaseId,
-) -> Result<(String, String, Vec<String>), sqlx::Error> {
+pub(crate) async fn parties(conn: &mut Conn, id: ReleaseId) -> Result<(String, String, Vec<String>), sqlx::Error> {
     let (requester, comment): (String, String) =
-        sqlx::query_as("SELECT requested_by, comment FROM releases WHERE id = ?")
+        sqlx::query_as("SELECT requested_by, comment FROM releases WHERE id = $1")
             .bind(id.to_string())
             .fetch_one(&mut *conn)
             .await?;
@@ -245,14 +255,10 @@ pub(crate) async fn parties(
 
 /// The dispatched release `id` as a poll job, when no lease holds it at `now` (the scan takes
 /// it to record what the bulk list showed of its action).
-pub(crate) async fn poll_job(
-    conn: &mut SqliteConnection,
-    id: &str,
-    now: Timestamp,
-) -> Result<Option<Due>, sqlx::Error> {
+pub(crate) async fn poll_job(conn: &mut Conn, id: &str, now: Timestamp) -> Result<Option<Due>, sqlx::Error> {
     let sql = format!(
-        "SELECT {} FROM {} WHERE id = ?1 AND status = 'dispatched'
-           AND (lease_expires_at IS NULL OR lease_expires_at <= ?2)",
+        "SELECT {} FROM {} WHERE id = $1 AND status = 'dispatched'
+           AND (lease_expires_at IS NULL OR lease_expires_at <= $2)",
         ReleaseRow::COLUMNS,
         ReleaseRow::TABLE
     );

@@ -68,12 +68,7 @@ pub(crate) async fn run(settings: &Settings, args: ReportArgs) -> anyhow::Result
 }
 
 /// Reads the window page by page from one snapshot and writes each row; returns the count.
-async fn write(
-    conn: &mut sqlx::SqliteConnection,
-    window: Window,
-    format: Format,
-    out: &mut dyn Write,
-) -> anyhow::Result<u64> {
+async fn write(conn: &mut crate::db::Conn, window: Window, format: Format, out: &mut dyn Write) -> anyhow::Result<u64> {
     let mut array = json::ArrayWriter::default();
     match format {
         Format::Csv => csv::header(out)?,

@@ -154,7 +154,7 @@ impl Row {
             decision_comment: f.decision_comment,
             dispatched_at: f.dispatched_at.or(trail.dispatched_at),
             finished_at: f.finished_at.or(trail.finished_at),
-            break_glass: f.break_glass,
+            break_glass: f.break_glass == 1,
             ratified_by: f.ratified_by,
             ratified_at: f.ratified_at,
             reisolation_action_id: f.reisolation_action_id,

@@ -27,7 +27,7 @@ fn facts(status: &str) -> ReleaseFacts {
         decision_comment: None,
         dispatched_at: None,
         finished_at: None,
-        break_glass: false,
+        break_glass: 0,
         ratified_by: None,
         ratified_at: None,
         reisolation_action_id: None,
@@ -116,8 +116,7 @@ fn times_missing_from_the_table_come_from_the_audit_trail() {
 #[test]
 fn a_break_glass_release_was_decided_by_its_requester_and_shows_its_ratification() {
     let mut f = facts("succeeded");
-    (f.approved_at, f.break_glass, f.ratified_by, f.ratified_at) =
-        (Some(at(0)), true, Some("bob".into()), Some(at(60)));
+    (f.approved_at, f.break_glass, f.ratified_by, f.ratified_at) = (Some(at(0)), 1, Some("bob".into()), Some(at(60)));
     let row = Row::new(f, vec![approval("bob", &[], 60)], &[entry("break_glass_released", "alice", 0)]);
     assert_eq!((row.decided_at, row.decided_by.as_deref()), (Some(at(0)), Some("alice")));
     let cells = row.cells();

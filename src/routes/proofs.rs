@@ -41,7 +41,7 @@ fn text(body: String) -> Response {
 }
 
 /// The tree's size now, and 422 `size_beyond_log` when `size` is past it.
-pub(super) async fn within_log(conn: &mut sqlx::SqliteConnection, size: u64) -> Result<u64, ApiError> {
+pub(super) async fn within_log(conn: &mut crate::db::Conn, size: u64) -> Result<u64, ApiError> {
     let have = db::tree::size(conn).await?;
     if size > have {
         return Err(ApiError::unprocessable(

@@ -33,7 +33,7 @@ struct Plan {
     with_proofs: bool,
 }
 
-async fn plan(conn: &mut sqlx::SqliteConnection, range: &ExportRange) -> Result<Plan, ApiError> {
+async fn plan(conn: &mut crate::db::Conn, range: &ExportRange) -> Result<Plan, ApiError> {
     let head = db::tree::size(conn).await? as i64;
     if head == 0 {
         return Err(ApiError::not_found("log_empty", "the audit log has no entries yet"));

@@ -79,7 +79,7 @@ pub(super) async fn record(
     audit::record(tx, now, Actor::Principal(&p.id), subject, event).await.map(|_| ())
 }
 
-pub(super) async fn load(tx: &mut sqlx::SqliteConnection, id: ReleaseId) -> Result<Release, ApiError> {
+pub(super) async fn load(tx: &mut crate::db::Conn, id: ReleaseId) -> Result<Release, ApiError> {
     db::releases::get(tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("release_not_found", format!("no release with id {id}")))

@@ -4,10 +4,10 @@
 //! through; a fence that no longer matches is `Lost` and writes nothing.
 
 use super::*;
+use crate::db::Conn;
 use crate::domain::{DecidedUnder, MachineId, Move, ReleaseStatus};
 use crate::rules::{AppliedRule, DeviceSnapshot, Slot};
 use ReleaseStatus::*;
-use sqlx::SqliteConnection;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -90,8 +90,8 @@ async fn stored(conn: &mut Tx, status: ReleaseStatus, n: usize) -> (ReleaseId, M
         .unwrap();
     let reisolated = status == Reisolated;
     sqlx::query(
-        "UPDATE releases SET status = ?, decided_by = 'bob', decided_at = 1, lease_owner = ?, lease_expires_at = 1,
-                reisolation_action_id = ?, reisolated_at = ? WHERE id = ?",
+        "UPDATE releases SET status = $1, decided_by = 'bob', decided_at = 1, lease_owner = $2, lease_expires_at = 1,
+                reisolation_action_id = $3, reisolated_at = $4 WHERE id = $5",
     )
     .bind(status.as_str())
     .bind(HOLDER)
@@ -125,8 +125,8 @@ fn change_for<'a>(mv: Move, d: &'a DecidedUnder) -> Change<'a> {
     }
 }
 
-async fn status_of(conn: &mut SqliteConnection, id: ReleaseId) -> ReleaseStatus {
-    let s: String = sqlx::query_scalar("SELECT status FROM releases WHERE id = ?")
+async fn status_of(conn: &mut Conn, id: ReleaseId) -> ReleaseStatus {
+    let s: String = sqlx::query_scalar("SELECT status FROM releases WHERE id = $1")
         .bind(id.to_string())
         .fetch_one(&mut *conn)
         .await
@@ -134,7 +134,7 @@ async fn status_of(conn: &mut SqliteConnection, id: ReleaseId) -> ReleaseStatus 
     ReleaseStatus::parse(&s).unwrap()
 }
 
-async fn audit_entries(conn: &mut SqliteConnection) -> i64 {
+async fn audit_entries(conn: &mut Conn) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(&mut *conn).await.unwrap()
 }
 

@@ -1,8 +1,8 @@
 //! `Retry-After` for the velocity guards' 429: when the person's hourly window has room again.
 
 use crate::clock::Timestamp;
+use crate::db::Conn;
 use crate::db::velocity::{Counted, nth_oldest_since};
-use sqlx::SqliteConnection;
 use std::time::Duration;
 
 /// The span a velocity guard counts over.
@@ -12,7 +12,7 @@ pub(super) const WINDOW: Duration = Duration::from_secs(3600);
 /// `now` against a limit of `limit`, may make one more: when the event whose leaving brings the
 /// count under the limit is an hour old.
 pub(super) async fn retry_after(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     what: Counted,
     who: &str,
     now: Timestamp,

@@ -220,8 +220,24 @@ fn validate(s: &Settings) -> Result<(), SettingsError> {
             invalid("server.bind", format!("`{}` is not an address like 127.0.0.1:8080", s.server.bind))
         })?;
 
-    if !s.database.url.starts_with("sqlite:") {
-        return Err(invalid("database.url", "only sqlite://path?mode=rwc URLs are supported"));
+    let postgres = s.database.is_postgres();
+    if !s.database.url.starts_with("sqlite:") && !postgres {
+        return Err(invalid(
+            "database.url",
+            "give sqlite://path?mode=rwc (one host) or postgres://user@host:5432/database (replicas)",
+        ));
+    }
+    if postgres && reqwest::Url::parse(&s.database.url).is_err() {
+        return Err(invalid(
+            "database.url",
+            "is not a postgres:// URL like postgres://dualkey@db.example:5432/dualkey",
+        ));
+    }
+    if s.database.password_file.is_some() && !postgres {
+        return Err(invalid("database.password_file", "is for postgres:// URLs only"));
+    }
+    if s.database.max_connections == 0 {
+        return Err(invalid("database.max_connections", "must be at least 1"));
     }
     if s.database.busy_timeout.get().is_zero() {
         return Err(invalid("database.busy_timeout", "must be greater than zero"));

@@ -140,7 +140,7 @@ mod tests {
         sqlx::query(
             "INSERT INTO releases (id, machine_id, comment, status, requested_by, requested_at, expires_at,
                                    approvals_required, approved_at, attempts, updated_at, lease_owner, lease_expires_at)
-             VALUES (?, ?, 'reimaged', 'dispatching', 'alice', 0, 1, 1, 0, 1, 0, ?, ?)",
+             VALUES ($1, $2, 'reimaged', 'dispatching', 'alice', 0, 1, 1, 0, 1, 0, $3, $4)",
         )
         .bind(c.id.to_string())
         .bind(c.machine_id.as_str())
@@ -155,7 +155,7 @@ mod tests {
 
     async fn lease_of(db: &Db, c: &Claim) -> (Option<String>, Option<Timestamp>) {
         let mut conn = db.reader().await.unwrap();
-        sqlx::query_as("SELECT lease_owner, lease_expires_at FROM releases WHERE id = ?")
+        sqlx::query_as("SELECT lease_owner, lease_expires_at FROM releases WHERE id = $1")
             .bind(c.id.to_string())
             .fetch_one(&mut *conn)
             .await

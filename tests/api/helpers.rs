@@ -104,8 +104,10 @@ pub async fn spawn_on_in(
     let (api_base, token_url) = (sim.base_url().to_string(), sim.token_url());
     let (client_id, mde_secret) = (sim.config().client_id.clone(), sim.config().client_secret.clone());
     let dir = tempfile::tempdir().unwrap();
-    let db_path = db_dir.unwrap_or(dir.path()).join("dualkey.db");
-    let db_url = format!("sqlite://{}?mode=rwc", db_path.display());
+    let db_url = match db_dir {
+        Some(db_dir) => format!("sqlite://{}?mode=rwc", db_dir.join("dualkey.db").display()),
+        None => crate::backend::fresh_url(dir.path()).await,
+    };
     let secret = hex::encode(rand::random::<[u8; 32]>());
     let env = [
         ("DUALKEY_SERVER__BIND", "127.0.0.1:0".to_string()),
@@ -249,9 +251,10 @@ impl TestApp {
         self.audit().await.into_iter().filter(|e| e["action"] == action).collect()
     }
 
-    /// A direct connection to the daemon's SQLite file, to look at what was stored.
-    pub async fn raw_db(&self) -> sqlx::SqlitePool {
-        sqlx::SqlitePool::connect(&self.db_url).await.unwrap()
+    /// A direct connection to the daemon's database (either backend), to look at what was
+    /// stored. SQL sent through it uses `$1` placeholders, which both backends read.
+    pub async fn raw_db(&self) -> sqlx::AnyPool {
+        crate::backend::pool(&self.db_url).await
     }
 
     pub async fn count(&self, sql: &'static str) -> i64 {

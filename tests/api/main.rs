@@ -3,6 +3,7 @@
 mod approvals;
 mod audit;
 mod auth;
+mod backend;
 mod bad_input;
 mod batches;
 mod bodies;

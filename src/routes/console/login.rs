@@ -61,7 +61,7 @@ async fn start(state: &AppState, headers: &HeaderMap, q: LoginQuery) -> Result<R
         nonce: nonce.clone(),
         verifier: verifier.clone(),
         return_to: safe_return_to(q.return_to.as_deref()),
-        reauth,
+        reauth: i64::from(reauth),
         created_at: state.clock.now(),
     };
     let reauth_for = reauth.then(|| state.settings.console.reauth_for_decision.get());
@@ -185,7 +185,7 @@ async fn finish(state: &AppState, headers: &HeaderMap, q: CallbackQuery) -> Resu
     let id_token = oidc.exchange(&provider, &code, &login.verifier).await?;
     let (claims, principal) = oidc.verify_id_token(&provider, &state.verifier, &id_token, &login.nonce).await?;
     let auth_time = claims.get("auth_time").and_then(Value::as_i64).map(|s| Timestamp::from_unix_ms(s * 1000));
-    if login.reauth {
+    if login.reauth == 1 {
         // A step-up must be a fresh authentication, not a remembered one. Without `auth_time`
         // (Entra ID sends it only as an optional claim) the sign-in time stands for it.
         let fresh = now.since(auth_time.unwrap_or(now)) <= state.settings.console.reauth_for_decision.get();

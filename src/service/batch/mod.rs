@@ -48,7 +48,7 @@ fn not_found(id: BatchId) -> ApiError {
 }
 
 /// Loads batch `id` and its releases in `conn` (404 `batch_not_found`).
-async fn load(conn: &mut sqlx::SqliteConnection, id: BatchId) -> Result<BatchState, ApiError> {
+async fn load(conn: &mut crate::db::Conn, id: BatchId) -> Result<BatchState, ApiError> {
     let batch = db::batches::get(&mut *conn, id).await?.ok_or_else(|| not_found(id))?;
     let releases = db::releases::of_batch(conn, id).await?;
     Ok(BatchState { batch, releases })

@@ -1,0 +1,54 @@
+//! Which database the suite runs on. Unset `DUALKEY_TEST_POSTGRES`: each test app gets a fresh
+//! SQLite file. Set it to a PostgreSQL URL (`.ci/run` creates one database per run): each test
+//! app gets a fresh database on that server, named after the run's database (`<run>_<pid>_<n>`);
+//! `.ci/run` drops them all at the end of the run (a restarted daemon reuses its database, so a
+//! test never drops one itself).
+
+use sqlx::{Connection, Executor};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The run's PostgreSQL database, when the suite runs on PostgreSQL.
+pub fn postgres() -> Option<String> {
+    std::env::var("DUALKEY_TEST_POSTGRES").ok().filter(|s| !s.trim().is_empty())
+}
+
+/// True when the suite runs on PostgreSQL.
+pub fn is_postgres() -> bool {
+    postgres().is_some()
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let mut u = reqwest::Url::parse(url).expect("DUALKEY_TEST_POSTGRES is a URL");
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+/// A fresh, empty database: a new PostgreSQL database on the run's server, or a new SQLite
+/// file in `dir`.
+pub async fn fresh_url(dir: &std::path::Path) -> String {
+    match postgres() {
+        Some(run) => fresh_postgres(&run).await,
+        None => format!("sqlite://{}?mode=rwc", dir.join("dualkey.db").display()),
+    }
+}
+
+/// A new database on the run's server: `<run database>_<pid>_<n>`.
+pub async fn fresh_postgres(run: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let base = reqwest::Url::parse(run).unwrap().path().trim_start_matches('/').to_string();
+    let name = format!("{base}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    let mut admin = sqlx::PgConnection::connect(run).await.expect("connecting to DUALKEY_TEST_POSTGRES");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\" TEMPLATE template0")))
+        .await
+        .expect("creating a test database");
+    let _ = admin.close().await;
+    with_database(run, &name)
+}
+
+/// A pool on the database `url` names, whichever backend it is.
+pub async fn pool(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(url).await.unwrap()
+}
