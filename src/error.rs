@@ -88,15 +88,18 @@ impl From<ParseError> for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::unavailable("database_unavailable", "the database is unavailable; try again", e)
+            storage if matches!(storage, sqlx::Error::PoolClosed) || crate::db::is_storage_error(storage) => {
+                Self::unavailable(
+                    "storage_unavailable",
+                    "the database cannot be reached or written now (its server is unreachable, or its storage is full \
+                     or failing); nothing was stored; try again later",
+                    e,
+                )
             }
-            storage if crate::db::is_storage_error(storage) => Self::unavailable(
-                "storage_unavailable",
-                "the database cannot be written now (its storage is full or failing); nothing was stored; try again later",
-                e,
-            ),
-            sqlx::Error::Database(d) if d.message().contains("database is locked") => {
+            // SQLite's lock, or PostgreSQL's `lock_timeout` on the replicas' write lock (55P03).
+            sqlx::Error::Database(d)
+                if d.message().contains("database is locked") || d.code().as_deref() == Some("55P03") =>
+            {
                 Self::unavailable("database_busy", "the database is busy; try again", e)
             }
             _ => Self::internal(e),

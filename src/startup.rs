@@ -76,6 +76,17 @@ impl Application {
             }
             None => None,
         };
+        let jobs = {
+            use crate::replica::jobs::Job;
+            let configured = [
+                (Job::Expiry, true),
+                (Job::Checkpoints, db.log().is_some()),
+                (Job::Delivery, delivery.is_some()),
+                (Job::Forwarding, forwarders.is_some()),
+            ];
+            let jobs = configured.into_iter().filter(|(_, on)| *on).map(|(j, _)| j);
+            Arc::new(crate::replica::jobs::Jobs::new(jobs, settings.mde.lease.get()))
+        };
         let state = AppState {
             policy_cell: Arc::new(std::sync::RwLock::new(Arc::new(policy))),
             mde,
@@ -90,6 +101,7 @@ impl Application {
             oidc,
             delivery,
             forwarders,
+            jobs,
             local_addr: addr,
         };
         crate::service::policy::record_policy(&state).await.context("recording the policy in the audit chain")?;
@@ -132,12 +144,37 @@ impl Application {
     /// `mde.shutdown_grace` to finish, in-flight requests finish, and the database closes.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let sweeper = tokio::spawn(expiry::run_sweeper(self.state.clone(), stop.clone()));
+        use crate::replica::jobs::Job;
+        let jobs = self.state.jobs.clone();
+        // Roles are known before the first request: `/readyz` never shows a half-started replica.
+        if let Err(e) = jobs.round(&self.state.db, self.state.clock.now()).await {
+            tracing::warn!(error = %e, "taking the periodic jobs failed; following until it works");
+        }
+        let leases = {
+            let (jobs, db, clock, stop) = (jobs.clone(), self.state.db.clone(), self.state.clock.clone(), stop.clone());
+            tokio::spawn(async move { jobs.run(db, clock, stop).await })
+        };
+        let led = |job: Job, task: fn(AppState, CancellationToken) -> BoxedTask| {
+            let (jobs, state, stop) = (jobs.clone(), self.state.clone(), stop.clone());
+            tokio::spawn(async move { jobs.led(job, stop, |lost| task(state.clone(), lost)).await })
+        };
+        let sweeper = led(Job::Expiry, |s, stop| Box::pin(expiry::run_sweeper(s, stop)));
         let probe = tokio::spawn(crate::service::storage::run_probe(self.state.clone(), stop.clone()));
-        let checkpointer = tokio::spawn(crate::service::checkpoint::run_checkpointer(self.state.clone(), stop.clone()));
+        let checkpointer =
+            led(Job::Checkpoints, |s, stop| Box::pin(crate::service::checkpoint::run_checkpointer(s, stop)));
         let waker = tokio::spawn(crate::replica::wake::run(self.state.clone(), stop.clone()));
-        let delivery = self.state.delivery.clone().map(|d| tokio::spawn(d.run(self.state.clone(), stop.clone())));
-        let forwarders = self.state.forwarders.clone().map(|f| tokio::spawn(f.run(self.state.clone(), stop.clone())));
+        let delivery = self.state.delivery.clone().map(|_| {
+            led(Job::Delivery, |s, stop| {
+                let d = s.delivery.clone().expect("delivery is configured");
+                Box::pin(d.run(s, stop))
+            })
+        });
+        let forwarders = self.state.forwarders.clone().map(|_| {
+            led(Job::Forwarding, |s, stop| {
+                let f = s.forwarders.clone().expect("forwarders are configured");
+                Box::pin(f.run(s, stop))
+            })
+        });
         let reloader = self
             .reload_from
             .clone()
@@ -176,6 +213,7 @@ impl Application {
         let _ = probe.await;
         let _ = checkpointer.await;
         let _ = waker.await;
+        let _ = leases.await;
         if let Some(delivery) = delivery {
             // An attempt in flight is cut short; its message stays pending and is sent again.
             delivery.abort();
@@ -236,6 +274,9 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown requested");
 }
+
+/// A periodic job's task, started by [`crate::replica::jobs::Jobs::led`] while this replica leads it.
+type BoxedTask = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Listens for SIGHUP from now on. Called before serving, not inside the spawned reloader: a
 /// SIGHUP sent once the daemon answers would otherwise find no handler yet and terminate it.

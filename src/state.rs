@@ -35,6 +35,8 @@ pub struct AppState {
     pub(crate) delivery: Option<Arc<crate::notify::delivery::Delivery>>,
     /// Sends off-host copies of the audit trail, when `[[audit.forward]]` names any.
     pub(crate) forwarders: Option<Arc<crate::forward::Forwarders>>,
+    /// The periodic jobs this replica runs, and whether it leads each (one replica runs each).
+    pub(crate) jobs: Arc<crate::replica::jobs::Jobs>,
     /// The address the daemon listens on (the console's origin unless `console.public_url`).
     pub local_addr: std::net::SocketAddr,
 }

@@ -68,6 +68,7 @@ pub(crate) mod checkpoints;
 pub(crate) mod fenced;
 pub(crate) mod fleet;
 pub(crate) mod forward;
+pub(crate) mod jobs;
 pub(crate) mod outbox;
 pub(crate) mod releases;
 pub(crate) mod report;
@@ -258,10 +259,12 @@ impl Db {
                 (write, read)
             }
             Backend::Postgres => {
+                let ms = wait.as_millis();
                 let pool = AnyPoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(wait)
                     .test_before_acquire(true)
+                    .after_connect(move |conn, _| Box::pin(postgres_settings(conn, ms)))
                     .after_release(|conn, _| Box::pin(usable_after_release(conn)))
                     .connect_with(options)
                     .await?;
@@ -421,6 +424,13 @@ async fn sqlite_pragmas(conn: &mut Conn, busy_timeout_ms: u128) -> Result<(), sq
          PRAGMA busy_timeout = {busy_timeout_ms};"
     );
     conn.execute(sqlx::AssertSqlSafe(pragmas)).await.map(|_| ())
+}
+
+/// What every PostgreSQL connection is opened with: a writer waits for the replicas' write
+/// lock at most `busy_timeout` (then 503 `database_busy`), and times are never the server's.
+async fn postgres_settings(conn: &mut Conn, busy_timeout_ms: u128) -> Result<(), sqlx::Error> {
+    let settings = format!("SET lock_timeout = '{busy_timeout_ms}ms'; SET TIME ZONE 'UTC';");
+    conn.execute(sqlx::AssertSqlSafe(settings)).await.map(|_| ())
 }
 
 /// Holds an exclusive lock on `<database>-migrate.lock` while SQLite migrations run, so

@@ -14,6 +14,10 @@ use std::time::Duration;
 /// The longest `/readyz` waits for a token when it has to ask for one.
 const TOKEN_CHECK_BOUND: Duration = Duration::from_secs(2);
 
+/// The longest `/readyz` waits for the database to answer: a database lost is reported within
+/// this bound (plus the pool's own `busy_timeout` for a connection), never by a hanging probe.
+const DATABASE_CHECK_BOUND: Duration = Duration::from_secs(3);
+
 /// A failed token is asked for again by `/readyz` at most this often.
 const FAILED_TOKEN_RECHECK: Duration = Duration::from_secs(30);
 
@@ -48,6 +52,9 @@ struct Readiness {
     /// Never makes the instance unready: dualkey works; someone walked around it.
     #[serde(skip_serializing_if = "Option::is_none")]
     bypasses: Option<i64>,
+    /// This replica's role in each periodic job it runs: `leader` (it runs the job for every
+    /// replica of the database) or `follower`. Never makes the instance unready.
+    jobs: BTreeMap<&'static str, &'static str>,
 }
 
 impl Readiness {
@@ -68,7 +75,7 @@ impl Readiness {
         let ready = database_ok && writable && worker != "stopped" && mde != "token_failing";
         let (code, status) =
             if ready { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not_ready") };
-        (code, Self { status, database, storage, worker, mde, forwarders: None, bypasses: None })
+        (code, Self { status, database, storage, worker, mde, forwarders: None, bypasses: None, jobs: BTreeMap::new() })
     }
 }
 
@@ -84,10 +91,12 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
             None => None,
         }
     };
-    let (database_ok, token, forwarders) = tokio::join!(state.db.ping(), token, forwarders(&state));
+    let ping = async { tokio::time::timeout(DATABASE_CHECK_BOUND, state.db.ping()).await.unwrap_or(false) };
+    let (database_ok, token, forwarders) = tokio::join!(ping, token, forwarders(&state));
     let writable = state.db.write_health().is_writable();
     let (code, mut readiness) = Readiness::assess(database_ok, writable, state.worker.get(), token.as_ref());
     readiness.forwarders = forwarders;
+    readiness.jobs = state.jobs.roles();
     if database_ok && let Ok(mut conn) = state.db.reader().await {
         readiness.bypasses = crate::db::fleet::unacknowledged(&mut conn).await.ok();
     }

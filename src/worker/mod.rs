@@ -92,6 +92,7 @@ pub enum Step {
 impl Worker {
     pub fn new(state: AppState, mde: Arc<MdeClient>, config: WorkerConfig) -> Self {
         let name = format!("worker-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        state.jobs.add(crate::replica::jobs::Job::BypassScan);
         let fleet = state.fleet.clone().unwrap_or_else(|| {
             let config = crate::fleet::FleetConfig::from_settings(&state.settings.mde);
             Arc::new(crate::fleet::Fleet::new(mde.clone(), state.clock.clone(), config))

@@ -34,7 +34,9 @@ pub(super) async fn due_at(w: &Worker) -> anyhow::Result<Timestamp> {
 /// ended, a bypass was found or answered), so callers driving the worker count changes, not reads.
 pub(super) async fn run(w: &Worker) -> anyhow::Result<Step> {
     let now = w.state.clock.now();
-    if due_at(w).await? > now {
+    // One replica scans for all: the others' dispatched releases are followed by its scan.
+    let scan = crate::replica::jobs::Job::BypassScan;
+    if !w.state.jobs.lead_now(&w.state.db, scan, now).await? || due_at(w).await? > now {
         return Ok(Step::Idle);
     }
     *w.last_scan() = Some(now);

@@ -239,6 +239,8 @@ async fn a_log_truncated_and_regrown_past_a_kept_checkpoint_fails_consistency() 
     let kept = s.keep_checkpoint("kept.note").await;
     // Whoever controls the host puts the old copy back and lets it grow past the kept size.
     let regrown = signed(Some((s.key.clone(), s.verifier.clone())), Some(snapshot.path())).await;
+    // The copy holds the first daemon's lease on the scan: it lapses after `mde.lease`.
+    regrown.app().clock.advance(std::time::Duration::from_secs(31));
     for n in 4..=8 {
         regrown.released(n).await;
     }

@@ -18,7 +18,8 @@ async fn readyz_reports_each_part_and_asks_for_an_mde_token_once_not_per_probe()
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             body,
-            json!({"status": "ready", "database": "ok", "storage": "writable", "worker": "off", "mde": "token_ok", "bypasses": 0})
+            json!({"status": "ready", "database": "ok", "storage": "writable", "worker": "off", "mde": "token_ok", "bypasses": 0,
+                   "jobs": {"expiry": "leader", "bypass_scan": "leader"}})
         );
     }
     assert_eq!(app.sim.count(RouteKind::Token), 1, "the token is cached");
@@ -32,7 +33,8 @@ async fn readyz_is_503_while_the_mde_token_cannot_be_obtained_and_remembers_the_
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
             body,
-            json!({"status": "not_ready", "database": "ok", "storage": "writable", "worker": "off", "mde": "token_failing", "bypasses": 0})
+            json!({"status": "not_ready", "database": "ok", "storage": "writable", "worker": "off", "mde": "token_failing", "bypasses": 0,
+                   "jobs": {"expiry": "leader", "bypass_scan": "leader"}})
         );
     }
     assert_eq!(app.sim.count(RouteKind::Token), 1, "a failed token is not asked for on every probe");
@@ -56,7 +58,8 @@ async fn an_api_only_instance_without_mde_is_ready_and_says_so() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"status": "ready", "database": "ok", "storage": "writable", "worker": "off", "mde": "not_configured", "bypasses": 0})
+        json!({"status": "ready", "database": "ok", "storage": "writable", "worker": "off", "mde": "not_configured", "bypasses": 0,
+               "jobs": {"expiry": "leader"}})
     );
     assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
 }

@@ -39,6 +39,7 @@ mod policy;
 mod reading;
 mod recheck;
 mod releases;
+mod replicas;
 mod report;
 mod report_support;
 mod signed_log;
