@@ -1,11 +1,17 @@
 //! `dualkey bench`: figures from one run on one machine.
 //!
-//! 1. The raw SQLite commit rate with dualkey's durability settings (WAL, synchronous=FULL,
-//!    one writer, `BEGIN IMMEDIATE`, one small insert per transaction).
+//! 1. The raw commit rate with dualkey's durability settings (SQLite: WAL, synchronous=FULL,
+//!    one writer, `BEGIN IMMEDIATE`; PostgreSQL: the replicas' write lock taken in each
+//!    transaction), one small insert per transaction.
 //! 2. Create+approve throughput through the real HTTP API (two commits per release, each with
 //!    its audit entry), and its ratio to (1); for a fixed count or for a duration, with the
 //!    errors counted, every release accounted for in the database and the audit chain verified.
 //! 3. The latency from an approval to the unisolate call arriving at the MDE simulator.
+//!
+//! Each phase runs on a fresh database: a SQLite file in a temporary directory, or with
+//! `--database postgres://...` a fresh schema of that PostgreSQL database, dropped afterwards.
+//! `--replicas N` serves the API load from N daemons on that one database, the clients spread
+//! over them round-robin.
 
 mod log;
 mod mass;
@@ -17,6 +23,7 @@ use crate::settings::{EMBEDDED_DEFAULT, Settings, load_from_str};
 use crate::startup::Application;
 use anyhow::Context;
 use serde_json::{Value, json};
+use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -38,6 +45,8 @@ pub(crate) struct BenchOptions {
     pub log_entries: u64,
     /// Release this many devices as one batch instead (0: the usual figures).
     pub mass: usize,
+    /// Daemons serving the API load on one database.
+    pub replicas: usize,
 }
 
 /// Most raw commits measured when the API load runs for a duration (the rate, not the count, matters).
@@ -47,22 +56,76 @@ fn machine(n: usize) -> String {
     format!("{n:08x}{}", "cd".repeat(16))
 }
 
-fn settings(dir: &std::path::Path, name: &str) -> anyhow::Result<Settings> {
+fn settings(url: &str) -> anyhow::Result<Settings> {
     let secret = hex::encode(rand::random::<[u8; 32]>());
     let env = [
         ("DUALKEY_SERVER__BIND", "127.0.0.1:0".to_string()),
-        ("DUALKEY_DATABASE__URL", format!("sqlite://{}?mode=rwc", dir.join(name).display())),
+        ("DUALKEY_DATABASE__URL", url.to_string()),
         ("DUALKEY_AUTH__HS256_SECRET", secret),
     ];
     Ok(load_from_str(EMBEDDED_DEFAULT, "bench", env.into_iter().map(|(k, v)| (k.to_string(), v)))?)
 }
 
+/// Where the phases' databases live.
+pub(crate) enum Store {
+    /// A fresh SQLite file per phase in this directory.
+    Sqlite(std::path::PathBuf),
+    /// A fresh schema per phase in the PostgreSQL database this URL names.
+    Postgres(String),
+}
+
+impl Store {
+    fn name(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "SQLite",
+            Store::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// A fresh database for phase `name`, and the schema to drop after it (PostgreSQL).
+    async fn phase(&self, name: &str) -> anyhow::Result<(String, Option<String>)> {
+        match self {
+            Store::Sqlite(dir) => Ok((format!("sqlite://{}?mode=rwc", dir.join(format!("{name}.db")).display()), None)),
+            Store::Postgres(url) => {
+                let schema = format!("dualkey_bench_{name}_{:08x}", rand::random::<u32>());
+                let mut conn = sqlx::PgConnection::connect(url).await.context("connecting to --database")?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .execute(&mut conn)
+                    .await
+                    .context("creating the bench's schema")?;
+                conn.close().await?;
+                let mut u = reqwest::Url::parse(url)?;
+                u.query_pairs_mut().append_pair("options", &format!("-c search_path={schema}"));
+                Ok((u.to_string(), Some(schema)))
+            }
+        }
+    }
+
+    /// Drops what [`Store::phase`] made for a phase.
+    async fn done(&self, schema: Option<String>) -> anyhow::Result<()> {
+        if let (Store::Postgres(url), Some(schema)) = (self, schema) {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&mut conn).await?;
+            conn.close().await?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs the three measurements and prints them. False when the load saw an error, a release is
 /// not accounted for, or the audit chain does not verify.
-pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<bool> {
+pub(crate) async fn run(opts: BenchOptions, database: Option<&str>) -> anyhow::Result<bool> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let store = match database {
+        Some(url) if crate::db::Backend::of_url(url) == crate::db::Backend::Postgres => Store::Postgres(url.into()),
+        Some(url) => anyhow::bail!("--database takes a postgres:// URL (SQLite is the default), not `{}`", redact(url)),
+        None => Store::Sqlite(dir.path().to_path_buf()),
+    };
     if opts.mass > 0 {
-        return mass::run(settings(dir.path(), "mass.db")?, opts.mass).await;
+        let (url, schema) = store.phase("mass").await?;
+        let sound = mass::run(settings(&url)?, opts.mass).await;
+        store.done(schema).await?;
+        return sound;
     }
     match opts.duration {
         Some(d) => println!(
@@ -77,12 +140,24 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<bool> {
             opts.releases, opts.concurrency, opts.latency_samples
         ),
     }
-    println!("durability: WAL, synchronous=FULL, one write connection, BEGIN IMMEDIATE");
+    match &store {
+        Store::Sqlite(_) => println!("database: SQLite; WAL, synchronous=FULL, one write connection, BEGIN IMMEDIATE"),
+        Store::Postgres(url) => println!(
+            "database: PostgreSQL at {}; each write transaction takes the replicas' write lock; {} replica(s)",
+            redact(url),
+            opts.replicas
+        ),
+    }
     let raw_n =
         if opts.duration.is_some() { RAW_COMMITS_FOR_A_DURATION.min(opts.releases * 2) } else { opts.releases * 2 };
-    let raw = raw_commits(&dir.path().join("raw.db"), raw_n).await?;
-    println!("raw SQLite commits:           {raw:>9.0} commits/s");
-    let load = api_throughput(&settings(dir.path(), "api.db")?, opts).await?;
+    let (url, schema) = store.phase("raw").await?;
+    let raw = raw_commits(&url, raw_n).await?;
+    store.done(schema).await?;
+    println!("raw {} commits:{}{raw:>9.0} commits/s", store.name(), " ".repeat(17 - store.name().len()));
+    let (url, schema) = store.phase("api").await?;
+    let load = api_throughput(&settings(&url)?, opts).await;
+    store.done(schema).await?;
+    let load = load?;
     println!(
         "API create+approve:           {:>9.0} releases/s ({:.0} commits/s, each with its audit entry)",
         load.releases_per_sec(),
@@ -90,7 +165,10 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<bool> {
     );
     println!("ratio API commits / raw:      {:>9.2}", 2.0 * load.releases_per_sec() / raw);
     println!("{load}");
-    let mut lat = approval_to_mde(&settings(dir.path(), "latency.db")?, opts.latency_samples).await?;
+    let (url, schema) = store.phase("latency").await?;
+    let lat = approval_to_mde(&settings(&url)?, opts.latency_samples).await;
+    store.done(schema).await?;
+    let mut lat = lat?;
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
     println!(
@@ -107,6 +185,7 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<bool> {
 /// What the API load did, and what the database holds after it.
 struct LoadRun {
     clients: usize,
+    replicas: usize,
     elapsed: Duration,
     /// Answers seen by the clients.
     created: usize,
@@ -139,8 +218,9 @@ impl std::fmt::Display for LoadRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "load: {} clients, {:.1} s: {} requested, {} approved, {} errors{}",
+            "load: {} clients on {} daemon(s), {:.1} s: {} requested, {} approved, {} errors{}",
             self.clients,
+            self.replicas,
             self.elapsed.as_secs_f64(),
             self.created,
             self.approved,
@@ -231,8 +311,11 @@ impl Daemon {
 }
 
 /// Sequential single-insert transactions with the daemon's connection settings.
-async fn raw_commits(path: &std::path::Path, n: usize) -> anyhow::Result<f64> {
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}?mode=rwc", path.display()))?
+async fn raw_commits(url: &str, n: usize) -> anyhow::Result<f64> {
+    if crate::db::Backend::of_url(url) == crate::db::Backend::Postgres {
+        return raw_postgres_commits(url, n).await;
+    }
+    let options = SqliteConnectOptions::from_str(url)?
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true);
@@ -250,6 +333,39 @@ async fn raw_commits(path: &std::path::Path, n: usize) -> anyhow::Result<f64> {
     let rate = n as f64 / started.elapsed().as_secs_f64();
     pool.close().await;
     Ok(rate)
+}
+
+/// The PostgreSQL equivalent: each transaction takes the write lock the replicas share, then
+/// inserts one row.
+async fn raw_postgres_commits(url: &str, n: usize) -> anyhow::Result<f64> {
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::query("CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, body TEXT NOT NULL)")
+        .execute(&mut conn)
+        .await?;
+    let started = Instant::now();
+    for i in 0..n {
+        let mut tx = conn.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(0x0064_7561_6c6b_6579_i64).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO t (body) VALUES ($1)")
+            .bind(format!("row {i} of the raw commit benchmark"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    conn.close().await?;
+    Ok(rate)
+}
+
+/// `url` without its password.
+fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("REDACTED"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Starts a simulator with `machines` isolated devices and points `settings` at it, with MDE's
@@ -302,14 +418,18 @@ async fn api_throughput(settings: &Settings, opts: BenchOptions) -> anyhow::Resu
     let mut settings = settings.clone();
     let sim = simulator_for(&mut settings, opts.releases).await?;
     settings.mde.worker_enabled = false;
-    let daemon = Arc::new(Daemon::start(settings.clone()).await?);
+    let mut daemons = Vec::with_capacity(opts.replicas);
+    for _ in 0..opts.replicas.max(1) {
+        daemons.push(Arc::new(Daemon::start(settings.clone()).await?));
+    }
     let http = reqwest::Client::new();
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let deadline = opts.duration.map(|d| started + d);
     let mut clients = tokio::task::JoinSet::new();
-    for _ in 0..opts.concurrency {
-        let (http, daemon, tally) = (http.clone(), daemon.clone(), tally.clone());
+    for client in 0..opts.concurrency {
+        let daemon = daemons[client % daemons.len()].clone();
+        let (http, tally) = (http.clone(), tally.clone());
         clients.spawn(async move {
             while deadline.is_none_or(|d| Instant::now() < d) {
                 let n = tally.next.fetch_add(1, Ordering::Relaxed);
@@ -336,20 +456,23 @@ async fn api_throughput(settings: &Settings, opts: BenchOptions) -> anyhow::Resu
         r?;
     }
     let elapsed = started.elapsed();
-    Arc::into_inner(daemon).context("clients still hold the daemon")?.stop().await?;
+    for daemon in daemons {
+        Arc::into_inner(daemon).context("clients still hold the daemon")?.stop().await?;
+    }
     sim.shutdown().await;
     let db = crate::db::Db::connect(&settings.database).await.context("opening the bench database")?;
     let chain = crate::audit::verify_db(&db).await?;
-    db.close().await;
-    let pool = SqlitePoolOptions::new().max_connections(1).connect(&settings.database.url).await?;
-    let (stored, stored_approved): (i64, i64) =
+    let (stored, stored_approved): (i64, i64) = {
+        let mut conn = db.reader().await?;
         sqlx::query_as("SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'approved') FROM releases")
-            .fetch_one(&pool)
-            .await?;
-    pool.close().await;
+            .fetch_one(&mut *conn)
+            .await?
+    };
+    db.close().await;
     let tally = Arc::into_inner(tally).context("clients still hold the tally")?;
     Ok(LoadRun {
         clients: opts.concurrency,
+        replicas: opts.replicas.max(1),
         elapsed,
         created: tally.created.into_inner(),
         approved: tally.approved.into_inner(),

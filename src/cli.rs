@@ -86,6 +86,13 @@ pub enum Command {
         /// budget, 429s and the API's latency while it drains (about a minute).
         #[arg(long, default_value_t = 0)]
         mass: usize,
+        /// Run on this PostgreSQL database (each phase in a fresh schema, dropped afterwards)
+        /// instead of SQLite files in a temporary directory.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+        /// Daemons serving the API load, all on the one database (clients round-robin).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+        replicas: u16,
     },
     /// Run the MDE simulator alone (for pointing a staging daemon at it).
     Simulator {
@@ -176,7 +183,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("policy hash: {}", policy.hash());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { releases, concurrency, latency_samples, duration, log_entries, mass } => {
+        Command::Bench { releases, concurrency, latency_samples, duration, log_entries, mass, database, replicas } => {
             let opts = crate::bench::BenchOptions {
                 releases: releases.max(1),
                 concurrency: concurrency.max(1),
@@ -184,8 +191,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 duration: duration.map(|d| d.get()),
                 log_entries,
                 mass,
+                replicas: replicas as usize,
             };
-            let sound = crate::bench::run(opts).await?;
+            let sound = crate::bench::run(opts, database.as_deref()).await?;
             Ok(if sound { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Token { config, sub, roles, ttl } => {

@@ -25,6 +25,7 @@ mod fleet;
 mod forward;
 mod forward_process;
 mod forward_support;
+mod ha;
 mod health;
 mod helpers;
 mod identities;
