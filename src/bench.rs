@@ -118,7 +118,10 @@ pub(crate) async fn run(opts: BenchOptions, database: Option<&str>) -> anyhow::R
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let store = match database {
         Some(url) if crate::db::Backend::of_url(url) == crate::db::Backend::Postgres => Store::Postgres(url.into()),
-        Some(url) => anyhow::bail!("--database takes a postgres:// URL (SQLite is the default), not `{}`", redact(url)),
+        Some(url) => anyhow::bail!(
+            "--database takes a postgres:// URL (SQLite is the default), not `{}`",
+            crate::settings::redacted(url)
+        ),
         None => Store::Sqlite(dir.path().to_path_buf()),
     };
     if opts.mass > 0 {
@@ -144,7 +147,7 @@ pub(crate) async fn run(opts: BenchOptions, database: Option<&str>) -> anyhow::R
         Store::Sqlite(_) => println!("database: SQLite; WAL, synchronous=FULL, one write connection, BEGIN IMMEDIATE"),
         Store::Postgres(url) => println!(
             "database: PostgreSQL at {}; each write transaction takes the replicas' write lock; {} replica(s)",
-            redact(url),
+            crate::settings::redacted(url),
             opts.replicas
         ),
     }
@@ -355,17 +358,6 @@ async fn raw_postgres_commits(url: &str, n: usize) -> anyhow::Result<f64> {
     let rate = n as f64 / started.elapsed().as_secs_f64();
     conn.close().await?;
     Ok(rate)
-}
-
-/// `url` without its password.
-fn redact(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("REDACTED"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// Starts a simulator with `machines` isolated devices and points `settings` at it, with MDE's

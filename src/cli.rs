@@ -169,7 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let db = crate::db::Db::connect(&settings.database).await.context("opening the database")?;
             db.migrate().await.context("applying migrations")?;
             db.close().await;
-            println!("migrations applied to {}", settings.database.url);
+            println!("migrations applied to {}", settings.database.redacted_url());
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulator { bind, fleet, rate_per_minute, rate_per_hour } => {

@@ -121,9 +121,25 @@ pub struct DatabaseSettings {
 }
 
 impl DatabaseSettings {
+    /// `url` fit for a log line or an error message: a password in it is replaced by `REDACTED`.
+    pub fn redacted_url(&self) -> String {
+        redacted(&self.url)
+    }
+
     /// True for a `postgres://` (or `postgresql://`) URL; anything else names SQLite.
     pub fn is_postgres(&self) -> bool {
         self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")
+    }
+}
+
+/// `url` with any password replaced by `REDACTED`.
+pub fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("REDACTED"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 

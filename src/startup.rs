@@ -35,7 +35,7 @@ impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         let db = Db::connect(&settings.database)
             .await
-            .with_context(|| format!("opening the database (database.url = {})", settings.database.url))?;
+            .with_context(|| format!("opening the database (database.url = {})", settings.database.redacted_url()))?;
         db.migrate().await.context("applying database migrations")?;
         match crate::audit::signing::LogSigner::from_settings(&settings.audit).context("loading [audit]")? {
             Some(log) => {

@@ -51,3 +51,33 @@ async fn a_failed_statement_leaves_nothing_written_and_the_connection_usable() {
         sqlx::query_as("SELECT id, probed_at FROM write_probe").fetch_all(&mut *conn).await.unwrap();
     assert_eq!(rows, [(1, 7)], "the dropped transaction's row is gone; the probe's is there");
 }
+
+#[test]
+fn a_password_file_puts_its_first_line_into_the_url_and_a_bad_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("password");
+    std::fs::write(&file, "s3cr@t/pw\n").unwrap();
+    let settings = |password_file| DatabaseSettings {
+        url: "postgres://dualkey@db.example:5432/dualkey?sslmode=verify-full".into(),
+        password_file,
+        ..Default::default()
+    };
+    let url = super::connect_url(&settings(Some(file.clone()))).unwrap();
+    let parsed = reqwest::Url::parse(url.expose()).unwrap();
+    assert_eq!(parsed.password(), Some("s3cr%40t%2Fpw"), "percent-encoded, the newline gone");
+    assert_eq!(parsed.query(), Some("sslmode=verify-full"));
+    assert!(settings(Some(file)).redacted_url().contains("dualkey@db.example"));
+    assert!(!format!("{url:?}").contains("s3cr"), "the URL with its password is a Secret");
+
+    let missing = super::connect_url(&settings(Some(dir.path().join("nope")))).unwrap_err().to_string();
+    assert!(missing.contains("database.password_file") && missing.contains("nope"), "{missing}");
+    std::fs::write(dir.path().join("empty"), "\n").unwrap();
+    let empty = super::connect_url(&settings(Some(dir.path().join("empty")))).unwrap_err().to_string();
+    assert!(empty.contains("is empty"), "{empty}");
+}
+
+#[test]
+fn a_url_with_a_password_is_redacted_for_logs() {
+    let s = DatabaseSettings { url: "postgres://dualkey:hunter2@db:5432/d".into(), ..Default::default() };
+    assert_eq!(s.redacted_url(), "postgres://dualkey:REDACTED@db:5432/d");
+}

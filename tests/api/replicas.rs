@@ -132,3 +132,31 @@ async fn a_replica_that_loses_its_postgresql_server_answers_503_and_recovers_by_
     let ids: Vec<&str> = listed["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [again["id"].as_str().unwrap(), kept.as_str()], "the refused create stored nothing: {listed}");
 }
+
+#[tokio::test]
+async fn an_approval_on_one_replica_wakes_the_worker_of_another_at_once() {
+    if !crate::backend::is_postgres() {
+        return; // LISTEN/NOTIFY is PostgreSQL's; one SQLite process wakes its own worker.
+    }
+    let clock = dualkey::clock::ManualClock::new();
+    let sim = start_simulator(test_simulator(), &clock).await;
+    let api = spawn_on(sim.clone(), &clock, |_| {}).await;
+    let db_url = api.db_url.clone();
+    // The other replica's worker runs in the background with nothing due for an hour, so only
+    // the commit's NOTIFY can wake it before the wait below gives up.
+    let _worker = spawn_on(sim.clone(), &clock, move |s| {
+        s.database.url = db_url;
+        s.mde.worker_enabled = true;
+        s.mde.poll_interval = "1h".parse().unwrap();
+        s.mde.scan_interval = "1h".parse().unwrap();
+        s.mde.bypass_scan_interval = "1h".parse().unwrap();
+    })
+    .await;
+    let made = api.create_release(1).await;
+    let id = made["id"].as_str().unwrap().to_string();
+    assert_eq!(api.approve(&id, &api.approver("bob")).await.status(), StatusCode::OK);
+    eventually("the other replica's worker to send the release", async || {
+        sim.count(dualkey::mde::simulator::RouteKind::Unisolate) == 1
+    })
+    .await;
+}
