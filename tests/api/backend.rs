@@ -1,6 +1,6 @@
 //! Which database the suite runs on. Unset `DUALKEY_TEST_POSTGRES`: each test app gets a fresh
 //! SQLite file. Set it to a PostgreSQL URL (`.ci/run` creates one database per run): each test
-//! app gets a fresh database on that server, named after the run's database (`<run>_<pid>_<n>`);
+//! app gets a fresh database on that server, named after the run's database (`<run>_<pid>_<tag>_<n>`);
 //! `.ci/run` drops them all at the end of the run (a restarted daemon reuses its database, so a
 //! test never drops one itself).
 
@@ -36,11 +36,13 @@ pub async fn fresh_url(dir: &std::path::Path) -> String {
     }
 }
 
-/// A new database on the run's server: `<run database>_<pid>_<n>`.
+/// A new database on the run's server: `<run database>_<pid>_<tag>_<n>`, `tag` random per test
+/// process, so a run database used for run after run never meets a name a reused pid left.
 pub async fn fresh_postgres(run: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
+    static TAG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!("{:08x}", rand::random::<u32>()));
     let base = reqwest::Url::parse(run).unwrap().path().trim_start_matches('/').to_string();
-    let name = format!("{base}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    let name = format!("{base}_{}_{}_{}", std::process::id(), *TAG, N.fetch_add(1, Ordering::SeqCst));
     let mut admin = sqlx::PgConnection::connect(run).await.expect("connecting to DUALKEY_TEST_POSTGRES");
     admin
         .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\" TEMPLATE template0")))
