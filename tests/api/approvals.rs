@@ -104,7 +104,7 @@ async fn approving_a_release_past_its_expiry_is_409_and_marks_it_expired() {
     assert_eq!(error_code(r).await, (StatusCode::CONFLICT, "release_expired".into()));
     let pool = app.raw_db().await;
     let status: String =
-        sqlx::query_scalar("SELECT status FROM releases WHERE id = ?").bind(&id).fetch_one(&pool).await.unwrap();
+        sqlx::query_scalar("SELECT status FROM releases WHERE id = $1").bind(&id).fetch_one(&pool).await.unwrap();
     assert_eq!(status, "expired");
     assert_eq!(app.count("SELECT COUNT(*) FROM approvals").await, 0);
     let actions: Vec<Value> =

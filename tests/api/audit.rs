@@ -1,3 +1,4 @@
+use crate::backend::{drop_trigger, refuse_inserts};
 use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -95,7 +96,7 @@ async fn tampering_with_a_row_after_dropping_the_triggers_is_caught_by_verify() 
     let app = spawn_app().await;
     history(&app).await;
     let pool = app.raw_db().await;
-    sqlx::query("DROP TRIGGER audit_log_no_update").execute(&pool).await.unwrap();
+    drop_trigger(&pool, "audit_log", "audit_log_no_update").await;
     sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3").execute(&pool).await.unwrap();
     pool.close().await;
 
@@ -114,8 +115,8 @@ async fn a_rehashed_forgery_breaks_the_next_link_and_a_deleted_entry_leaves_a_ga
     let app = spawn_app().await;
     history(&app).await;
     let pool = app.raw_db().await;
-    sqlx::query("DROP TRIGGER audit_log_no_update").execute(&pool).await.unwrap();
-    sqlx::query("DROP TRIGGER audit_log_no_delete").execute(&pool).await.unwrap();
+    drop_trigger(&pool, "audit_log", "audit_log_no_update").await;
+    drop_trigger(&pool, "audit_log", "audit_log_no_delete").await;
     // Forge entry 2 completely, with a correct hash of its own: entry 3 no longer links to it.
     let entries = app.audit().await;
     let mut forged = dualkey::audit::AuditEntry {
@@ -131,7 +132,7 @@ async fn a_rehashed_forgery_breaks_the_next_link_and_a_deleted_entry_leaves_a_ga
         hash: String::new(),
     };
     forged.hash = dualkey::audit::entry_hash(&forged).unwrap();
-    sqlx::query("UPDATE audit_log SET actor = ?, hash = ? WHERE seq = 2")
+    sqlx::query("UPDATE audit_log SET actor = $1, hash = $2 WHERE seq = 2")
         .bind(&forged.actor)
         .bind(&forged.hash)
         .execute(&pool)
@@ -152,12 +153,7 @@ async fn the_changes_and_their_entries_commit_together_or_not_at_all() {
     app.create_release(1).await;
     // Break the audit table for writers: every change must now fail, and leave nothing behind.
     let pool = app.raw_db().await;
-    sqlx::query(
-        "CREATE TRIGGER audit_log_broken BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'disk full'); END",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    refuse_inserts(&pool, "audit_log", "disk full").await;
     let r = app
         .post(
             "/api/v1/releases",

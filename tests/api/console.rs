@@ -50,7 +50,7 @@ async fn signing_in_sets_a_lax_http_only_session_cookie_and_records_the_sign_in(
     // Only hashes of the cookie are stored.
     let value = bob.cookie("dualkey_session").unwrap();
     let pool = m.app.raw_db().await;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM console_sessions WHERE id_hash = ? OR csrf_token = ?")
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM console_sessions WHERE id_hash = $1 OR csrf_token = $2")
         .bind(&value)
         .bind(&value)
         .fetch_one(&pool)

@@ -34,7 +34,7 @@ fn start_worker_process(m: &MdeApp, bind: &str) -> Daemon {
 /// When the lease on release `id` ends, as stored.
 async fn lease_of(app: &TestApp, id: &str) -> Option<Timestamp> {
     let pool = app.raw_db().await;
-    let ms: Option<i64> = sqlx::query_scalar("SELECT lease_expires_at FROM releases WHERE id = ?")
+    let ms: Option<i64> = sqlx::query_scalar("SELECT lease_expires_at FROM releases WHERE id = $1")
         .bind(id)
         .fetch_one(&pool)
         .await
@@ -222,7 +222,7 @@ async fn a_worker_whose_claim_was_taken_over_while_it_waited_sends_nothing() {
 
     // Its lease lapses (as if its heartbeat had stalled) and the other worker takes the job over.
     let pool = m.app.raw_db().await;
-    sqlx::query("UPDATE releases SET lease_expires_at = 0 WHERE id = ?").bind(&id).execute(&pool).await.unwrap();
+    sqlx::query("UPDATE releases SET lease_expires_at = 0 WHERE id = $1").bind(&id).execute(&pool).await.unwrap();
     pool.close().await;
     assert!(other.worker.clone().unwrap().run_until_idle().await.unwrap() >= 1);
     assert_ne!(m.status(&id).await, "dispatching", "sent by the other worker");

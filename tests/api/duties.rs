@@ -14,7 +14,13 @@ const GLASS: &str = "Release.BreakGlass";
 /// A daemon whose policy allows break-glass releases, to be ratified within ten minutes.
 async fn glass_app() -> MdeApp {
     let value: toml::Value = toml::from_str("[break_glass]\nenabled = true\nratify_within = \"10m\"\n").unwrap();
-    spawn_with_mde(test_simulator(), move |s| {
+    // Actions run for minutes, not the quick simulator's 100 real milliseconds: real time passes
+    // while the test sets up (more of it on a slow machine or a networked database), and an
+    // action that progressed before the first scan would make that scan count as work. They
+    // have ended by the time the test moves the clock 11 minutes.
+    let mut sim = test_simulator();
+    (sim.pending_for, sim.in_progress_for) = (Duration::from_secs(120), Duration::from_secs(120));
+    spawn_with_mde(sim, move |s| {
         s.policy = dualkey::rules::PolicyDocument::from_toml(value).unwrap();
         s.mde.poll_interval = "1m".parse().unwrap();
         // Duties wake when something is due, not on a scan.

@@ -156,8 +156,12 @@ async fn audit_verify_on_the_host_rebuilds_the_tree_checks_each_checkpoint_and_n
     let report: Value = serde_json::from_str(&stdout[stdout.find("}\n{").unwrap() + 2..]).unwrap();
     assert!(report["checkpoints_checked"].as_u64().unwrap() >= 3, "{report}");
     let pool = app.raw_db().await;
-    sqlx::query("DROP TRIGGER audit_tree_no_update").execute(&pool).await.unwrap();
-    sqlx::query("UPDATE audit_tree SET hash = zeroblob(32) WHERE level = 1 AND idx = 1").execute(&pool).await.unwrap();
+    crate::backend::drop_trigger(&pool, "audit_tree", "audit_tree_no_update").await;
+    sqlx::query("UPDATE audit_tree SET hash = $1 WHERE level = 1 AND idx = 1")
+        .bind(vec![0u8; 32])
+        .execute(&pool)
+        .await
+        .unwrap();
     let (ok, _, stderr) = host_verify(config).await;
     assert!(!ok);
     assert!(stderr.contains("stored tree node (1, 1)"), "{stderr}");

@@ -20,7 +20,7 @@ async fn serving(addr: &str) {
 
 /// The newest seq and each forwarder's `(delivered_seq, last_error)`, read from the database.
 async fn stored(db_url: &str) -> (i64, Vec<(String, i64, Option<String>)>) {
-    let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
+    let pool = crate::backend::pool(db_url).await;
     let head: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM audit_log").fetch_one(&pool).await.unwrap();
     let cursors = sqlx::query_as("SELECT name, delivered_seq, last_error FROM audit_forwarders ORDER BY name")
         .fetch_all(&pool)

@@ -132,7 +132,7 @@ async fn velocity_guards_count_look_alikes_as_one_person() {
 
 async fn approvals_by(app: &TestApp, who: &str) -> i64 {
     let pool = app.raw_db().await;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM approvals WHERE approver = ?")
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM approvals WHERE approver = $1")
         .bind(who)
         .fetch_one(&pool)
         .await

@@ -28,7 +28,7 @@ async fn serving(addr: &str) {
 }
 
 async fn outbox(db_url: &str) -> Vec<(String, String)> {
-    let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
+    let pool = crate::backend::pool(db_url).await;
     let rows = sqlx::query_as("SELECT id, status FROM notify_outbox ORDER BY seq").fetch_all(&pool).await.unwrap();
     pool.close().await;
     rows

@@ -272,8 +272,8 @@ fn a_bad_policy_is_refused_by_check_and_at_start_up_naming_the_rule() {
 }
 
 async fn count_action(db_url: &str, action: &str) -> i64 {
-    let Ok(pool) = sqlx::SqlitePool::connect(db_url).await else { return 0 };
-    let n = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = ?")
+    let Ok(pool) = crate::backend::try_pool(db_url).await else { return 0 };
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1")
         .bind(action)
         .fetch_one(&pool)
         .await

@@ -202,7 +202,7 @@ async fn the_sweeper_expires_pending_releases_without_anyone_asking() {
     let mut status = String::new();
     for _ in 0..200 {
         status =
-            sqlx::query_scalar("SELECT status FROM releases WHERE id = ?").bind(&id).fetch_one(&pool).await.unwrap();
+            sqlx::query_scalar("SELECT status FROM releases WHERE id = $1").bind(&id).fetch_one(&pool).await.unwrap();
         if status == "expired" {
             break;
         }
@@ -210,7 +210,7 @@ async fn the_sweeper_expires_pending_releases_without_anyone_asking() {
     }
     assert_eq!(status, "expired");
     let other_status: String =
-        sqlx::query_scalar("SELECT status FROM releases WHERE id = ?").bind(&other).fetch_one(&pool).await.unwrap();
+        sqlx::query_scalar("SELECT status FROM releases WHERE id = $1").bind(&other).fetch_one(&pool).await.unwrap();
     assert_eq!(other_status, "approved", "only pending releases expire");
 }
 
