@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `token`, `audit verify`, and the terminal client's
+//! The command line: `serve`, `migrate`, `token`, `audit verify`, `db copy`, and the terminal client's
 //! `login`, `whoami`, `releases ...` (in [`crate::client`]).
 
 use crate::clock::{Clock, SystemClock};
@@ -12,8 +12,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub(crate) mod audit;
+pub(crate) mod db;
 
 pub use audit::AuditCommand;
+pub use db::DbCommand;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -119,6 +121,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Database tools.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// The separation-of-duties report: one row per release requested in [--from, --to).
     Report {
         #[command(flatten)]
@@ -220,6 +227,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Report { config, args } => crate::report::run(&load_settings(&config)?, args).await,
         Command::Audit { command } => audit::run(command).await,
+        Command::Db { command } => db::run(command).await,
     }
 }
 

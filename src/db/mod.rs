@@ -65,6 +65,7 @@ pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod batches;
 pub(crate) mod checkpoints;
+pub(crate) mod copy;
 pub(crate) mod fenced;
 pub(crate) mod fleet;
 pub(crate) mod forward;

@@ -16,6 +16,7 @@ mod connections;
 mod console;
 mod console_support;
 mod crash;
+mod db_copy;
 mod devidp;
 mod duties;
 mod evidence;
