@@ -16,29 +16,37 @@ pub(crate) async fn crowding(
 ) -> Result<Crowding, sqlx::Error> {
     // The n-th newest call inside a window, when it holds n: `OFFSET n - 1` walks the
     // (api, at) index from its newest end. $2 and $3 start the minute and the hour.
-    const SQL: &str = "SELECT (SELECT until FROM mde_pauses WHERE api = $1),
-        (SELECT at FROM mde_calls WHERE api = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $4),
-        (SELECT at FROM mde_calls WHERE api = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $5),
-        (SELECT at FROM mde_calls WHERE api = $1 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $6),
-        (SELECT at FROM mde_calls WHERE api = $1 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $7)";
+    const SQL: &str = "SELECT (SELECT until FROM mde_pauses WHERE api = $1) AS paused_until,
+        (SELECT at FROM mde_calls WHERE api = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $4) AS minute_full,
+        (SELECT at FROM mde_calls WHERE api = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $5) AS minute_backlog,
+        (SELECT at FROM mde_calls WHERE api = $1 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $6) AS hour_full,
+        (SELECT at FROM mde_calls WHERE api = $1 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $7) AS hour_backlog";
     let offset = |n: usize| i64::try_from(n.saturating_sub(1)).unwrap_or(i64::MAX);
-    let row: (Option<Timestamp>, Option<Timestamp>, Option<Timestamp>, Option<Timestamp>, Option<Timestamp>) =
-        sqlx::query_as(SQL)
-            .bind(api.name())
-            .bind(now.minus(limits.minute()))
-            .bind(now.minus(limits.hour()))
-            .bind(offset(limits.per_minute(Share::Full)))
-            .bind(offset(limits.per_minute(Share::Backlog)))
-            .bind(offset(limits.per_hour(Share::Full)))
-            .bind(offset(limits.per_hour(Share::Backlog)))
-            .fetch_one(conn)
-            .await?;
-    let (paused_until, minute_full, minute_backlog, hour_full, hour_backlog) = row;
+    let row: Row = sqlx::query_as(SQL)
+        .bind(api.name())
+        .bind(now.minus(limits.minute()))
+        .bind(now.minus(limits.hour()))
+        .bind(offset(limits.per_minute(Share::Full)))
+        .bind(offset(limits.per_minute(Share::Backlog)))
+        .bind(offset(limits.per_hour(Share::Full)))
+        .bind(offset(limits.per_hour(Share::Backlog)))
+        .fetch_one(conn)
+        .await?;
     Ok(Crowding {
-        paused_until,
-        full: Blockers { minute: minute_full, hour: hour_full },
-        backlog: Blockers { minute: minute_backlog, hour: hour_backlog },
+        paused_until: row.paused_until,
+        full: Blockers { minute: row.minute_full, hour: row.hour_full },
+        backlog: Blockers { minute: row.minute_backlog, hour: row.hour_backlog },
     })
+}
+
+/// What [`crowding`] reads, one column per value.
+#[derive(sqlx::FromRow)]
+struct Row {
+    paused_until: Option<Timestamp>,
+    minute_full: Option<Timestamp>,
+    minute_backlog: Option<Timestamp>,
+    hour_full: Option<Timestamp>,
+    hour_backlog: Option<Timestamp>,
 }
 
 /// Records a call of `api` at `at`.
