@@ -53,8 +53,11 @@ impl Application {
             .with_context(|| format!("binding server.bind = {}", settings.server.bind))?;
         let addr = listener.local_addr()?;
         let mde = if settings.mde.is_configured() {
+            // Every replica on this database shares the tenant's one budget and its 429 pauses.
+            let ledger = Arc::new(crate::replica::budget::DbLedger::new(db.clone()));
             let client = MdeClient::new(MdeClientConfig::from_settings(&settings.mde)?, clock.clone())
-                .context("building the MDE client")?;
+                .context("building the MDE client")?
+                .with_ledger(ledger);
             Some(Arc::new(client))
         } else {
             None

@@ -64,6 +64,7 @@ macro_rules! table_row {
 pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod batches;
+pub(crate) mod budget;
 pub(crate) mod checkpoints;
 pub(crate) mod copy;
 pub(crate) mod fenced;

@@ -1,7 +1,9 @@
-//! The Defender for Endpoint client: one token source, one rate limiter per API, and one
-//! function that sends a call and classifies its answer.
+//! The Defender for Endpoint client: one token source, one rate limiter per API (shared with
+//! the other replicas through a [`Ledger`] when given one), and one function that sends a call
+//! and classifies its answer.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -9,9 +11,11 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::error::{MdeError, parse_retry_after};
+use super::ledger::Ledger;
+use super::limiter::{NotTaken, RateLimiter};
 use super::query::percent_encode;
 pub use super::query::{ActionQuery, Cmp, MachineQuery, Wait};
-use super::rate::{Api, RateLimiter, RollingWindow, Share};
+use super::rate::{Api, RollingWindow, Share};
 use super::token::{MdeCredential, TokenHealth, TokenSource};
 use super::types::{ActionType, IsolationType, Machine, MachineAction, ODataList};
 use crate::clock::{Monotonic, SharedClock};
@@ -51,7 +55,8 @@ pub struct MdeClientConfig {
 /// waits for its API's rate budget (as long as it takes, or as its [`Wait`] allows), and none
 /// is retried except once after a 401 with a fresh token. Retrying 429/5xx/transport failures
 /// is the caller's policy. Rate windows and token lifetimes are measured, and rate waits
-/// slept, on the clock it is given.
+/// slept, on the clock it is given. With a [`Ledger`] ([`with_ledger`](Self::with_ledger)),
+/// the budget and a 429's pause are the tenant's, shared by every client on that ledger.
 pub struct MdeClient {
     http: reqwest::Client,
     api_base: String,
@@ -84,6 +89,13 @@ impl MdeClient {
             clock.clone(),
         );
         Ok(Self { http, api_base: config.api_base.trim_end_matches('/').to_owned(), tokens, limiters, clock })
+    }
+
+    /// The same client, taking every call from `ledger` too (after its own window) and pausing
+    /// an API there after a 429: the budget every replica on the ledger shares.
+    pub fn with_ledger(mut self, ledger: Arc<dyn Ledger>) -> Self {
+        self.limiters = self.limiters.into_iter().map(|(api, l)| (api, l.shared(api, ledger.clone()))).collect();
+        self
     }
 
     /// Whether the app can get a token, for `/readyz`: from what the client knows, fetching
@@ -294,7 +306,7 @@ impl MdeClient {
             if status == 429 {
                 // At least a minute if MDE gave no usable Retry-After, as XSOAR does.
                 let wait = retry_after.unwrap_or(Duration::from_secs(60));
-                self.limiter(api).block_for(wait);
+                self.limiter(api).pause_for(wait).await;
             }
             let err = MdeError::from_api_answer(api, status, &bytes, retry_after);
             tracing::warn!(?api, status, code = ?err.code(), "MDE refused the call");
@@ -313,10 +325,13 @@ impl MdeClient {
         body: Option<&serde_json::Value>,
         token: &Secret,
     ) -> Result<reqwest::Response, MdeError> {
-        match deadline {
-            None => self.limiter(api).acquire().await,
-            Some(deadline) => self.limiter(api).acquire_by(deadline).await.map_err(|at| self.busy(api, at))?,
-        }
+        self.limiter(api).take(deadline).await.map_err(|refused| match refused {
+            NotTaken::Until(at) => self.busy(api, at),
+            NotTaken::Unaccounted(cause) => {
+                tracing::warn!(?api, error = %cause, "cannot account for the MDE call in the shared budget; not sending");
+                MdeError::Unaccounted { api, cause }
+            }
+        })?;
         let mut request = self.http.request(method.clone(), url).bearer_auth(token.expose());
         if let Some(body) = body {
             request = request.json(body);

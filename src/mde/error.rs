@@ -48,6 +48,10 @@ pub enum MdeError {
     /// call within the wait the caller allowed. Nothing reached MDE; retry after `retry_after`.
     #[error("MDE's rate budget for {api:?} is spent; the call was not sent, retry in {} s", whole_seconds(*.retry_after))]
     Busy { api: Api, retry_after: Duration },
+    /// Not sent: the budget every replica shares (in the database) could not be read or
+    /// written, and no call goes to MDE unaccounted. Nothing reached MDE; retry later.
+    #[error("MDE {api:?} call not sent: {cause}")]
+    Unaccounted { api: Api, cause: super::ledger::LedgerError },
 }
 
 /// What kind of transport failure happened.
@@ -66,7 +70,7 @@ impl MdeError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Api { status, .. } | Self::Token { status, .. } => status_is_retryable(*status),
-            Self::Transport { .. } | Self::Busy { .. } => true,
+            Self::Transport { .. } | Self::Busy { .. } | Self::Unaccounted { .. } => true,
             // The action may exist; the caller lists actions before sending again.
             Self::InvalidResponse { .. } => true,
             Self::ActiveRequestAlreadyExists { .. } | Self::Config(_) => false,
@@ -89,7 +93,7 @@ impl MdeError {
                 Some(*status)
             }
             Self::ActiveRequestAlreadyExists { .. } => Some(400),
-            Self::Transport { .. } | Self::Config(_) | Self::Busy { .. } => None,
+            Self::Transport { .. } | Self::Config(_) | Self::Busy { .. } | Self::Unaccounted { .. } => None,
         }
     }
 
@@ -153,7 +157,7 @@ pub(crate) fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<
 // The cause chain says "connection reset" or "closed before message completed"; reqwest's
 // top-level message alone only says "error sending request". Requests carry tokens only in
 // headers, which no error message includes.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -203,5 +207,17 @@ mod tests {
         assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
         assert_eq!(whole_seconds(Duration::ZERO), 1);
         assert_eq!(whole_seconds(Duration::from_secs(4)), 4);
+    }
+
+    #[test]
+    fn a_call_the_shared_budget_could_not_account_for_is_retryable_and_was_not_sent() {
+        let cause = super::super::ledger::LedgerError::new(&std::io::Error::other("pool timed out"));
+        let e = MdeError::Unaccounted { api: Api::Unisolate, cause };
+        assert!(e.is_retryable());
+        assert_eq!((e.status(), e.retry_after(), e.code()), (None, None, None));
+        assert_eq!(
+            e.to_string(),
+            "MDE Unisolate call not sent: the shared MDE budget could not be read or written: pool timed out"
+        );
     }
 }

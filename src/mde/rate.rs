@@ -2,13 +2,13 @@
 //! rolling hour, per MDE API.
 //!
 //! [`RollingWindow`] is the pure core: it takes `now` as an argument, so tests check the window
-//! math without sleeping. [`RateLimiter`] wraps it for async callers, in FIFO order, reading the
-//! time from a [`Clock`](crate::clock::Clock) and waiting on it.
+//! math without sleeping. [`RateLimiter`](super::RateLimiter) wraps it for async callers, and
+//! the [`Ledger`](super::Ledger) applies the same [`Limits`] to every replica's calls at once.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::clock::{Monotonic, SharedClock};
+use crate::clock::Monotonic;
 
 /// One MDE API with its own rate budget ("Rate limitations for this API are 100 calls per
 /// minute and 1500 calls per hour", stated separately on each API page).
@@ -35,6 +35,20 @@ impl Api {
         Api::CancelAction,
         Api::ListMachines,
     ];
+
+    /// The API's name as the shared budget stores it (`mde_calls.api`, `mde_pauses.api`): fixed,
+    /// since every replica must spell it alike.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Unisolate => "Unisolate",
+            Api::Isolate => "Isolate",
+            Api::GetAction => "GetAction",
+            Api::ListActions => "ListActions",
+            Api::GetMachine => "GetMachine",
+            Api::CancelAction => "CancelAction",
+            Api::ListMachines => "ListMachines",
+        }
+    }
 }
 
 /// How much of an API's budget a caller may use. The worker's sends run as a backlog at the
@@ -61,14 +75,53 @@ impl Share {
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// An exact sliding log of call times. A call at `t` occupies the half-open windows
-/// `[t, t + 60 s)` and `[t, t + 3600 s)`; at most `per_minute` resp. `per_hour` calls may share
-/// one. `slack` widens both windows, to absorb the latency between our clock and MDE's.
-#[derive(Debug, Clone)]
-pub struct RollingWindow {
+/// One API's budget: at most `per_minute` calls in any rolling minute and `per_hour` in any
+/// rolling hour, both windows widened by `slack`. A call at `t` occupies `[t, t + minute())` and
+/// `[t, t + hour())`. What the local window and the shared ledger both enforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
     per_minute: usize,
     per_hour: usize,
     slack: Duration,
+}
+
+impl Limits {
+    /// `per_minute` and `per_hour` calls (each at least 1), no slack.
+    pub fn new(per_minute: u32, per_hour: u32) -> Self {
+        Self { per_minute: per_minute.max(1) as usize, per_hour: per_hour.max(1) as usize, slack: Duration::ZERO }
+    }
+
+    /// Both windows widened by `slack`.
+    pub fn with_slack(self, slack: Duration) -> Self {
+        Self { slack, ..self }
+    }
+
+    /// How long a call counts against the minute's limit.
+    pub fn minute(self) -> Duration {
+        MINUTE + self.slack
+    }
+
+    /// How long a call counts against the hour's limit.
+    pub fn hour(self) -> Duration {
+        HOUR + self.slack
+    }
+
+    /// How many calls a caller with `share` may have in one minute window.
+    pub fn per_minute(self, share: Share) -> usize {
+        share.of(self.per_minute)
+    }
+
+    /// How many calls a caller with `share` may have in one hour window.
+    pub fn per_hour(self, share: Share) -> usize {
+        share.of(self.per_hour)
+    }
+}
+
+/// An exact sliding log of call times, enforcing [`Limits`]. `slack` widens both windows, to
+/// absorb the latency between our clock and MDE's.
+#[derive(Debug, Clone)]
+pub struct RollingWindow {
+    limits: Limits,
     log: VecDeque<Monotonic>,
     blocked_until: Option<Monotonic>,
 }
@@ -76,19 +129,18 @@ pub struct RollingWindow {
 impl RollingWindow {
     /// A window allowing `per_minute` and `per_hour` calls (each at least 1).
     pub fn new(per_minute: u32, per_hour: u32) -> Self {
-        Self {
-            per_minute: per_minute.max(1) as usize,
-            per_hour: per_hour.max(1) as usize,
-            slack: Duration::ZERO,
-            log: VecDeque::new(),
-            blocked_until: None,
-        }
+        Self { limits: Limits::new(per_minute, per_hour), log: VecDeque::new(), blocked_until: None }
     }
 
     /// Widens both windows by `slack`.
     pub fn with_slack(mut self, slack: Duration) -> Self {
-        self.slack = slack;
+        self.limits = self.limits.with_slack(slack);
         self
+    }
+
+    /// The limits it enforces.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// The earliest instant, not before `now`, at which one more call is allowed.
@@ -98,8 +150,8 @@ impl RollingWindow {
 
     /// The earliest instant, not before `now`, at which a caller with `share` may call.
     pub fn next_allowed_as(&mut self, now: Monotonic, share: Share) -> Monotonic {
-        let (per_minute, per_hour) = (share.of(self.per_minute), share.of(self.per_hour));
-        let (minute, hour) = (MINUTE + self.slack, HOUR + self.slack);
+        let (per_minute, per_hour) = (self.limits.per_minute(share), self.limits.per_hour(share));
+        let (minute, hour) = (self.limits.minute(), self.limits.hour());
         while self.log.front().is_some_and(|t| *t + hour <= now) {
             self.log.pop_front();
         }
@@ -141,91 +193,9 @@ impl RollingWindow {
     }
 }
 
-/// An async limiter over a [`RollingWindow`], on a clock. Waiters are served first come,
-/// first served.
-pub struct RateLimiter {
-    // tokio's Mutex is fair: whoever queued first is first to get a turn.
-    turn: tokio::sync::Mutex<()>,
-    window: std::sync::Mutex<RollingWindow>,
-    clock: SharedClock,
-}
-
-impl std::fmt::Debug for RateLimiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimiter").field("window", &*self.lock()).finish_non_exhaustive()
-    }
-}
-
-impl RateLimiter {
-    /// A limiter enforcing `window`, reading the time from `clock` and waiting on it.
-    pub fn new(window: RollingWindow, clock: SharedClock) -> Self {
-        Self { turn: tokio::sync::Mutex::new(()), window: std::sync::Mutex::new(window), clock }
-    }
-
-    /// Waits until a call is allowed and records it. Returns at once when under the limits.
-    pub async fn acquire(&self) {
-        let _turn = self.turn.lock().await;
-        loop {
-            let attempt = self.lock().try_acquire(self.clock.monotonic());
-            match attempt {
-                Ok(()) => return,
-                Err(at) => self.clock.sleep_until(at).await,
-            }
-        }
-    }
-
-    /// Like [`acquire`](Self::acquire), but never waits past `deadline`. Returns at once with
-    /// `Err(when the call would be allowed)` if the budget (or a block from `Retry-After`) does
-    /// not free by then; otherwise waits in turn and records the call. When the queue ahead
-    /// outlasts `deadline`, the `Err` holds an instant not before `deadline`.
-    pub async fn acquire_by(&self, deadline: Monotonic) -> Result<(), Monotonic> {
-        self.ready_by(deadline)?;
-        let _turn = tokio::select! {
-            // An uncontended turn is taken at once, without ever sleeping on the clock.
-            biased;
-            turn = self.turn.lock() => turn,
-            () = self.clock.sleep_until(deadline) => return Err(self.ready_at(Share::Full).max(deadline)),
-        };
-        loop {
-            let attempt = self.lock().try_acquire(self.clock.monotonic());
-            match attempt {
-                Ok(()) => return Ok(()),
-                Err(at) if at > deadline => return Err(at),
-                Err(at) => self.clock.sleep_until(at).await,
-            }
-        }
-    }
-
-    /// `Ok` when a [`Share::Full`] caller may call now or by `deadline`, else `Err(when)`;
-    /// takes nothing. A deadline already past still allows a call the budget allows now.
-    pub fn ready_by(&self, deadline: Monotonic) -> Result<(), Monotonic> {
-        let now = self.clock.monotonic();
-        let ready = self.lock().next_allowed_as(now, Share::Full);
-        if ready > deadline.max(now) { Err(ready) } else { Ok(()) }
-    }
-
-    /// When the next call by a caller with `share` would be allowed, without taking it. The
-    /// worker waits for this before a call, renewing its claim meanwhile, so a long wait never
-    /// outlives a lease.
-    pub fn ready_at(&self, share: Share) -> Monotonic {
-        self.lock().next_allowed_as(self.clock.monotonic(), share)
-    }
-
-    /// Blocks this API until `now + wait`, e.g. after MDE answered 429 with `Retry-After`.
-    pub fn block_for(&self, wait: Duration) {
-        self.lock().block_until(self.clock.monotonic() + wait);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, RollingWindow> {
-        // The window holds no invariant a panic could break halfway, so poison is harmless.
-        self.window.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::Clock;
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
@@ -323,70 +293,5 @@ mod tests {
         let mut w = RollingWindow::new(1, 10).with_slack(secs(2));
         assert_eq!(w.try_acquire(t0), Ok(()));
         assert_eq!(w.try_acquire(t0 + secs(60)), Err(t0 + secs(62)));
-    }
-
-    #[tokio::test]
-    async fn acquire_returns_at_once_under_the_limit() {
-        let limiter = RateLimiter::new(RollingWindow::new(3, 10), std::sync::Arc::new(crate::clock::SystemClock));
-        for _ in 0..3 {
-            limiter.acquire().await;
-        }
-        assert_eq!(limiter.lock().recorded(), 3);
-    }
-
-    #[tokio::test]
-    async fn acquire_over_the_limit_sleeps_on_the_clock_until_the_first_call_leaves_the_minute() {
-        let clock = crate::clock::ManualClock::new();
-        let limiter =
-            std::sync::Arc::new(RateLimiter::new(RollingWindow::new(2, 10), std::sync::Arc::new(clock.clone())));
-        let first = clock.monotonic();
-        limiter.acquire().await;
-        limiter.acquire().await;
-        let third = tokio::spawn({
-            let limiter = limiter.clone();
-            async move { limiter.acquire().await }
-        });
-        let wake = clock.wait_for_sleeper().await;
-        let ready = limiter.ready_at(Share::Full);
-        assert!(wake >= first + secs(60) && wake == ready, "waits for the first call to leave");
-        assert_eq!(limiter.lock().recorded(), 2);
-        clock.advance_to(wake);
-        third.await.unwrap();
-        assert_eq!(limiter.lock().recorded(), 3);
-    }
-
-    #[tokio::test]
-    async fn acquire_by_refuses_at_once_when_the_budget_frees_only_after_the_deadline() {
-        let clock = crate::clock::ManualClock::new();
-        let limiter = RateLimiter::new(RollingWindow::new(1, 10), std::sync::Arc::new(clock.clone()));
-        let past = clock.monotonic();
-        clock.advance(secs(1));
-        assert_eq!(limiter.acquire_by(past).await, Ok(()), "under the limit even a past deadline allows a call");
-        let ready = limiter.ready_at(Share::Full);
-        assert_eq!(limiter.acquire_by(clock.monotonic() + secs(59)).await, Err(ready));
-        assert_eq!(clock.next_deadline(), None, "it never slept");
-        assert_eq!(limiter.lock().recorded(), 1);
-        limiter.block_for(secs(600));
-        let blocked = limiter.acquire_by(clock.monotonic() + secs(120)).await.unwrap_err();
-        assert!(blocked >= clock.monotonic() + secs(599), "a block from Retry-After counts too");
-    }
-
-    #[tokio::test]
-    async fn acquire_by_waits_on_the_clock_when_the_budget_frees_in_time() {
-        let clock = crate::clock::ManualClock::new();
-        let limiter =
-            std::sync::Arc::new(RateLimiter::new(RollingWindow::new(1, 10), std::sync::Arc::new(clock.clone())));
-        limiter.acquire().await;
-        let ready = limiter.ready_at(Share::Full);
-        let second = tokio::spawn({
-            let limiter = limiter.clone();
-            let deadline = clock.monotonic() + secs(61);
-            async move { limiter.acquire_by(deadline).await }
-        });
-        let wake = clock.wait_for_sleeper().await;
-        assert_eq!(wake, ready, "it sleeps until the first call leaves the minute");
-        clock.advance_to(wake);
-        assert_eq!(second.await.unwrap(), Ok(()));
-        assert_eq!(limiter.lock().recorded(), 2);
     }
 }

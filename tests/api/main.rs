@@ -9,6 +9,7 @@ mod batches;
 mod bodies;
 mod break_glass;
 mod browser;
+mod budget;
 mod cli;
 mod client;
 mod concurrency;
