@@ -121,6 +121,8 @@ pub struct Tx {
     /// The log's signer, when `[audit]` has a key: `audit::record` writes checkpoints with it.
     log: Option<Arc<crate::audit::signing::LogSigner>>,
     backend: Backend,
+    /// Nothing another replica must wake for (a budget reservation, a lease renewal): no NOTIFY.
+    quiet: bool,
 }
 
 impl Tx {
@@ -128,7 +130,7 @@ impl Tx {
     /// writes off and a success turns them on again. On PostgreSQL the commit also tells the
     /// other replicas (`NOTIFY dualkey`) what changed, so their tasks wake at once.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        if self.backend == Backend::Postgres {
+        if self.backend == Backend::Postgres && !self.quiet {
             let what = match (self.wrote_messages, self.appended_audit) {
                 (true, _) => "outbox",
                 (false, true) => "audit",
@@ -163,6 +165,12 @@ impl Tx {
     /// The notification routing of this daemon, if `[notify]` is configured.
     pub(crate) fn routing(&self) -> Option<Arc<crate::notify::Routing>> {
         self.routing.clone()
+    }
+
+    /// Marks this transaction as one no other replica needs to hear of (a budget reservation,
+    /// a lease renewal): its commit sends no NOTIFY, so the replicas' tasks are not woken for it.
+    pub(crate) fn quiet(&mut self) {
+        self.quiet = true;
     }
 
     /// Marks that this transaction wrote outbox messages.
@@ -343,6 +351,7 @@ impl Db {
                 appended_audit: false,
                 log: self.log.get().cloned(),
                 backend: self.backend,
+                quiet: false,
             }),
             Err(e) => {
                 self.health.failed(&e);

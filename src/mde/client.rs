@@ -113,9 +113,21 @@ impl MdeClient {
     /// `POST /api/machines/{id}/unisolate` with `{"Comment": comment}`; expects 201.
     #[tracing::instrument(skip_all, fields(machine_id = %machine_id))]
     pub async fn unisolate(&self, machine_id: &str, comment: &str) -> Result<MachineAction, MdeError> {
+        self.unisolate_waiting(machine_id, comment, Wait::Queue).await
+    }
+
+    /// Like [`Self::unisolate`], waiting for the budget at most as `wait` says (then
+    /// [`MdeError::Busy`], nothing sent). The worker sends with `Wait::AtMost(0)` after waiting
+    /// for the budget itself under its claim, so a send never waits where its lease could lapse.
+    pub async fn unisolate_waiting(
+        &self,
+        machine_id: &str,
+        comment: &str,
+        wait: Wait,
+    ) -> Result<MachineAction, MdeError> {
         let url = format!("{}/api/machines/{machine_id}/unisolate", self.api_base);
         let body = json!({ "Comment": comment });
-        self.call(Api::Unisolate, Method::POST, &url, Some(&body)).await
+        self.call_waiting(Api::Unisolate, wait, Method::POST, &url, Some(&body)).await
     }
 
     /// `POST /api/machines/{id}/isolate` with `{"Comment", "IsolationType"}`; expects 201.

@@ -35,6 +35,7 @@ impl DbLedger {
         now: Timestamp,
     ) -> Result<Reservation, sqlx::Error> {
         let mut tx = self.db.begin().await?;
+        tx.quiet();
         let crowding = db::budget::crowding(&mut tx, api, limits, now).await?;
         let outlook = crowding.outlook(limits, now);
         let ready = crowding.ready(share, limits, now);
@@ -55,6 +56,7 @@ impl DbLedger {
     #[tracing::instrument(name = "pause_mde_api", skip_all, fields(api = api.name(), until = %until))]
     async fn pause_in_db(&self, api: Api, until: Timestamp) -> Result<(), sqlx::Error> {
         let mut tx = self.db.begin().await?;
+        tx.quiet();
         db::budget::pause(&mut tx, api, until).await?;
         tx.commit().await
     }

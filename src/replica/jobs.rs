@@ -85,6 +85,7 @@ impl Jobs {
         }
         let until = now.plus(self.lease);
         let mut tx = db.begin().await?;
+        tx.quiet();
         let mut led = BTreeMap::new();
         for job in jobs {
             let mut leads = crate::db::jobs::take(&mut tx, job.name(), &self.holder, now, until).await?;
@@ -155,6 +156,7 @@ impl Jobs {
     async fn resign(&self, db: &Db) {
         let resigned = async {
             let mut tx = db.begin().await?;
+            tx.quiet();
             let n = crate::db::jobs::resign(&mut tx, &self.holder).await?;
             tx.commit().await.map(|()| n)
         };

@@ -26,6 +26,15 @@ pub(crate) enum Device {
 }
 
 fn unavailable(e: MdeError) -> ApiError {
+    // The read could not be counted in the budget the replicas share: the database failed, not MDE.
+    if matches!(e, MdeError::Unaccounted { .. }) {
+        return ApiError::unavailable(
+            "storage_unavailable",
+            "the database cannot be reached or written now, so the device cannot be read within the shared MDE \
+             budget; nothing was stored; try again later",
+            e,
+        );
+    }
     // Spent budget (ours or MDE's 429): say when to come back instead of making the caller wait.
     if matches!(e, MdeError::Busy { .. }) || e.status() == Some(429) {
         let secs = e.retry_after().map_or(60, |d| d.as_secs_f64().ceil().max(1.0) as u64);

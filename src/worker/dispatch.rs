@@ -6,8 +6,9 @@ use super::{Worker, comment};
 use crate::audit::AuditEvent;
 use crate::db::{self, worker::Claim};
 use crate::domain::Release;
-use crate::mde::{ActionType, Api, MachineAction, MdeError, Share, latest};
+use crate::mde::{ActionType, Api, MachineAction, MdeError, Share, Wait, latest};
 use crate::service::transition::Change;
+use std::time::Duration;
 
 /// Why an action was adopted rather than created.
 const AFTER_UNRECORDED_ATTEMPT: &str = "list_before_resend";
@@ -48,10 +49,23 @@ pub(super) async fn run(w: &Worker, c: Claim) -> anyhow::Result<()> {
     let text = comment::build(c.id, &requester, &approvers, &reason);
     // Only sends unisolate: the whole budget is theirs. The claim is confirmed last, so the
     // send leaves with a whole lease ahead of it.
-    if !hold_until_budget(w, &c, Api::Unisolate, Share::Full).await? || !Heartbeat::of(w).confirm(&c).await? {
-        return Ok(());
-    }
-    match w.mde.unisolate(c.machine_id.as_str(), &text).await {
+    let sent = loop {
+        if !hold_until_budget(w, &c, Api::Unisolate, Share::Full).await? || !Heartbeat::of(w).confirm(&c).await? {
+            return Ok(());
+        }
+        // Sent only if the budget every replica shares has room now: a wait for it happens
+        // above, under the heartbeat, never inside the call after the claim was confirmed.
+        match w.mde.unisolate_waiting(c.machine_id.as_str(), &text, Wait::AtMost(Duration::ZERO)).await {
+            Err(MdeError::Busy { retry_after, .. }) => {
+                tokio::select! {
+                    () = w.state.clock.sleep(retry_after.max(Duration::from_millis(10))) => {}
+                    () = c.lost.cancelled() => {}
+                }
+            }
+            sent => break sent,
+        }
+    };
+    match sent {
         Ok(action) => accepted(w, &c, action).await,
         Err(MdeError::ActiveRequestAlreadyExists { api, message }) => match find_ours(w, &c).await {
             Ok(Some(action)) => adopt(w, &c, action, AFTER_ACTIVE_REQUEST).await,

@@ -88,6 +88,7 @@ impl<'a> Heartbeat<'a> {
     async fn renew(&self, c: &Claim) -> anyhow::Result<bool> {
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
+        tx.quiet();
         let held = db::worker::renew(&mut tx, c, now, now.plus(self.lease)).await?;
         tx.commit().await?;
         Ok(held)

@@ -221,17 +221,30 @@ async fn a_worker_whose_claim_was_taken_over_while_it_waited_sends_nothing() {
     assert_eq!(m.status(&id).await, "dispatching", "claimed by the waiting worker");
 
     // Its lease lapses (as if its heartbeat had stalled) and the other worker takes the job over.
+    // The 429's pause holds for every replica, so the other worker waits for it too.
     let pool = m.app.raw_db().await;
     sqlx::query("UPDATE releases SET lease_expires_at = 0 WHERE id = $1").bind(&id).execute(&pool).await.unwrap();
     pool.close().await;
-    assert!(other.worker.clone().unwrap().run_until_idle().await.unwrap() >= 1);
-    assert_ne!(m.status(&id).await, "dispatching", "sent by the other worker");
+    let taking_over = tokio::spawn({
+        let worker = other.worker.clone().unwrap();
+        async move { worker.step().await }
+    });
+    eventually("the other worker to claim the job", async || {
+        let claims = m.app.audit_actions("dispatch_claimed").await;
+        claims.iter().filter(|e| e["release_id"] == id.as_str()).count() == 2
+    })
+    .await;
 
     // At its next beat the first worker finds the job gone and stops waiting, without sending.
     m.app.clock.advance(LEASE / 3);
     let step = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("the wait ends").unwrap();
     assert_eq!(step.unwrap(), Step::Worked);
+    assert_eq!(m.sim.count(RouteKind::Unisolate), 1, "nobody sent during the pause");
+    // Once the pause is over, the worker that took the job over sends it.
     m.app.clock.advance(Duration::from_secs(600));
+    let took = tokio::time::timeout(Duration::from_secs(10), taking_over).await.expect("the send goes out").unwrap();
+    assert_eq!(took.unwrap(), Step::Worked);
+    assert_ne!(m.status(&id).await, "dispatching", "sent by the other worker");
     m.drive_until(&refused, "succeeded").await;
     let sends = m.sim.requests().into_iter().filter(|r| r.kind == RouteKind::Unisolate && r.path.contains(SEEDED_2));
     assert_eq!(sends.count(), 1, "only the worker that took the job over sent it");

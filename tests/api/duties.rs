@@ -95,7 +95,7 @@ async fn a_send_backlog_reads_in_bulk_and_leaves_the_read_budget_to_a_due_reisol
     // minute per API, is the worker. Sends re-check the device from one bulk read of the view,
     // not a read each, so a backlog draining at the unisolate limit leaves the reads to a
     // re-isolation that falls due meanwhile.
-    let policy: toml::Value = toml::from_str("[break_glass]\nenabled = true\nratify_within = \"30s\"\n").unwrap();
+    let policy: toml::Value = toml::from_str("[break_glass]\nenabled = true\nratify_within = \"90s\"\n").unwrap();
     let clock = dualkey::clock::ManualClock::new();
     let sim = start_simulator(test_simulator(), &clock).await;
     let api = spawn_on(sim.clone(), &clock, {
@@ -121,6 +121,9 @@ async fn a_send_backlog_reads_in_bulk_and_leaves_the_read_budget_to_a_due_reisol
     for n in 0..BACKLOG {
         m.approved(&machine(n)).await;
     }
+    // The requests' device reads count in the budget both daemons share: let their minute pass
+    // (the break-glass deadline, 90 s after its request, falls due when the clock moves below).
+    m.app.clock.advance(Duration::from_secs(61));
     // Reads from here on are the worker's (the requests read each device at the API daemon).
     let (lists_before, gets_before) = (m.sim.count(RouteKind::ListActions), m.sim.count(RouteKind::GetMachine));
     let stop = CancellationToken::new();

@@ -234,8 +234,10 @@ impl TestApp {
 
     pub async fn release(&self, id: &str) -> Value {
         let r = self.get(&format!("/api/v1/releases/{id}"), &self.auditor()).await;
-        assert_eq!(r.status(), StatusCode::OK);
-        r.json().await.unwrap()
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
     }
 
     /// All audit entries, through the API.

@@ -17,7 +17,12 @@ async fn readyz(app: &TestApp) -> (StatusCode, Value) {
 async fn each_periodic_job_has_one_leader_among_the_replicas_and_moves_when_the_leader_stops() {
     let clock = dualkey::clock::ManualClock::new();
     let sim = start_simulator(test_simulator(), &clock).await;
-    let first = spawn_on(sim.clone(), &clock, |_| {}).await;
+    // A SQLite file outlives the first app, which is stopped below (its own directory goes with it).
+    let db_dir = tempfile::tempdir().unwrap();
+    let first = match crate::backend::is_postgres() {
+        true => spawn_on(sim.clone(), &clock, |_| {}).await,
+        false => spawn_on_in(sim.clone(), &clock, Some(db_dir.path()), |_| {}).await,
+    };
     let db_url = first.db_url.clone();
     let second = spawn_on(sim.clone(), &clock, move |s| s.database.url = db_url).await;
 
@@ -35,7 +40,15 @@ async fn each_periodic_job_has_one_leader_among_the_replicas_and_moves_when_the_
     .await;
 
     // A pending release past its time is expired by the new leader's sweep.
-    let made = second.create_release(1).await;
+    let r = second
+        .post(
+            "/api/v1/releases",
+            &second.requester(),
+            json!({"machine_id": machine(1), "comment": "reimaged and clean"}),
+        )
+        .await;
+    let (status, made): (StatusCode, Value) = (r.status(), r.json().await.unwrap());
+    assert_eq!(status, StatusCode::CREATED, "{made}");
     let id = made["id"].as_str().unwrap().to_string();
     clock.advance(Duration::from_secs(25 * 3600));
     eventually("the sweep of the new leader to expire the release", async || {
