@@ -245,6 +245,8 @@ async fn a_worker_whose_claim_was_taken_over_while_it_waited_sends_nothing() {
     let took = tokio::time::timeout(Duration::from_secs(10), taking_over).await.expect("the send goes out").unwrap();
     assert_eq!(took.unwrap(), Step::Worked);
     assert_ne!(m.status(&id).await, "dispatching", "sent by the other worker");
+    // The other replica stops (giving up its job leases), so this one's scan follows the sends.
+    other.stop().await;
     m.drive_until(&refused, "succeeded").await;
     let sends = m.sim.requests().into_iter().filter(|r| r.kind == RouteKind::Unisolate && r.path.contains(SEEDED_2));
     assert_eq!(sends.count(), 1, "only the worker that took the job over sent it");
