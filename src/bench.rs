@@ -348,7 +348,7 @@ async fn raw_postgres_commits(url: &str, n: usize) -> anyhow::Result<f64> {
     let started = Instant::now();
     for i in 0..n {
         let mut tx = conn.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(0x0064_7561_6c6b_6579_i64).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(crate::db::WRITE_LOCK).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO t (body) VALUES ($1)")
             .bind(format!("row {i} of the raw commit benchmark"))
             .execute(&mut *tx)

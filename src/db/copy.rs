@@ -32,9 +32,6 @@ const PAGE: usize = 2_000;
 /// a log of 900,000 rows, 10,000 binds per INSERT copied 9,700 rows/s, 1,000 36,000, 500 75,000.
 const MAX_BINDS: usize = 500;
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
 /// The audit log as its verifier recomputed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Head {
@@ -123,10 +120,7 @@ async fn identity(db: &Db) -> anyhow::Result<Option<String>> {
 
 /// Refuses a source that is not at this binary's migrations, neither behind nor ahead.
 async fn check_migrated(db: &Db) -> anyhow::Result<()> {
-    let migrator = match db.backend() {
-        Backend::Sqlite => &SQLITE_MIGRATIONS,
-        Backend::Postgres => &POSTGRES_MIGRATIONS,
-    };
+    let migrator = super::migrator(db.backend());
     let known: BTreeSet<i64> =
         migrator.iter().filter(|m| !m.migration_type.is_down_migration()).map(|m| m.version).collect();
     let mut conn = db.reader().await?;

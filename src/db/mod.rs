@@ -102,7 +102,18 @@ pub(crate) type Conn = sqlx::AnyConnection;
 /// first: writers from every replica queue on it, as SQLite's writers queue on its write lock,
 /// so a read-then-write transaction (the audit head, a device's open release) cannot be
 /// overtaken by another replica's. ("dualkey" in ASCII.)
-const WRITE_LOCK: i64 = 0x0064_7561_6c6b_6579;
+pub(crate) const WRITE_LOCK: i64 = 0x0064_7561_6c6b_6579;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The migrations this binary embeds for `backend`.
+pub(crate) fn migrator(backend: Backend) -> &'static sqlx::migrate::Migrator {
+    match backend {
+        Backend::Sqlite => &SQLITE_MIGRATIONS,
+        Backend::Postgres => &POSTGRES_MIGRATIONS,
+    }
+}
 
 /// A write transaction, begun with [`Db::begin`]. Dropped without [`Tx::commit`], it rolls back.
 /// Its outcome feeds the daemon's [`WriteHealth`].
@@ -313,9 +324,9 @@ impl Db {
         match self.backend {
             Backend::Sqlite => {
                 let _lock = migration_lock(self.url.expose()).await?;
-                sqlx::migrate!("./migrations/sqlite").run(&self.write).await?;
+                migrator(Backend::Sqlite).run(&self.write).await?;
             }
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.write).await?,
+            Backend::Postgres => migrator(Backend::Postgres).run(&self.write).await?,
         }
         let added = crate::audit::tree::catch_up(self).await.context("building the audit log's Merkle tree")?;
         if added > 0 {
