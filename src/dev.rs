@@ -88,6 +88,8 @@ pub(crate) fn print_banner(app: &Application, sim: &SimulatorHandle) -> anyhow::
     let mint = |sub: &str, role: &str| crate::auth::mint_hs256(a, sub, &[role.to_string()], ttl, now);
     let (requester, approver, auditor) =
         (mint("alice", &a.requester_role)?, mint("bob", &a.approver_role)?, mint("audrey", &a.auditor_role)?);
+    let every_role = every_role(app);
+    let all_roles = crate::auth::mint_hs256(a, "root", &every_role, ttl, now)?;
     let machines: String =
         sim.config().machines.iter().map(|m| format!("    {}  {}\n", m.id, m.computer_dns_name)).collect();
     let users: String =
@@ -97,13 +99,28 @@ pub(crate) fn print_banner(app: &Application, sim: &SimulatorHandle) -> anyhow::
     // One locked write; a closed stdout (the reader went away) must not take the daemon down.
     let _ = writeln!(
         std::io::stdout().lock(),
-        "{line}\n  DEVELOPMENT SETUP -- NOT FOR PRODUCTION\n  dualkey is running with --dev: a built-in identity provider signs anyone in as\n  any user below, and the tokens below are valid for 12 hours.\n{line}\n\n  Console:   http://{addr}/ui/   (two people: a normal and a private window)\n  CLI:       dualkey login --server http://{addr}\n  API:       http://{addr}/api/v1\n  Database:  {db}\n  MDE:       simulator at {mde} (no real tenant is touched)\n  Sign-in:   development identity provider at {idp}\n\n  Users to sign in as:\n{users}\n  Isolated machines in the simulator:\n{machines}\n  Tokens for scripts (or DUALKEY_TOKEN for the CLI):\n\n  Requester (alice, {rr}):\n    export REQUESTER_TOKEN={requester}\n\n  Approver (bob, {ar}):\n    export APPROVER_TOKEN={approver}\n\n  Auditor (audrey, {au}):\n    export AUDITOR_TOKEN={auditor}\n\n{line}",
+        "{line}\n  DEVELOPMENT SETUP -- NOT FOR PRODUCTION\n  dualkey is running with --dev: a built-in identity provider signs anyone in as\n  any user below, and the tokens below are valid for 12 hours.\n{line}\n\n  Console:   http://{addr}/ui/   (two people: a normal and a private window)\n  CLI:       dualkey login --server http://{addr}\n  API:       http://{addr}/api/v1\n  Database:  {db}\n  MDE:       simulator at {mde} (no real tenant is touched)\n  Sign-in:   development identity provider at {idp}\n\n  Users to sign in as:\n{users}\n  Isolated machines in the simulator:\n{machines}\n  Tokens for scripts (or DUALKEY_TOKEN for the CLI):\n\n  Requester (alice, {rr}):\n    export REQUESTER_TOKEN={requester}\n\n  Approver (bob, {ar}):\n    export APPROVER_TOKEN={approver}\n\n  Auditor (audrey, {au}):\n    export AUDITOR_TOKEN={auditor}\n\n  Every role (root, {every}; for API fuzzers such as Schemathesis):\n    export ALL_ROLES_TOKEN={all_roles}\n\n{line}",
         db = s.database.url,
         mde = sim.base_url(),
         idp = sim.idp_issuer(),
         rr = a.requester_role,
         ar = a.approver_role,
         au = a.auditor_role,
+        every = every_role.join(", "),
     );
     Ok(())
+}
+
+/// The three roles of `[auth]`, break-glass's and every role a slot of the policy asks for: one
+/// caller who may try every operation (never one person in production, where roles are split).
+fn every_role(app: &Application) -> Vec<String> {
+    let state = app.state();
+    let a = &state.settings.auth;
+    let policy = state.policy();
+    let mut roles = vec![a.requester_role.clone(), a.approver_role.clone(), a.auditor_role.clone()];
+    roles.extend(policy.break_glass().map(|b| b.role.clone()));
+    roles.extend(policy.slot_roles().map(str::to_string));
+    let mut seen = std::collections::HashSet::new();
+    roles.retain(|r| seen.insert(r.clone()));
+    roles
 }

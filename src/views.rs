@@ -6,7 +6,7 @@ use crate::domain::Release;
 use serde::Serialize;
 use serde_json::Value;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct ApprovalView {
     pub approver: String,
     pub comment: Option<String>,
@@ -14,7 +14,7 @@ pub(crate) struct ApprovalView {
 }
 
 /// What the release was decided under and what it still needs.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct PolicyView {
     pub rule: String,
     pub policy_hash: Option<String>,
@@ -25,7 +25,7 @@ pub(crate) struct PolicyView {
 }
 
 /// A break-glass release's ratification state.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct BreakGlassView {
     pub ratify_by: Timestamp,
     pub ratified_by: Option<String>,
@@ -38,7 +38,7 @@ pub(crate) struct BreakGlassView {
     pub reisolation_abandoned_at: Option<Timestamp>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct ReleaseView {
     pub id: String,
     pub machine_id: String,
@@ -126,7 +126,7 @@ impl ReleaseView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct AuditEntryView {
     pub seq: i64,
     pub at: Timestamp,

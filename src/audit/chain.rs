@@ -53,7 +53,7 @@ pub fn entry_hash(entry: &AuditEntry) -> Result<String, serde_json::Error> {
 }
 
 /// The outcome of checking the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum VerifyReport {
     Intact { ok: bool, entries: i64, head: String },

@@ -11,7 +11,7 @@ pub const MAX_BATCH_MACHINES: usize = 1000;
 
 /// Why a device asked for in a batch got no release (the code a single request would refuse
 /// it with).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Refusal {
     UnknownMachine,
@@ -22,7 +22,7 @@ pub enum Refusal {
 
 /// A device of a batch that got no release, and why. Stored with the batch and in its audit
 /// entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Refused {
     pub machine_id: String,
     pub code: Refusal,
@@ -40,7 +40,7 @@ impl Refused {
 
 /// What selected a batch's devices: every isolated device in one of `rbac_groups` or carrying
 /// one of `tags` (compared without case). At least one value, none blank.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchSelector {
     pub rbac_groups: Vec<String>,
     pub tags: Vec<String>,
@@ -60,7 +60,7 @@ pub struct Batch {
 
 /// What a batch decision did to one of its releases: `applied` false with the `code` (and
 /// `message`) a single decision of it would have been refused with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     pub release_id: String,
     pub machine_id: String,

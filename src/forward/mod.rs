@@ -85,7 +85,8 @@ impl Forwarders {
 }
 
 /// How far one forwarder is, as `/readyz` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = ForwarderStatus)]
 pub(crate) struct Status {
     /// Every entry up to this seq is known delivered.
     pub delivered_seq: i64,

@@ -9,32 +9,35 @@ use crate::domain::{
     BatchId, BatchSelector, Comment, MAX_BATCH_MACHINES, MachineId, Outcome, Refused, Ticket, is_hidden_control,
 };
 use crate::error::ApiError;
+use crate::routes::openapi::ErrorBody;
 use crate::service::batch::{self as service, BatchState, Decided, Listed, NewBatch, Target};
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The most values a selector may list under each key.
 const MAX_SELECTOR_VALUES: usize = 100;
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 100;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", post(create).get(list))
-        .route("/{id}", get(show))
-        .route("/{id}/approve", post(approve))
-        .route("/{id}/reject", post(reject))
-        .route("/{id}/cancel", post(cancel))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(cancel))
 }
 
 /// A release of a batch, as the batch shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = BatchMember)]
 struct MemberView {
     id: String,
     machine_id: String,
@@ -42,7 +45,7 @@ struct MemberView {
 }
 
 /// What every view of a batch starts with.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BatchHead {
     id: String,
     requested_by: String,
@@ -69,7 +72,9 @@ impl BatchHead {
     }
 }
 
-#[derive(Serialize)]
+/// A release batch and its releases.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Batch)]
 struct BatchView {
     #[serde(flatten)]
     head: BatchHead,
@@ -94,7 +99,8 @@ impl From<BatchState> for BatchView {
 }
 
 /// The batch after a decision, with what the decision did to each release.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = BatchDecided)]
 struct DecidedView {
     #[serde(flatten)]
     batch: BatchView,
@@ -107,8 +113,10 @@ impl From<Decided> for DecidedView {
     }
 }
 
-#[derive(Deserialize)]
+/// Every isolated device in one of `rbac_groups` or carrying one of `tags` (at most 100 each).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SelectorRequest)]
 struct SelectorBody {
     #[serde(default)]
     rbac_groups: Vec<String>,
@@ -116,9 +124,12 @@ struct SelectorBody {
     tags: Vec<String>,
 }
 
-#[derive(Deserialize)]
+/// A batch request: exactly one of `machine_ids` and `selector`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BatchRequest)]
 struct CreateBody {
+    /// 1 to 1000 machine ids (duplicates collapse).
     #[serde(default)]
     machine_ids: Option<Vec<String>>,
     #[serde(default)]
@@ -202,6 +213,25 @@ fn selector_of(s: SelectorBody) -> Result<BatchSelector, ApiError> {
     Ok(selector)
 }
 
+/// Request a release for many devices at once (requester role): each device that can be taken
+/// becomes an ordinary release naming the batch; the others are listed in `refused`.
+#[utoipa::path(
+    post,
+    path = "/",
+    operation_id = "create_batch",
+    tag = "release-batches",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "Requested", body = BatchView,
+            headers(("Location" = String, description = "`/api/v1/release-batches/{id}`"))),
+        (status = 403, description = "`missing_role`", body = ErrorBody),
+        (status = 422, description = "`invalid_target`, `empty_batch`, `empty_selector`, `invalid_selector`, \
+            `batch_too_large` (with `max`), `invalid_machine_id` (with `index`), `invalid_comment`, `invalid_ticket`, \
+            `ticket_required`, `nothing_to_release`", body = ErrorBody),
+        (status = 429, description = "`request_rate_exceeded` (with `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "`mde_unavailable`, `mde_not_configured`, `mde_busy`: nothing stored", body = ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -224,6 +254,20 @@ fn batch_id(raw: &str) -> Result<BatchId, ApiError> {
     BatchId::parse(raw).map_err(|e| ApiError::bad_request(e.code, e.message))
 }
 
+/// Read a batch.
+#[utoipa::path(
+    get,
+    path = "/{id}",
+    operation_id = "get_batch",
+    tag = "release-batches",
+    params(("id" = uuid::Uuid, Path, description = "The batch id")),
+    responses(
+        (status = 200, body = BatchView),
+        (status = 400, description = "`invalid_batch_id`", body = ErrorBody),
+        (status = 403, description = "`missing_role`", body = ErrorBody),
+        (status = 404, description = "`batch_not_found`", body = ErrorBody),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     principal: Principal,
@@ -233,27 +277,48 @@ async fn show(
     Ok(Json(service::get(&state, &principal, id).await?.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Page size.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// A `next_cursor` from the page before.
+    #[param(value_type = Option<i64>, minimum = 1)]
     cursor: Option<String>,
 }
 
 /// A batch as listed: its releases only counted.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = BatchListed)]
 struct ListedView {
     #[serde(flatten)]
     head: BatchHead,
     refused_count: usize,
 }
 
-#[derive(Serialize)]
+/// A page of batches, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = BatchPage)]
 struct Page {
     items: Vec<ListedView>,
     next_cursor: Option<String>,
 }
 
+/// List batches, newest first.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "list_batches",
+    tag = "release-batches",
+    params(ListQuery),
+    responses(
+        (status = 200, body = Page),
+        (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody),
+        (status = 403, description = "`missing_role`", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -275,6 +340,24 @@ async fn list(
     Ok(Json(Page { items, next_cursor }))
 }
 
+/// Approve every pending release of the batch the caller may approve; `results` says what
+/// happened to each.
+#[utoipa::path(
+    post,
+    path = "/{id}/approve",
+    operation_id = "approve_batch",
+    tag = "release-batches",
+    params(("id" = uuid::Uuid, Path, description = "The batch id")),
+    request_body(content = Option<OptionalComment>, description = "Optional; may be left out (an empty body)"),
+    responses(
+        (status = 200, body = DecidedView),
+        (status = 400, description = "`invalid_batch_id`", body = ErrorBody),
+        (status = 403, description = "`missing_role`", body = ErrorBody),
+        (status = 404, description = "`batch_not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_comment`", body = ErrorBody),
+        (status = 429, description = "`approval_rate_exceeded` (with `Retry-After`)", body = ErrorBody),
+    )
+)]
 async fn approve(
     State(state): State<AppState>,
     principal: Principal,
@@ -286,6 +369,22 @@ async fn approve(
     Ok(Json(service::approve(&state, &principal, id, comment).await?.into()))
 }
 
+/// Reject every pending release of the batch, saying why.
+#[utoipa::path(
+    post,
+    path = "/{id}/reject",
+    operation_id = "reject_batch",
+    tag = "release-batches",
+    params(("id" = uuid::Uuid, Path, description = "The batch id")),
+    request_body = RequiredComment,
+    responses(
+        (status = 200, body = DecidedView),
+        (status = 400, description = "`invalid_batch_id`", body = ErrorBody),
+        (status = 403, description = "`missing_role`", body = ErrorBody),
+        (status = 404, description = "`batch_not_found`", body = ErrorBody),
+        (status = 422, description = "`comment_required`, `invalid_comment`", body = ErrorBody),
+    )
+)]
 async fn reject(
     State(state): State<AppState>,
     principal: Principal,
@@ -297,6 +396,21 @@ async fn reject(
     Ok(Json(service::reject(&state, &principal, id, comment).await?.into()))
 }
 
+/// Cancel every pending release of the batch (its requester only).
+#[utoipa::path(
+    post,
+    path = "/{id}/cancel",
+    operation_id = "cancel_batch",
+    tag = "release-batches",
+    params(("id" = uuid::Uuid, Path, description = "The batch id")),
+    request_body(content = Option<NoFields>, description = "Optional: nothing, or an empty JSON object"),
+    responses(
+        (status = 200, body = DecidedView),
+        (status = 400, description = "`invalid_batch_id`", body = ErrorBody),
+        (status = 403, description = "`not_requester`, `missing_role`", body = ErrorBody),
+        (status = 404, description = "`batch_not_found`", body = ErrorBody),
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     principal: Principal,

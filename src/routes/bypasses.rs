@@ -6,25 +6,31 @@ use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::db::fleet::BypassRow;
 use crate::error::ApiError;
+use crate::routes::openapi::ErrorBody;
 use crate::service::bypass as service;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/", get(list)).route("/{id}/acknowledge", post(acknowledge))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(acknowledge))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// How many, newest first.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
 /// A bypass as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Bypass)]
 struct BypassView {
     id: String,
     machine_id: String,
@@ -42,7 +48,7 @@ struct BypassView {
     acknowledged_by: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Reisolation {
     /// `pending`, `reisolated`, or `ended` (no Isolate was made: `outcome` says why).
     status: &'static str,
@@ -84,11 +90,22 @@ impl From<BypassRow> for BypassView {
     }
 }
 
-#[derive(Serialize)]
+/// Bypasses, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = BypassPage)]
 struct Page {
     items: Vec<BypassView>,
 }
 
+/// Devices released outside dualkey, newest first (auditor role).
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "list_bypasses",
+    tag = "bypasses",
+    params(ListQuery),
+    responses((status = 200, body = Page), (status = 403, description = "`missing_role` (auditor role)", body = ErrorBody))
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -99,6 +116,22 @@ async fn list(
     Ok(Json(Page { items: rows.into_iter().map(BypassView::from).collect() }))
 }
 
+/// Mark a bypass seen (auditor role).
+#[utoipa::path(
+    post,
+    path = "/{id}/acknowledge",
+    operation_id = "acknowledge_bypass",
+    tag = "bypasses",
+    params(("id" = String, Path, description = "The bypass id")),
+    request_body(content = Option<OptionalComment>, description = "Optional; may be left out (an empty body)"),
+    responses(
+        (status = 200, body = BypassView),
+        (status = 403, description = "`missing_role` (auditor role)", body = ErrorBody),
+        (status = 404, description = "`bypass_not_found`", body = ErrorBody),
+        (status = 409, description = "`already_acknowledged`", body = ErrorBody),
+        (status = 422, description = "`invalid_comment`", body = ErrorBody),
+    )
+)]
 async fn acknowledge(
     State(state): State<AppState>,
     principal: Principal,

@@ -6,9 +6,10 @@ use crate::state::AppState;
 use serde::Deserialize;
 
 /// `{"comment"}`, optional: an approval (or an acknowledgement) may say why.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct OptionalComment {
+    /// Why, if you like: the comment rules without the minimum length.
     #[serde(default)]
     comment: Option<String>,
 }
@@ -26,9 +27,11 @@ impl OptionalComment {
 }
 
 /// `{"comment"}`, required: a rejection says why, at the policy's minimum length.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RequiredComment {
+    /// Why: at least `policy.min_comment_len` visible characters.
+    #[schema(required, value_type = String)]
     comment: Option<String>,
 }
 
@@ -42,6 +45,6 @@ impl RequiredComment {
 }
 
 /// Cancel takes no fields; a body, if sent, must be an empty JSON object like any other.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NoFields {}

@@ -2,14 +2,14 @@
 
 use crate::mde::TokenHealth;
 use crate::state::{AppState, WorkerRun};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The longest `/readyz` waits for a token when it has to ask for one.
 const TOKEN_CHECK_BOUND: Duration = Duration::from_secs(2);
@@ -21,17 +21,25 @@ const DATABASE_CHECK_BOUND: Duration = Duration::from_secs(3);
 /// A failed token is asked for again by `/readyz` at most this often.
 const FAILED_TOKEN_RECHECK: Duration = Duration::from_secs(30);
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+}
+
+/// `{"status": "ok"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Alive {
+    /// Always `ok`.
+    status: &'static str,
 }
 
 /// The process is up.
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, body = Alive)))]
+async fn healthz() -> Json<Alive> {
+    Json(Alive { status: "ok" })
 }
 
 /// Each part this instance needs, and whether together they let it do what it is configured to do.
-#[derive(Debug, PartialEq, Eq, Serialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 struct Readiness {
     /// `ready` or `not_ready`.
     status: &'static str,
@@ -84,6 +92,16 @@ impl Readiness {
 /// [`crate::mde::MdeClient::token_health`]); why it fails goes to the log, not to this
 /// unauthenticated answer. With `[[audit.forward]]`, also each forwarder's cursor, lag and last
 /// error (texts free of URLs and tokens), which never affect readiness.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: `status` is `not_ready` and the parts say why", body = Readiness),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let token = async {
         match &state.mde {

@@ -11,6 +11,7 @@ mod extract;
 mod health;
 mod json_errors;
 mod notifications;
+mod openapi;
 mod proofs;
 mod releases;
 
@@ -20,21 +21,30 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Request bodies larger than this are refused with 413.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The whole API.
-pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
+/// Every route for programs, each registered with `utoipa_axum::routes!` so that it is in the
+/// OpenAPI document ([`openapi::document`]) exactly as the router answers it. A route added
+/// with plain `.route()` here would be missing from the document (the drift test fails).
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(health::router())
         .merge(client_config::router())
-        .merge(console::router())
+        .routes(utoipa_axum::routes!(openapi::openapi_json))
         .nest("/api/v1/releases", releases::router())
         .nest("/api/v1/release-batches", batches::router())
         .nest("/api/v1/audit", audit::router().merge(proofs::router()))
         .nest("/api/v1/notifications", notifications::router())
         .nest("/api/v1/bypasses", bypasses::router())
+}
+
+/// The whole API, and the console (HTML pages for people, not in the OpenAPI document).
+pub(crate) fn router(state: AppState) -> Router {
+    let (api, _) = api().split_for_parts();
+    api.merge(console::router())
         .fallback(|| async {
             ApiError::not_found("not_found", "no such route; see the API documentation in README.md")
         })

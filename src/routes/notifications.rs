@@ -5,26 +5,46 @@ use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::db;
 use crate::error::ApiError;
+use crate::routes::openapi::ErrorBody;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/", get(list))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Deserialize)]
+/// A message's status.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum NotificationStatus {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only messages in this status.
+    #[param(value_type = Option<NotificationStatus>, inline)]
     status: Option<String>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// A `next_cursor` from the page before.
+    #[param(value_type = Option<i64>, minimum = 1)]
     cursor: Option<String>,
 }
 
 /// One message: never its URL or payload's secrets (it has none), only what happened to it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Notification)]
 struct NotificationView {
     id: String,
     event: String,
@@ -38,12 +58,27 @@ struct NotificationView {
     release_id: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A page of notifications, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = NotificationPage)]
 struct Page {
     items: Vec<NotificationView>,
     next_cursor: Option<String>,
 }
 
+/// The notification outbox, newest first (auditor role).
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "list_notifications",
+    tag = "notifications",
+    params(ListQuery),
+    responses(
+        (status = 200, body = Page),
+        (status = 400, description = "`invalid_query`, `invalid_status`, `invalid_cursor`", body = ErrorBody),
+        (status = 403, description = "`missing_role` (auditor role)", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,

@@ -8,22 +8,24 @@ use crate::audit::tree;
 use crate::auth::Principal;
 use crate::db;
 use crate::error::ApiError;
+use crate::routes::openapi::ErrorBody;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/checkpoint", get(checkpoint))
-        .route("/proof/inclusion", get(inclusion))
-        .route("/proof/consistency", get(consistency))
-        .route("/verifier-key", get(verifier_key))
-        .route("/export", get(export))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(checkpoint))
+        .routes(routes!(inclusion))
+        .routes(routes!(consistency))
+        .routes(routes!(verifier_key))
+        .routes(routes!(export))
 }
 
 /// The log's signer, or 404 `log_unsigned`.
@@ -53,12 +55,27 @@ pub(super) async fn within_log(conn: &mut crate::db::Conn, size: u64) -> Result<
     Ok(have)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct CheckpointQuery {
+    /// The stored checkpoint of exactly this many entries (default: the latest).
     size: Option<u64>,
 }
 
+/// A signed checkpoint (C2SP tlog-checkpoint note) of the log (auditor role).
+#[utoipa::path(
+    get,
+    path = "/checkpoint",
+    operation_id = "get_checkpoint",
+    tag = "audit",
+    params(CheckpointQuery),
+    responses(
+        (status = 200, description = "The note", content_type = "text/plain", body = String),
+        (status = 403, description = "`missing_role` (auditor role)", body = ErrorBody),
+        (status = 404, description = "`log_unsigned`, `checkpoint_not_found`", body = ErrorBody),
+    )
+)]
 async fn checkpoint(
     State(state): State<AppState>,
     principal: Principal,
@@ -78,14 +95,18 @@ async fn checkpoint(
     Ok(text(row.note))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct InclusionQuery {
+    /// The entry (1 ≤ seq ≤ size).
     seq: u64,
+    /// The tree size the proof is against.
     size: u64,
 }
 
-#[derive(Serialize)]
+/// An RFC 9162 §2.1.3 inclusion proof, hashes in base64.
+#[derive(Serialize, utoipa::ToSchema)]
 struct InclusionProof {
     /// The leaf index: `seq` − 1.
     index: u64,
@@ -93,6 +114,21 @@ struct InclusionProof {
     hashes: Vec<String>,
 }
 
+/// The inclusion proof of entry `seq` in the tree of `size` entries (auditor role).
+#[utoipa::path(
+    get,
+    path = "/proof/inclusion",
+    operation_id = "get_inclusion_proof",
+    tag = "audit",
+    params(InclusionQuery),
+    responses(
+        (status = 200, body = InclusionProof),
+        (status = 400, description = "`invalid_query` (unless 1 ≤ seq ≤ size)", body = ErrorBody),
+        (status = 403, description = "`missing_role` (auditor role)", body = ErrorBody),
+        (status = 404, description = "`log_unsigned` (no `[audit] signing_key_file`)", body = ErrorBody),
+        (status = 422, description = "`size_beyond_log` (with `log_size`)", body = ErrorBody),
+    )
+)]
 async fn inclusion(
     State(state): State<AppState>,
     principal: Principal,
@@ -109,20 +145,39 @@ async fn inclusion(
     Ok(Json(InclusionProof { index: q.seq - 1, size: q.size, hashes: tree::to_b64(&hashes) }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ConsistencyQuery {
+    /// The older tree size (1 ≤ from ≤ to).
     from: u64,
+    /// The newer tree size.
     to: u64,
 }
 
-#[derive(Serialize)]
+/// An RFC 9162 §2.1.4 consistency proof, hashes in base64.
+#[derive(Serialize, utoipa::ToSchema)]
 struct ConsistencyProof {
     from: u64,
     size: u64,
     hashes: Vec<String>,
 }
 
+/// The consistency proof from the tree of `from` entries to that of `to` (auditor role).
+#[utoipa::path(
+    get,
+    path = "/proof/consistency",
+    operation_id = "get_consistency_proof",
+    tag = "audit",
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, body = ConsistencyProof),
+        (status = 400, description = "`invalid_query` (unless 1 ≤ from ≤ to)", body = ErrorBody),
+        (status = 403, description = "`missing_role` (auditor role)", body = ErrorBody),
+        (status = 404, description = "`log_unsigned` (no `[audit] signing_key_file`)", body = ErrorBody),
+        (status = 422, description = "`size_beyond_log` (with `log_size`)", body = ErrorBody),
+    )
+)]
 async fn consistency(
     State(state): State<AppState>,
     principal: Principal,
@@ -139,16 +194,34 @@ async fn consistency(
     Ok(Json(ConsistencyProof { from: q.from, size: q.to, hashes: tree::to_b64(&hashes) }))
 }
 
-/// Public: the key is what auditors check dualkey against, and says nothing secret.
+/// The log's verifier key (a C2SP signed-note verifier key). Public: auditors check dualkey
+/// against it, and it says nothing secret.
+#[utoipa::path(
+    get,
+    path = "/verifier-key",
+    operation_id = "get_verifier_key",
+    tag = "audit",
+    security(()),
+    responses(
+        (status = 200, description = "The key, one line", content_type = "text/plain", body = String),
+        (status = 404, description = "`log_unsigned` (no `[audit] signing_key_file`)", body = ErrorBody),
+    )
+)]
 async fn verifier_key(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(text(format!("{}\n", signer(&state)?.verifier_key())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ExportQuery {
+    /// Entries written at or after this RFC 3339 time.
+    #[param(value_type = Option<String>, format = DateTime)]
     from: Option<String>,
+    /// Entries written before this RFC 3339 time.
+    #[param(value_type = Option<String>, format = DateTime)]
     to: Option<String>,
+    /// The size of a checkpoint you kept: adds a consistency proof from it.
     consistency_from: Option<u64>,
 }
 
@@ -161,7 +234,22 @@ fn query_time(name: &str, text: Option<&str>) -> Result<Option<crate::clock::Tim
     .transpose()
 }
 
-/// JSON Lines of the trail's leaf lines and a trailer (see `service::export`), streamed.
+/// JSON Lines of the trail's leaf lines and a trailer (see `service::export`), streamed
+/// (auditor role).
+#[utoipa::path(
+    get,
+    path = "/export",
+    operation_id = "export_audit_trail",
+    tag = "audit",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "One leaf line per entry, then one trailer line", content_type = "application/jsonl", body = String),
+        (status = 400, description = "`invalid_query` (a malformed time)", body = ErrorBody),
+        (status = 403, description = "`missing_role` (auditor role)", body = ErrorBody),
+        (status = 404, description = "`log_unsigned`, `log_empty`, `no_entries_in_range`", body = ErrorBody),
+        (status = 422, description = "`consistency_from_beyond_export`", body = ErrorBody),
+    )
+)]
 async fn export(
     State(state): State<AppState>,
     principal: Principal,

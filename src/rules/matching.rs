@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// The device fields rules match on, read from `GET /api/machines/{id}` when the release is
 /// requested and stored with it, so the decision can be explained later.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceSnapshot {
     pub id: String,
     pub computer_dns_name: Option<String>,

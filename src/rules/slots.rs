@@ -22,7 +22,7 @@ pub(super) fn seats(slots: &[Slot]) -> u32 {
 }
 
 /// A slot and who fills it, in approval order; shown on the release so approvers see what is missing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SlotState {
     pub role: String,
     pub count: u32,

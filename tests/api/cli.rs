@@ -166,7 +166,7 @@ async fn serve_dev_prints_tokens_that_work_and_keeps_the_configured_database() {
         let mut tx = Some(tx);
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             lines.push(line);
-            if lines.last().is_some_and(|l| l.contains("AUDITOR_TOKEN"))
+            if lines.last().is_some_and(|l| l.contains("ALL_ROLES_TOKEN"))
                 && let Some(tx) = tx.take()
             {
                 let _ = tx.send(lines.join("\n"));
@@ -206,6 +206,10 @@ async fn serve_dev_prints_tokens_that_work_and_keeps_the_configured_database() {
         .await
         .unwrap();
     assert_eq!(approved["status"], "approved");
+    // The token for fuzzers holds every role: the auditor's too.
+    let root = find("export ALL_ROLES_TOKEN=");
+    let verify = http.get(format!("{api}/audit/verify")).bearer_auth(&root).send().await.unwrap();
+    assert_eq!(verify.status(), reqwest::StatusCode::OK);
 
     // The console it prints signs people in through the development identity provider, and
     // the terminal client learns where to sign in from the same process.

@@ -38,6 +38,7 @@ mod notify;
 mod notify_kinds;
 mod notify_process;
 mod notify_support;
+mod openapi;
 mod policy;
 mod reading;
 mod recheck;
