@@ -5,6 +5,7 @@ mod audit;
 mod batches;
 mod bypasses;
 mod client_config;
+mod compat;
 mod console;
 mod decisions;
 mod extract;
@@ -30,6 +31,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(client_config::router())
         .merge(console::router())
+        .merge(compat::router(&state.settings.compat))
         .nest("/api/v1/releases", releases::router())
         .nest("/api/v1/release-batches", batches::router())
         .nest("/api/v1/audit", audit::router().merge(proofs::router()))
