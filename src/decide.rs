@@ -225,6 +225,7 @@ mod tests {
             requested_by: "alice".into(),
             requested_at: ms(-1000),
             expires_at: ms(1000),
+            updated_at: ms(-1000),
             approvals_required: slots.iter().map(|s| s.1).sum(),
             approved_at: None,
             decided_by: None,

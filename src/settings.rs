@@ -4,6 +4,7 @@
 
 mod audit;
 mod cloud;
+mod compat;
 mod console;
 mod load;
 mod mde;
@@ -11,6 +12,7 @@ mod notify;
 
 pub use audit::{AuditSettings, ForwardKind, ForwardSettings, split_address};
 pub use cloud::{CloudEndpoints, CloudPreset};
+pub use compat::CompatSettings;
 pub use console::{ConsoleSettings, OidcSettings};
 pub use load::{EMBEDDED_DEFAULT, SettingsError, WELL_KNOWN_DEV_SECRET, load, load_from_str};
 pub use mde::{AssertionAlg, MdeEndpoints, MdeSettings};
@@ -49,6 +51,9 @@ pub struct Settings {
     /// The signed Merkle log and its off-host copies.
     #[serde(default)]
     pub audit: AuditSettings,
+    /// Other products' APIs dualkey answers (`[compat] mde_routes`).
+    #[serde(default)]
+    pub compat: CompatSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -109,6 +109,7 @@ impl ReleaseRow {
             requested_by: self.requested_by,
             requested_at: self.requested_at,
             expires_at: self.expires_at,
+            updated_at: self.updated_at,
             approved_at: self.approved_at,
             decided_by: self.decided_by,
             decided_at: self.decided_at,

@@ -52,6 +52,8 @@ pub struct Release {
     pub requested_by: String,
     pub requested_at: Timestamp,
     pub expires_at: Timestamp,
+    /// When the release last changed (any column of its row).
+    pub updated_at: Timestamp,
     pub approvals_required: u32,
     pub approved_at: Option<Timestamp>,
     pub decided_by: Option<String>,

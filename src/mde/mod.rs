@@ -21,6 +21,9 @@ pub use error::{MdeError, TransportKind};
 pub use ledger::{Crowding, Ledger, LedgerError, Outlook, Reservation};
 pub use limiter::{NotTaken, RateLimiter};
 pub use query::{ActionQuery, Cmp, MachineQuery, Wait};
+/// How MDE writes a date-time (`2024-10-21T11:25:48.3308187Z`) and a query value, for answers
+/// in its shape.
+pub(crate) use query::{odata_datetime, percent_encode};
 pub use rate::{Api, Limits, RollingWindow, Share};
 pub use token::{MdeCredential, TokenHealth};
 pub use types::{ActionStatus, ActionType, IsolationType, Machine, MachineAction, MdeErrorBody};

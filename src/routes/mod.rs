@@ -5,6 +5,7 @@ mod audit;
 mod batches;
 mod bypasses;
 mod client_config;
+mod compat;
 mod console;
 mod decisions;
 mod extract;
@@ -45,6 +46,7 @@ fn api() -> OpenApiRouter<AppState> {
 pub(crate) fn router(state: AppState) -> Router {
     let (api, _) = api().split_for_parts();
     api.merge(console::router())
+        .merge(compat::router(&state.settings.compat))
         .fallback(|| async {
             ApiError::not_found("not_found", "no such route; see the API documentation in README.md")
         })

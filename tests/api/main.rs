@@ -12,6 +12,7 @@ mod browser;
 mod budget;
 mod cli;
 mod client;
+mod compat;
 mod concurrency;
 mod connections;
 mod console;
