@@ -6,6 +6,7 @@ mod audit;
 mod cloud;
 mod console;
 mod load;
+mod log;
 mod mde;
 mod notify;
 
@@ -13,6 +14,7 @@ pub use audit::{AuditSettings, ForwardKind, ForwardSettings, split_address};
 pub use cloud::{CloudEndpoints, CloudPreset};
 pub use console::{ConsoleSettings, OidcSettings};
 pub use load::{EMBEDDED_DEFAULT, SettingsError, WELL_KNOWN_DEV_SECRET, load, load_from_str};
+pub use log::{LogFormat, LogLevel, LogSettings};
 pub use mde::{AssertionAlg, MdeEndpoints, MdeSettings};
 pub use notify::{ChannelKind, ChannelSettings, EVENTS, NotifySettings, RouteSettings, check_channel_url};
 // Settings are where durations are written (`settings::HumanDuration` in the CLI).
@@ -49,6 +51,9 @@ pub struct Settings {
     /// The signed Merkle log and its off-host copies.
     #[serde(default)]
     pub audit: AuditSettings,
+    /// `[log]`: line format and dualkey's own level.
+    #[serde(default)]
+    pub log: LogSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
