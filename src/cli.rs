@@ -163,12 +163,33 @@ pub enum NotifyCommand {
     },
 }
 
+/// Loads the settings and installs logging as their `[log]` says (the first load wins).
 pub(crate) fn load_settings(config: &ConfigArg) -> anyhow::Result<Settings> {
-    Ok(settings::load(config.config.as_deref(), std::env::vars())?)
+    let settings = settings::load(config.config.as_deref(), std::env::vars())?;
+    crate::telemetry::init(&settings.log);
+    Ok(settings)
+}
+
+/// Whether `command` reads the settings, and so installs logging from their `[log]`. The
+/// others log with the defaults.
+fn reads_settings(command: &Command) -> bool {
+    match command {
+        Command::Serve { .. }
+        | Command::Migrate { .. }
+        | Command::Token { .. }
+        | Command::Policy { .. }
+        | Command::Report { .. }
+        | Command::Notify { .. } => true,
+        Command::Audit { command } => audit::reads_settings(command),
+        Command::Bench { .. } | Command::Simulator { .. } | Command::Db { .. } | Command::Client(_) => false,
+    }
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if !reads_settings(&cli.command) {
+        crate::telemetry::init_default();
+    }
     match cli.command {
         Command::Serve { config, dev } => serve(load_settings(&config)?, config.config, dev).await,
         Command::Migrate { config } => {

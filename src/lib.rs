@@ -32,6 +32,7 @@ mod offline;
 mod person;
 mod replica;
 mod report;
+mod request_id;
 mod routes;
 pub mod rules;
 pub mod secret;

@@ -3,7 +3,6 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    dualkey::telemetry::init();
     let cli = dualkey::cli::Cli::parse();
     match dualkey::cli::run(cli).await {
         Ok(code) => code,

@@ -7,6 +7,7 @@ mod cloud;
 mod compat;
 mod console;
 mod load;
+mod log;
 mod mde;
 mod notify;
 
@@ -15,6 +16,7 @@ pub use cloud::{CloudEndpoints, CloudPreset};
 pub use compat::CompatSettings;
 pub use console::{ConsoleSettings, OidcSettings};
 pub use load::{EMBEDDED_DEFAULT, SettingsError, WELL_KNOWN_DEV_SECRET, load, load_from_str};
+pub use log::{LogFormat, LogLevel, LogSettings};
 pub use mde::{AssertionAlg, MdeEndpoints, MdeSettings};
 pub use notify::{ChannelKind, ChannelSettings, EVENTS, NotifySettings, RouteSettings, check_channel_url};
 // Settings are where durations are written (`settings::HumanDuration` in the CLI).
@@ -54,6 +56,9 @@ pub struct Settings {
     /// Other products' APIs dualkey answers (`[compat] mde_routes`).
     #[serde(default)]
     pub compat: CompatSettings,
+    /// `[log]`: line format and dualkey's own level.
+    #[serde(default)]
+    pub log: LogSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -49,6 +49,8 @@ pub struct Subject<'a> {
 /// caller's change and this entry commit or fail together: if the entry cannot be written, the
 /// error must abort the change (fail closed). When it brings `checkpoint_every` entries since
 /// the last checkpoint, the checkpoint is written right after it, in the same transaction.
+/// Inside an HTTP request, `details.request_id` is that request's id (see [`crate::request_id`]);
+/// elsewhere (the worker, the sweepers, start-up) there is none.
 pub(crate) async fn record(
     tx: &mut db::Tx,
     now: Timestamp,
@@ -69,7 +71,7 @@ pub(crate) async fn record(
         release_id: subject.release_id.map(str::to_string),
         machine_id: subject.machine_id.map(str::to_string),
         release_prev_seq,
-        details: canonical_json(&event.details()),
+        details: canonical_json(&details_of(event)),
         prev_hash,
         hash: String::new(),
     };
@@ -86,6 +88,15 @@ pub(crate) async fn record(
         Box::pin(checkpoint::write(tx, now, &log)).await?;
     }
     Ok(entry)
+}
+
+/// The event's details, with the id of the request that caused it, if one did.
+fn details_of(event: &AuditEvent) -> serde_json::Value {
+    let mut details = event.details();
+    if let (Some(id), Some(map)) = (crate::request_id::current(), details.as_object_mut()) {
+        map.insert("request_id".into(), id.as_str().into());
+    }
+    details
 }
 
 const VERIFY_PAGE: i64 = 1000;

@@ -57,6 +57,15 @@ pub enum AuditCommand {
     },
 }
 
+/// Whether `command` reads the settings (an offline check and key generation do not).
+pub(super) fn reads_settings(command: &AuditCommand) -> bool {
+    match command {
+        AuditCommand::Verify { file, .. } => file.is_none(),
+        AuditCommand::Keygen { .. } => false,
+        AuditCommand::Export { .. } => true,
+    }
+}
+
 /// A verifier key given on the command line, or the file holding it.
 pub(crate) fn verifier_key(arg: &str) -> anyhow::Result<NoteVerifier> {
     if let Ok(key) = NoteVerifier::parse(arg.trim()) {

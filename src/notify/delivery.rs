@@ -156,7 +156,7 @@ async fn finish(
     audit::record(&mut tx, now, Actor::System, subject, &audit_event).await?;
     tx.commit().await?;
     match how {
-        Finish::Delivered => tracing::info!(channel = %head.channel, message_id = %head.id, "notification delivered"),
+        Finish::Delivered => tracing::debug!(channel = %head.channel, message_id = %head.id, "notification delivered"),
         Finish::Dead => {
             tracing::warn!(channel = %head.channel, message_id = %head.id, reason = ?reason, "notification dead")
         }

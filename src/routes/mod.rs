@@ -15,6 +15,7 @@ mod notifications;
 mod openapi;
 mod proofs;
 mod releases;
+mod request_id;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -60,11 +61,29 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(json_errors::json_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), console::security_headers))
-        // Method and path only: never headers (so never a bearer token), and the path escaped
-        // and cut, as it is the client's text.
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
-            let path = crate::logsafe::untrusted(req.uri().path()).max_chars(crate::logsafe::MAX_MESSAGE_CHARS);
-            tracing::debug_span!("request", method = %req.method(), path = %path)
-        }))
+        // Method, path and the request's id only: never headers (so never a bearer token), and
+        // the path escaped and cut, as it is the client's text. The span is at info, so every
+        // line the request causes names its id; the per-request lines themselves are debug.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::extract::Request| {
+                    let path = crate::logsafe::untrusted(req.uri().path()).max_chars(crate::logsafe::MAX_MESSAGE_CHARS);
+                    let id = req
+                        .extensions()
+                        .get::<crate::request_id::RequestId>()
+                        .map(|id| id.as_str())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
+                })
+                .on_request(|_: &axum::extract::Request, _: &tracing::Span| tracing::debug!("request received"))
+                .on_response(|r: &axum::response::Response, latency: std::time::Duration, _: &tracing::Span| {
+                    tracing::debug!(
+                        status = r.status().as_u16(),
+                        latency_ms = latency.as_millis() as u64,
+                        "request answered"
+                    )
+                }),
+        )
+        .layer(axum::middleware::from_fn(request_id::request_id))
         .with_state(state)
 }

@@ -44,8 +44,9 @@ where
     (req, missed)
 }
 
-/// The answer to a request whose body missed its deadline; the connection closes after it.
-pub(super) fn timeout_response() -> Response {
+/// The answer to a request whose body missed its deadline, in place of `answered` (whose
+/// request id it keeps); the connection closes after it.
+pub(super) fn timeout_response(answered: &Response) -> Response {
     let mut response = ApiError::new(
         StatusCode::REQUEST_TIMEOUT,
         "body_timeout",
@@ -53,6 +54,9 @@ pub(super) fn timeout_response() -> Response {
     )
     .into_response();
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if let Some(id) = answered.headers().get("x-request-id") {
+        response.headers_mut().insert("x-request-id", id.clone());
+    }
     response
 }
 

@@ -134,7 +134,7 @@ async fn connection(
         async move {
             let response = answer.await.unwrap_or_else(|e: Infallible| match e {});
             drop(handling);
-            Ok::<_, Infallible>(if missed.get() { body::timeout_response() } else { response })
+            Ok::<_, Infallible>(if missed.get() { body::timeout_response(&response) } else { response })
         }
     });
     let conn = http1::Builder::new()

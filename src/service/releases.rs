@@ -163,7 +163,7 @@ pub(crate) async fn approve(
     let release = load(&mut tx, id).await?;
     tx.commit().await?;
     if effect.reaches_quorum {
-        tracing::info!("release approved");
+        tracing::debug!("release approved");
         state.approved.notify_one();
     }
     Ok(release)
@@ -277,7 +277,7 @@ async fn decide_final(
     let moved = apply_final(&mut tx, p, r, change, &event, now).await?;
     let release = load(&mut tx, r.id).await?;
     tx.commit().await?;
-    tracing::info!(status = %moved.to, "release decided");
+    tracing::debug!(status = %moved.to, "release decided");
     Ok(release)
 }
 

@@ -139,7 +139,7 @@ pub(crate) async fn request(
         tracing::warn!(release_id = %id, "BREAK-GLASS release: sent at once, to be ratified");
         state.approved.notify_one();
     }
-    tracing::info!(release_id = %id, rule = %rule_name, "release requested");
+    tracing::debug!(release_id = %id, rule = %rule_name, "release requested");
     Ok(release)
 }
 

@@ -35,6 +35,7 @@ mod identities;
 mod invisible_text;
 mod isolation;
 mod log_injection;
+mod logs;
 mod notify;
 mod notify_kinds;
 mod notify_process;

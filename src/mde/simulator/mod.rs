@@ -133,6 +133,12 @@ impl SimulatorHandle {
         }
     }
 
+    /// Every access token issued to an MDE client so far (tests look for them where they must
+    /// never appear, such as the daemon's log).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().tokens.keys().cloned().collect()
+    }
+
     /// Every request seen, in arrival order, with the status answered.
     pub fn requests(&self) -> Vec<SeenRequest> {
         self.shared.lock().requests.clone()

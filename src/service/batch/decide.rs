@@ -208,7 +208,7 @@ async fn decide_batch(state: &AppState, p: &Principal, id: BatchId, kind: Kind<'
     record(&mut tx, now, p, &event).await?;
     let batch = load(&mut tx, id).await?;
     tx.commit().await?;
-    tracing::info!(applied, of = batch.releases.len(), decision = kind.name(), "batch decided");
+    tracing::debug!(applied, of = batch.releases.len(), decision = kind.name(), "batch decided");
     if approved_any {
         state.approved.notify_one();
     }

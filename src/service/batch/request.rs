@@ -230,6 +230,6 @@ pub(crate) async fn request(
     }
     let releases = db::releases::of_batch(&mut tx, batch.id).await?;
     tx.commit().await?;
-    tracing::info!(batch_id = %batch.id, releases = count, refused = batch.refused.len(), "release batch requested");
+    tracing::debug!(batch_id = %batch.id, releases = count, refused = batch.refused.len(), "release batch requested");
     Ok(BatchState { batch, releases })
 }
