@@ -1,5 +1,5 @@
-//! The command line: `serve`, `migrate`, `token`, `audit verify`, `db copy`, and the terminal client's
-//! `login`, `whoami`, `releases ...` (in [`crate::client`]).
+//! The command line: `serve`, `migrate`, `token`, `audit verify`, `db copy`, `backup`, `restore`,
+//! and the terminal client's `login`, `whoami`, `releases ...` (in [`crate::client`]).
 
 use crate::clock::{Clock, SystemClock};
 use crate::mde::simulator::SimulatorConfig;
@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub(crate) mod audit;
+pub(crate) mod backup;
 pub(crate) mod db;
 
 pub use audit::AuditCommand;
@@ -120,6 +121,31 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// A consistent copy of the SQLite database, taken while the daemon runs: written beside
+    /// FILE, synced, verified (audit chain and tree), then renamed to FILE. PostgreSQL: use pg_dump.
+    Backup {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Where to write the copy (a plain SQLite file, mode 0600).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put a backup in place of the SQLite database `database.url` names, with no daemon
+    /// running: refuses a copy whose audit chain or tree does not verify, refuses while a daemon
+    /// holds the database, and replaces an existing one only with --force.
+    Restore {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The backup (`dualkey backup --out FILE`).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Replace an existing (idle) database.
+        #[arg(long)]
+        force: bool,
     },
     /// Database tools.
     Db {
@@ -249,6 +275,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report { config, args } => crate::report::run(&load_settings(&config)?, args).await,
         Command::Audit { command } => audit::run(command).await,
         Command::Db { command } => db::run(command).await,
+        Command::Backup { config, out, force } => backup::backup(&config, &out, force).await,
+        Command::Restore { config, from, force } => backup::restore(&config, &from, force).await,
     }
 }
 

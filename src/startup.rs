@@ -28,11 +28,15 @@ pub struct Application {
     worker: Option<Worker>,
     /// Where `[policy]` is re-read from on SIGHUP (`Some(None)`: the default file).
     reload_from: Option<Option<PathBuf>>,
+    /// The shared lock on `<database>-serve.lock` (SQLite files only), held until the daemon
+    /// stops: `dualkey restore` refuses while any daemon holds it.
+    serving_lock: Option<std::fs::File>,
 }
 
 impl Application {
     /// Opens and migrates the database, prepares token verification and binds `server.bind`.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        let serving_lock = crate::db::backup::hold_serving_lock(&settings.database.url)?;
         let db = Db::connect(&settings.database)
             .await
             .with_context(|| format!("opening the database (database.url = {})", settings.database.redacted_url()))?;
@@ -108,7 +112,7 @@ impl Application {
             local_addr: addr,
         };
         crate::service::policy::record_policy(&state).await.context("recording the policy in the audit chain")?;
-        let mut app = Self { listener, addr, state, worker: None, reload_from: None };
+        let mut app = Self { listener, addr, state, worker: None, reload_from: None, serving_lock };
         if app.state.settings.mde.worker_enabled {
             app.worker = Some(app.worker()?);
         }
@@ -146,6 +150,8 @@ impl Application {
     /// completes. Then each of the worker's duties stops claiming, in-flight MDE calls get
     /// `mde.shutdown_grace` to finish, in-flight requests finish, and the database closes.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        // Declared first, dropped last: released only once the database is closed.
+        let _serving_lock = self.serving_lock;
         let stop = CancellationToken::new();
         use crate::replica::jobs::Job;
         let jobs = self.state.jobs.clone();

@@ -119,7 +119,7 @@ async fn identity(db: &Db) -> anyhow::Result<Option<String>> {
 }
 
 /// Refuses a source that is not at this binary's migrations, neither behind nor ahead.
-async fn check_migrated(db: &Db) -> anyhow::Result<()> {
+pub(super) async fn check_migrated(db: &Db) -> anyhow::Result<()> {
     let migrator = super::migrator(db.backend());
     let known: BTreeSet<i64> =
         migrator.iter().filter(|m| !m.migration_type.is_down_migration()).map(|m| m.version).collect();
@@ -151,7 +151,7 @@ async fn check_migrated(db: &Db) -> anyhow::Result<()> {
 }
 
 /// Verifies the chain and the tree with the code behind `dualkey audit verify`.
-async fn verified_head(db: &Db) -> anyhow::Result<Head> {
+pub(super) async fn verified_head(db: &Db) -> anyhow::Result<Head> {
     let chain = crate::audit::verify_db(db).await.context("reading the audit log")?;
     let tree = crate::audit::verify_tree(db, None).await.context("reading the audit tree")?;
     let (seq, hash) = match chain {

@@ -63,6 +63,7 @@ macro_rules! table_row {
 
 pub(crate) mod approvals;
 pub(crate) mod audit;
+pub(crate) mod backup;
 pub(crate) mod batches;
 pub(crate) mod budget;
 pub(crate) mod checkpoints;
@@ -460,25 +461,43 @@ async fn postgres_settings(conn: &mut Conn, busy_timeout_ms: u128) -> Result<(),
 /// ("table releases already exists"). In-memory databases need none.
 async fn migration_lock(url: &str) -> anyhow::Result<Option<std::fs::File>> {
     use anyhow::Context;
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
-    let path = options.get_filename();
-    if url.contains(":memory:") || url.contains("mode=memory") || path.as_os_str().is_empty() {
-        return Ok(None);
-    }
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push("-migrate.lock");
-    let lock_path = std::path::PathBuf::from(lock_path);
+    let Some(lock_path) = sqlite_sibling(url, "-migrate.lock")? else { return Ok(None) };
     tokio::task::spawn_blocking(move || {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("opening the migration lock {}", lock_path.display()))?;
+        let file = open_lock_file(&lock_path)?;
         file.lock().with_context(|| format!("locking {}", lock_path.display()))?;
         Ok(Some(file))
     })
     .await?
+}
+
+/// The SQLite database file `url` names; `None` for PostgreSQL and in-memory databases.
+pub(crate) fn sqlite_file(url: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+    if Backend::of_url(url) != Backend::Sqlite || url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(None);
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    let path = options.get_filename();
+    Ok(Some(path.to_path_buf()).filter(|p| !p.as_os_str().is_empty()))
+}
+
+/// `<database file><suffix>`, beside the SQLite file `url` names (see [`sqlite_file`]).
+pub(crate) fn sqlite_sibling(url: &str, suffix: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+    Ok(sqlite_file(url)?.map(|path| {
+        let mut sibling = path.into_os_string();
+        sibling.push(suffix);
+        std::path::PathBuf::from(sibling)
+    }))
+}
+
+/// Opens (creating it if missing) a lock file: only its lock matters, never its content.
+pub(crate) fn open_lock_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use anyhow::Context;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening the lock file {}", path.display()))
 }
 
 /// Whether a write connection may go back to the pool. A dropped transaction queues its

@@ -4,6 +4,7 @@ mod approvals;
 mod audit;
 mod auth;
 mod backend;
+mod backup;
 mod bad_input;
 mod batches;
 mod bodies;
