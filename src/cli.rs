@@ -205,7 +205,9 @@ fn reads_settings(command: &Command) -> bool {
         | Command::Token { .. }
         | Command::Policy { .. }
         | Command::Report { .. }
-        | Command::Notify { .. } => true,
+        | Command::Notify { .. }
+        | Command::Backup { .. }
+        | Command::Restore { .. } => true,
         Command::Audit { command } => audit::reads_settings(command),
         Command::Bench { .. } | Command::Simulator { .. } | Command::Db { .. } | Command::Client(_) => false,
     }
