@@ -81,6 +81,9 @@ pub struct ServerSettings {
     /// Connections served at once; one more is answered 503 `too_many_connections` and closed.
     #[serde(deserialize_with = "positive_u32")]
     pub max_connections: u32,
+    /// Where `GET /metrics` is served instead of the main listener, e.g. `127.0.0.1:9090`
+    /// (only `/metrics` there); `None` serves it on the main listener, without a token.
+    pub metrics_bind: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -91,6 +94,7 @@ impl Default for ServerSettings {
             body_timeout: HumanDuration::from_secs(30),
             idle_timeout: HumanDuration::from_secs(60),
             max_connections: 1024,
+            metrics_bind: None,
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct Application {
     /// The shared lock on `<database>-serve.lock` (SQLite files only), held until the daemon
     /// stops: `dualkey restore` refuses while any daemon holds it.
     serving_lock: Option<std::fs::File>,
+    /// The listener of `[server] metrics_bind`, when set.
+    metrics: Option<TcpListener>,
 }
 
 impl Application {
@@ -56,6 +58,12 @@ impl Application {
             .await
             .with_context(|| format!("binding server.bind = {}", settings.server.bind))?;
         let addr = listener.local_addr()?;
+        let metrics = match &settings.server.metrics_bind {
+            Some(bind) => {
+                Some(TcpListener::bind(bind).await.with_context(|| format!("binding server.metrics_bind = {bind}"))?)
+            }
+            None => None,
+        };
         let mde = if settings.mde.is_configured() {
             // Every replica on this database shares the tenant's one budget and its 429 pauses.
             let ledger = Arc::new(crate::replica::budget::DbLedger::new(db.clone()));
@@ -109,10 +117,11 @@ impl Application {
             delivery,
             forwarders,
             jobs,
+            tasks: Arc::default(),
             local_addr: addr,
         };
         crate::service::policy::record_policy(&state).await.context("recording the policy in the audit chain")?;
-        let mut app = Self { listener, addr, state, worker: None, reload_from: None, serving_lock };
+        let mut app = Self { listener, addr, state, worker: None, reload_from: None, serving_lock, metrics };
         if app.state.settings.mde.worker_enabled {
             app.worker = Some(app.worker()?);
         }
@@ -125,6 +134,11 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address `GET /metrics` is served on when `[server] metrics_bind` gives it its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -161,7 +175,8 @@ impl Application {
         }
         let leases = {
             let (jobs, db, clock, stop) = (jobs.clone(), self.state.db.clone(), self.state.clock.clone(), stop.clone());
-            tokio::spawn(async move { jobs.run(db, clock, stop).await })
+            let tasks = self.state.tasks.clone();
+            tokio::spawn(async move { jobs.run(db, clock, tasks, stop).await })
         };
         let led = |job: Job, task: fn(AppState, CancellationToken) -> BoxedTask| {
             let (jobs, state, stop) = (jobs.clone(), self.state.clone(), stop.clone());
@@ -204,6 +219,18 @@ impl Application {
                 None
             }
         };
+        let metrics = self.metrics.map(|listener| {
+            let (app, stop) = (routes::metrics::own_listener(self.state.clone()), stop.clone());
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics listening (server.metrics_bind)");
+            }
+            tokio::spawn(async move {
+                let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            })
+        });
         let app = routes::router(self.state.clone());
         tracing::info!(addr = %self.addr, "dualkey listening");
         let stop_serving = stop.clone();
@@ -223,6 +250,9 @@ impl Application {
         let _ = checkpointer.await;
         let _ = waker.await;
         let _ = leases.await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         if let Some(delivery) = delivery {
             // An attempt in flight is cut short; its message stays pending and is sent again.
             delivery.abort();

@@ -37,6 +37,8 @@ pub struct AppState {
     pub(crate) forwarders: Option<Arc<crate::forward::Forwarders>>,
     /// The periodic jobs this replica runs, and whether it leads each (one replica runs each).
     pub(crate) jobs: Arc<crate::replica::jobs::Jobs>,
+    /// When each background task last succeeded and failed (`/readyz`).
+    pub(crate) tasks: Arc<crate::tasks::Tasks>,
     /// The address the daemon listens on (the console's origin unless `console.public_url`).
     pub local_addr: std::net::SocketAddr,
 }

@@ -86,6 +86,7 @@ impl Db {
             routing: Arc::default(),
             appended: Arc::new(tokio::sync::watch::channel(0).0),
             log: Arc::default(),
+            metrics: Arc::default(),
         })
     }
 }

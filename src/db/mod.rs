@@ -72,6 +72,7 @@ pub(crate) mod fenced;
 pub(crate) mod fleet;
 pub(crate) mod forward;
 pub(crate) mod jobs;
+pub(crate) mod metrics;
 pub(crate) mod outbox;
 pub(crate) mod releases;
 pub(crate) mod report;
@@ -135,6 +136,9 @@ pub struct Tx {
     backend: Backend,
     /// Nothing another replica must wake for (a budget reservation, a lease renewal): no NOTIFY.
     quiet: bool,
+    /// Counted in `metrics` when this transaction commits, and only then.
+    observed: Vec<crate::metrics::Observation>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Tx {
@@ -153,10 +157,13 @@ impl Tx {
                 return Err(e);
             }
         }
-        let Tx { inner, health, routing, wrote_messages, appended, appended_audit, .. } = self;
+        let Tx { inner, health, routing, wrote_messages, appended, appended_audit, observed, metrics, .. } = self;
         match inner.commit().await {
             Ok(()) => {
                 health.succeeded();
+                if !observed.is_empty() {
+                    metrics.record(observed);
+                }
                 if let Some(r) = routing.filter(|_| wrote_messages) {
                     r.committed();
                 }
@@ -183,6 +190,11 @@ impl Tx {
     /// a lease renewal): its commit sends no NOTIFY, so the replicas' tasks are not woken for it.
     pub(crate) fn quiet(&mut self) {
         self.quiet = true;
+    }
+
+    /// Counts `o` in the daemon's metrics if this transaction commits.
+    pub(crate) fn observe(&mut self, o: crate::metrics::Observation) {
+        self.observed.push(o);
     }
 
     /// Marks that this transaction wrote outbox messages.
@@ -232,6 +244,8 @@ pub struct Db {
     appended: Arc<watch::Sender<u64>>,
     /// Set once at start-up when `[audit]` has a signing key; every transaction carries it.
     log: Arc<OnceLock<Arc<crate::audit::signing::LogSigner>>>,
+    /// This process's counters, fed by the transactions that commit.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The URL to connect with: `[database] url`, with the password of `password_file` put in.
@@ -303,7 +317,13 @@ impl Db {
             routing: Arc::default(),
             appended,
             log: Arc::default(),
+            metrics: Arc::default(),
         })
+    }
+
+    /// This process's counters and histograms (`/metrics`).
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Which database this is.
@@ -364,6 +384,8 @@ impl Db {
                 log: self.log.get().cloned(),
                 backend: self.backend,
                 quiet: false,
+                observed: Vec::new(),
+                metrics: self.metrics.clone(),
             }),
             Err(e) => {
                 self.health.failed(&e);

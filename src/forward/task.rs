@@ -11,6 +11,7 @@ use super::{Forwarder, Target, backoff, syslog, tcp};
 use crate::audit::AuditEntry;
 use crate::db;
 use crate::logsafe::{Admit, LogBudget};
+use crate::metrics::Observation;
 use crate::state::AppState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,8 @@ struct Session {
 struct Written {
     first: i64,
     last: i64,
+    /// How many entries: `first..=last`, or fewer where the trail has gaps.
+    count: u64,
     settled_at: tokio::time::Instant,
 }
 
@@ -74,10 +77,17 @@ pub(crate) async fn run(state: AppState, f: Arc<Forwarder>, stop: CancellationTo
     let mut failures: u32 = 0;
     let mut storage_failing = false;
     let mut log = LogBudget::new(LOG_LINES, LOG_WINDOW);
+    let task = format!("forward.{}", f.name);
+    state.tasks.started(&task);
     loop {
         // Seen before reading, so a commit after the read wakes the wait below.
         appended.borrow_and_update();
-        let wait = match step(&state, &f, &mut session).await {
+        let result = step(&state, &f, &mut session).await;
+        match &result {
+            Ok(_) => state.tasks.succeeded(&task, state.clock.now()),
+            Err(_) => state.tasks.failed(&task, state.clock.now()),
+        }
+        let wait = match result {
             Ok(next) => {
                 if std::mem::take(&mut storage_failing) {
                     tracing::info!(forwarder = %f.name, "audit trail readable again");
@@ -139,7 +149,7 @@ async fn step(state: &AppState, f: &Forwarder, session: &mut Session) -> Result<
             let batch = next_batch(state, f).await?;
             let Some(last) = batch.last() else { return Ok(Next::Idle) };
             endpoint.post(&batch).await.map_err(Failure::Send)?;
-            advance(state, &f.name, last.seq).await?;
+            advance(state, &f.name, last.seq, batch.len() as u64).await?;
             Ok(Next::Delivered)
         }
         Target::Syslog { endpoint, host } => syslog_step(state, f, endpoint, host, session).await,
@@ -163,7 +173,7 @@ async fn syslog_step(
         match conn.is_open().await {
             Ok(()) => {
                 if let Some(w) = session.written.take() {
-                    advance(state, &f.name, w.last).await?;
+                    advance(state, &f.name, w.last, w.count).await?;
                     return Ok(Next::Delivered);
                 }
             }
@@ -188,8 +198,12 @@ async fn syslog_step(
         session.conn = None;
         return Err(Failure::Send(why));
     }
-    session.written =
-        Some(Written { first: first.seq, last: last.seq, settled_at: tokio::time::Instant::now() + SETTLE });
+    session.written = Some(Written {
+        first: first.seq,
+        last: last.seq,
+        count: batch.len() as u64,
+        settled_at: tokio::time::Instant::now() + SETTLE,
+    });
     Ok(Next::Settle(SETTLE))
 }
 
@@ -200,14 +214,17 @@ async fn next_batch(state: &AppState, f: &Forwarder) -> Result<Vec<AuditEntry>, 
     db::audit::list(&mut conn, after, f.batch_size, None).await
 }
 
-async fn advance(state: &AppState, name: &str, seq: i64) -> Result<(), sqlx::Error> {
+/// Moves `name`'s cursor to `seq`, past `entries` entries it delivered.
+async fn advance(state: &AppState, name: &str, seq: i64, entries: u64) -> Result<(), sqlx::Error> {
     let mut tx = state.db.begin().await?;
     db::forward::advance(&mut tx, name, seq, state.clock.now()).await?;
+    tx.observe(Observation::Forwarded { forwarder: name.to_string(), entries });
     tx.commit().await
 }
 
 async fn record_failure(state: &AppState, name: &str, reason: &str) -> Result<(), sqlx::Error> {
     let mut tx = state.db.begin().await?;
     db::forward::failed(&mut tx, name, reason, state.clock.now()).await?;
+    tx.observe(Observation::ForwardFailed { forwarder: name.to_string() });
     tx.commit().await
 }

@@ -15,7 +15,8 @@ use super::ledger::Ledger;
 use super::limiter::{NotTaken, RateLimiter};
 use super::query::percent_encode;
 pub use super::query::{ActionQuery, Cmp, MachineQuery, Wait};
-use super::rate::{Api, RollingWindow, Share};
+use super::rate::{Api, Limits, RollingWindow, Share};
+use super::stats::{CallCode, CallStats};
 use super::token::{MdeCredential, TokenHealth, TokenSource};
 use super::types::{ActionType, IsolationType, Machine, MachineAction, ODataList};
 use crate::clock::{Monotonic, SharedClock};
@@ -63,6 +64,8 @@ pub struct MdeClient {
     tokens: TokenSource,
     limiters: HashMap<Api, RateLimiter>,
     clock: SharedClock,
+    stats: CallStats,
+    limits: Limits,
 }
 
 impl MdeClient {
@@ -73,6 +76,7 @@ impl MdeClient {
             .connect_timeout(config.request_timeout)
             .build()
             .map_err(|e| MdeError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let limits = Limits::new(config.rate_per_minute, config.rate_per_hour).with_slack(WINDOW_SLACK);
         let limiters = Api::ALL
             .into_iter()
             .map(|api| {
@@ -88,7 +92,8 @@ impl MdeClient {
             config.credential,
             clock.clone(),
         );
-        Ok(Self { http, api_base: config.api_base.trim_end_matches('/').to_owned(), tokens, limiters, clock })
+        let api_base = config.api_base.trim_end_matches('/').to_owned();
+        Ok(Self { http, api_base, tokens, limiters, clock, stats: CallStats::default(), limits })
     }
 
     /// The same client, taking every call from `ledger` too (after its own window) and pausing
@@ -102,6 +107,16 @@ impl MdeClient {
     /// (at most `bound`) only when nothing is known or the last failure is `recheck` old.
     pub async fn token_health(&self, bound: Duration, recheck: Duration) -> TokenHealth {
         self.tokens.check(bound, recheck).await
+    }
+
+    /// Every call this client sent, by API and answer, and when MDE last answered.
+    pub fn stats(&self) -> &CallStats {
+        &self.stats
+    }
+
+    /// The budget of each API: calls per rolling minute and hour (the same for every API).
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// When `api`'s rate budget next allows a call by a caller with `share` (now or later),
@@ -348,7 +363,10 @@ impl MdeClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        request.send().await.map_err(|e| MdeError::from_transport(Some(api), &e))
+        let answer = request.send().await;
+        let code = answer.as_ref().map_or(CallCode::Transport, |a| CallCode::Status(a.status().as_u16()));
+        self.stats.record(api, code, self.clock.now());
+        answer.map_err(|e| MdeError::from_transport(Some(api), &e))
     }
 
     fn limiter(&self, api: Api) -> &RateLimiter {

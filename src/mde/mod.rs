@@ -12,6 +12,7 @@ mod limiter;
 mod query;
 pub mod rate;
 pub mod simulator;
+mod stats;
 pub mod token;
 pub mod types;
 
@@ -25,5 +26,6 @@ pub use query::{ActionQuery, Cmp, MachineQuery, Wait};
 /// in its shape.
 pub(crate) use query::{odata_datetime, percent_encode};
 pub use rate::{Api, Limits, RollingWindow, Share};
+pub use stats::{CallCode, CallStats, Reachability};
 pub use token::{MdeCredential, TokenHealth};
 pub use types::{ActionStatus, ActionType, IsolationType, Machine, MachineAction, MdeErrorBody};

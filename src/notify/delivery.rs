@@ -12,6 +12,7 @@ use super::{Attempt, Message, Outcome, Routing};
 use crate::audit::{self, Actor, AuditEvent, Subject};
 use crate::clock::Timestamp;
 use crate::db::outbox::{self, Finish, OutboxRow};
+use crate::metrics::Observation;
 use crate::state::AppState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,15 +55,19 @@ impl Delivery {
 async fn run_channel(d: Arc<Delivery>, state: AppState, channel: Arc<Channel>, stop: CancellationToken) {
     let mut written = d.routing.watch();
     let mut failing = false;
+    state.tasks.started(&format!("delivery.{}", channel.name));
     loop {
+        let task = format!("delivery.{}", channel.name);
         let next = match step(&d, &state, &channel).await {
             Ok(next) => {
+                state.tasks.succeeded(&task, state.clock.now());
                 if std::mem::take(&mut failing) {
                     tracing::info!(channel = %channel.name, "notification outbox readable again");
                 }
                 next
             }
             Err(e) => {
+                state.tasks.failed(&task, state.clock.now());
                 if !std::mem::replace(&mut failing, true) {
                     tracing::warn!(channel = %channel.name, error = %e, "notification outbox unavailable; retrying");
                 }
@@ -113,6 +118,7 @@ pub(crate) async fn step(d: &Delivery, state: &AppState, channel: &Channel) -> R
             tracing::info!(channel = %channel.name, message_id = %head.id, ?status, %reason, attempts, ?wait, "notification attempt failed; retrying");
             let mut tx = state.db.begin().await?;
             outbox::retry_later(&mut tx, &head.id, &reason, now.plus(wait)).await?;
+            tx.observe(Observation::Notification { channel: head.channel.clone(), outcome: "retry" });
             tx.commit().await?;
         }
     }
@@ -154,6 +160,11 @@ async fn finish(
     };
     let subject = Subject { release_id: head.release_id.as_deref(), machine_id: None };
     audit::record(&mut tx, now, Actor::System, subject, &audit_event).await?;
+    let outcome = match how {
+        Finish::Delivered => "delivered",
+        Finish::Dead => "dead",
+    };
+    tx.observe(Observation::Notification { channel: head.channel.clone(), outcome });
     tx.commit().await?;
     match how {
         Finish::Delivered => tracing::debug!(channel = %head.channel, message_id = %head.id, "notification delivered"),

@@ -13,12 +13,15 @@ use crate::clock::Timestamp;
 use crate::db::Db;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// How often a replica takes or renews its jobs' leases.
 const ROUND: Duration = Duration::from_secs(1);
+/// The task name of the lease rounds in `/readyz`.
+const TASK: &str = "job_leases";
 
 /// A periodic job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -134,9 +137,21 @@ impl Jobs {
     /// Renews the leases every [`ROUND`] until `stop`, then gives them up. A round
     /// that fails (the database is unreachable) makes this replica follow every job: a lease
     /// it cannot renew is soon another's.
-    pub(crate) async fn run(&self, db: Db, clock: crate::clock::SharedClock, stop: CancellationToken) {
+    pub(crate) async fn run(
+        &self,
+        db: Db,
+        clock: crate::clock::SharedClock,
+        tasks: Arc<crate::tasks::Tasks>,
+        stop: CancellationToken,
+    ) {
+        tasks.started(TASK);
         loop {
-            if let Err(e) = self.round(&db, clock.now()).await {
+            let round = self.round(&db, clock.now()).await;
+            match &round {
+                Ok(_) => tasks.succeeded(TASK, clock.now()),
+                Err(_) => tasks.failed(TASK, clock.now()),
+            }
+            if let Err(e) = round {
                 tracing::warn!(error = %e, "renewing the periodic jobs' leases failed; following until it works");
                 self.led.send_if_modified(|old| {
                     let changed = old.values().any(|l| *l);

@@ -63,6 +63,26 @@ struct Readiness {
     /// This replica's role in each periodic job it runs: `leader` (it runs the job for every
     /// replica of the database) or `follower`. Never makes the instance unready.
     jobs: BTreeMap<&'static str, &'static str>,
+    /// With `[mde]`: whether MDE's API answered this process's last call. Never makes the
+    /// instance unready (requests and approvals go on; sends wait and are retried).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mde_api: Option<MdeApi>,
+    /// Each background task this process runs (`worker.dispatch`, `expiry`, `delivery.<channel>`,
+    /// `forward.<name>`, `checkpoints`, `job_leases`, ...): when its last pass succeeded and
+    /// when one last failed. A leader's jobs run only on the replica that leads them.
+    tasks: BTreeMap<String, crate::tasks::TaskHealth>,
+}
+
+/// What this process saw of MDE's API.
+#[derive(Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+struct MdeApi {
+    /// `reachable` (the last call got an HTTP answer, whatever its status), `unreachable`
+    /// (it got none: timeout, refused, reset) or `not_contacted` (no call yet).
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_answer_at: Option<crate::clock::Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_unreachable_at: Option<crate::clock::Timestamp>,
 }
 
 impl Readiness {
@@ -83,7 +103,19 @@ impl Readiness {
         let ready = database_ok && writable && worker != "stopped" && mde != "token_failing";
         let (code, status) =
             if ready { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not_ready") };
-        (code, Self { status, database, storage, worker, mde, forwarders: None, bypasses: None, jobs: BTreeMap::new() })
+        let readiness = Self {
+            status,
+            database,
+            storage,
+            worker,
+            mde,
+            forwarders: None,
+            bypasses: None,
+            jobs: BTreeMap::new(),
+            mde_api: None,
+            tasks: BTreeMap::new(),
+        };
+        (code, readiness)
     }
 }
 
@@ -91,7 +123,8 @@ impl Readiness {
 /// a token. Cheap: the token is asked for only when nothing is known about it (see
 /// [`crate::mde::MdeClient::token_health`]); why it fails goes to the log, not to this
 /// unauthenticated answer. With `[[audit.forward]]`, also each forwarder's cursor, lag and last
-/// error (texts free of URLs and tokens), which never affect readiness.
+/// error (texts free of URLs and tokens), which never affect readiness. Also whether MDE's API
+/// answered the last call and each background task's last success and failure (times only).
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -115,6 +148,11 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
     let (code, mut readiness) = Readiness::assess(database_ok, writable, state.worker.get(), token.as_ref());
     readiness.forwarders = forwarders;
     readiness.jobs = state.jobs.roles();
+    readiness.tasks = state.tasks.all();
+    readiness.mde_api = state.mde.as_ref().map(|mde| {
+        let seen = mde.stats().reachability();
+        MdeApi { status: seen.status(), last_answer_at: seen.last_answer, last_unreachable_at: seen.last_unreachable }
+    });
     if database_ok && let Ok(mut conn) = state.db.reader().await {
         readiness.bypasses = crate::db::fleet::unacknowledged(&mut conn).await.ok();
     }

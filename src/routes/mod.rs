@@ -11,6 +11,7 @@ mod decisions;
 mod extract;
 mod health;
 mod json_errors;
+pub(crate) mod metrics;
 mod notifications;
 mod openapi;
 mod proofs;
@@ -34,6 +35,7 @@ pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(health::router())
+        .merge(metrics::router())
         .merge(client_config::router())
         .routes(utoipa_axum::routes!(openapi::openapi_json))
         .nest("/api/v1/releases", releases::router())

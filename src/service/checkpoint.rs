@@ -20,12 +20,18 @@ pub(crate) async fn checkpoint_now(state: &AppState, log: &LogSigner) -> Result<
 pub(crate) async fn run_checkpointer(state: AppState, stop: CancellationToken) {
     let Some(log) = state.db.log() else { return };
     let interval = state.settings.audit.checkpoint_interval.get();
+    state.tasks.started("checkpoints");
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             () = state.clock.sleep(interval) => {}
         }
-        match checkpoint_now(&state, &log).await {
+        let written = checkpoint_now(&state, &log).await;
+        match &written {
+            Ok(_) => state.tasks.succeeded("checkpoints", state.clock.now()),
+            Err(_) => state.tasks.failed("checkpoints", state.clock.now()),
+        }
+        match written {
             Ok(Some(size)) => tracing::debug!(size, "checkpoint written"),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "writing a checkpoint failed; will retry"),

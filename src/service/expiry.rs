@@ -55,11 +55,19 @@ pub(crate) async fn expire_due(db: &Db, now: Timestamp) -> Result<usize, Transit
 /// each round on the state's clock, so a reload that changes it applies) until `stop` is
 /// cancelled.
 pub(crate) async fn run_sweeper(state: crate::state::AppState, stop: CancellationToken) {
+    state.tasks.started("expiry");
     loop {
         match expire_due(&state.db, state.clock.now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "expired pending releases past their request_ttl"),
-            Err(e) => tracing::error!(error = %e, "expiry sweep failed; will retry"),
+            Ok(n) => {
+                state.tasks.succeeded("expiry", state.clock.now());
+                if n > 0 {
+                    tracing::info!(expired = n, "expired pending releases past their request_ttl");
+                }
+            }
+            Err(e) => {
+                state.tasks.failed("expiry", state.clock.now());
+                tracing::error!(error = %e, "expiry sweep failed; will retry");
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return,

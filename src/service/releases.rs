@@ -10,6 +10,7 @@ use crate::db::velocity::Counted;
 use crate::decide::{self, Caller, RefusalReason};
 use crate::domain::{Comment, MachineId, Release, ReleaseId, ReleaseStatus};
 use crate::error::ApiError;
+use crate::metrics::Observation;
 use crate::rules::over_limit;
 use crate::state::AppState;
 
@@ -115,6 +116,7 @@ async fn refuse(
             Decision::Cancel => AuditEvent::CancellationRefused { reason, status },
         };
         record(&mut tx, now, p, r.id, &r.machine_id, &event).await?;
+        tx.observe(Observation::Decision { outcome: "refused", requested_at: None, at: now });
         Ok(tx.commit().await?)
     }
     .await;
@@ -190,6 +192,7 @@ pub(super) async fn record_approval(
         console: p.sign_in.clone(),
     };
     record(tx, now, p, r.id, &r.machine_id, &event).await?;
+    tx.observe(Observation::Decision { outcome: "approved", requested_at: Some(r.requested_at), at: now });
     // Every recorded approval, the one completing the quorum included (`release.approved` follows).
     crate::notify::outbox::release_event(tx, "release.approval_added", r.id, now).await?;
     if effect.reaches_quorum {
@@ -229,6 +232,7 @@ async fn ratify(
     )
     .await?;
     crate::notify::outbox::release_event(&mut tx, "break_glass.ratified", r.id, now).await?;
+    tx.observe(Observation::Decision { outcome: "ratified", requested_at: Some(r.requested_at), at: now });
     let release = load(&mut tx, r.id).await?;
     tx.commit().await?;
     tracing::info!(release_id = %r.id, "break-glass release ratified");
@@ -292,5 +296,9 @@ pub(super) async fn apply_final(
     now: Timestamp,
 ) -> Result<transition::Transitioned, TransitionError> {
     let at = At { id: r.id, machine_id: &r.machine_id, status: r.status, claim: None };
-    transition::apply(tx, &at, change, Actor::Principal(&p.id), event, now).await
+    let moved = transition::apply(tx, &at, change, Actor::Principal(&p.id), event, now).await?;
+    if let Change::Reject { .. } = change {
+        tx.observe(Observation::Decision { outcome: "rejected", requested_at: Some(r.requested_at), at: now });
+    }
+    Ok(moved)
 }

@@ -117,11 +117,20 @@ pub(crate) async fn apply(
 }
 
 /// Where effects of every transition attach (inside the caller's transaction, before commit):
-/// the notifications the move reports go to the outbox here.
+/// the notifications the move reports go to the outbox here, and its figures to the metrics.
 async fn after(tx: &mut Tx, t: Transitioned) -> Result<Transitioned, TransitionError> {
     tracing::debug!(release_id = %t.id, mv = %t.mv, from = ?t.from, to = %t.to, "release moved");
     if let Some(event) = crate::notify::outbox::event_of(t.mv) {
         crate::notify::outbox::release_event(tx, event, t.id, t.at).await?;
+    }
+    // An approved release that ends: how long the release took once decided.
+    let was_approved =
+        matches!(t.from, Some(ReleaseStatus::Approved | ReleaseStatus::Dispatching | ReleaseStatus::Dispatched));
+    if was_approved
+        && !t.to.is_open()
+        && let Some(approved_at) = db::metrics::approved_at(tx, t.id).await?
+    {
+        tx.observe(crate::metrics::Observation::Finished { approved_at, at: t.at });
     }
     Ok(t)
 }

@@ -19,13 +19,20 @@ const STORAGE_PAUSE_MAX: Duration = Duration::from_secs(8);
 /// none is claimed after `stop`.
 pub(super) async fn run(w: Worker, job: Job, stop: CancellationToken) {
     let mut failures = Failures::default();
+    let task = format!("worker.{}", job.as_str());
+    w.state.tasks.started(&task);
     while !stop.is_cancelled() {
         // Listen before looking at the database, so a change another duty makes meanwhile
         // (a send recorded: a poll becomes due) still wakes this one.
         let changed = w.changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let (wait, idle) = match w.work(job).await {
+        let step = w.work(job).await;
+        match &step {
+            Ok(_) => w.state.tasks.succeeded(&task, w.state.clock.now()),
+            Err(_) => w.state.tasks.failed(&task, w.state.clock.now()),
+        }
+        let (wait, idle) = match step {
             Ok(Step::Worked) => {
                 failures.ended(job);
                 w.changed.notify_waiters();

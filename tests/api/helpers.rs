@@ -42,6 +42,8 @@ pub struct TestApp {
     pub sim: Arc<dualkey::mde::simulator::SimulatorHandle>,
     /// A worker for this daemon, when its `[mde]` is configured.
     pub worker: Option<dualkey::worker::Worker>,
+    /// `http://<addr>` of `[server] metrics_bind`, when a tweak set it.
+    pub metrics_base: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -141,6 +143,7 @@ pub async fn spawn_on_in(
     let app = Application::build(settings, Arc::new(clock.clone())).await.expect("app builds");
     let worker = app.worker().ok();
     let base = format!("http://127.0.0.1:{}", app.port());
+    let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -156,6 +159,7 @@ pub async fn spawn_on_in(
         config_path,
         sim,
         worker,
+        metrics_base,
         shutdown: Some(tx),
         handle: Some(handle),
         _dir: dir,

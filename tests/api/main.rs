@@ -37,6 +37,7 @@ mod invisible_text;
 mod isolation;
 mod log_injection;
 mod logs;
+mod metrics;
 mod notify;
 mod notify_kinds;
 mod notify_process;

@@ -150,6 +150,7 @@ async fn refuse_whole(
     };
     let result: Result<(), sqlx::Error> = async {
         record(&mut tx, now, p, &event).await?;
+        tx.observe(crate::metrics::Observation::Decision { outcome: "refused", requested_at: None, at: now });
         tx.commit().await
     }
     .await;
