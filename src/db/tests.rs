@@ -81,3 +81,20 @@ fn a_url_with_a_password_is_redacted_for_logs() {
     let s = DatabaseSettings { url: "postgres://dualkey:hunter2@db:5432/d".into(), ..Default::default() };
     assert_eq!(s.redacted_url(), "postgres://dualkey:REDACTED@db:5432/d");
 }
+
+#[tokio::test]
+async fn what_a_transaction_observed_is_counted_when_it_commits_and_never_when_it_rolls_back() {
+    use crate::clock::Timestamp;
+    use crate::metrics::Observation;
+    let (db, _dir) = db().await;
+    let decision = || Observation::Decision { outcome: "approved", requested_at: None, at: Timestamp::EPOCH };
+    let mut tx = db.begin().await.unwrap();
+    tx.observe(decision());
+    drop(tx);
+    assert_eq!(db.metrics().snapshot().decisions.get("approved"), None, "rolled back: nothing counted");
+    let mut tx = db.begin().await.unwrap();
+    tx.observe(decision());
+    assert_eq!(db.metrics().snapshot().decisions.get("approved"), None, "not before the commit");
+    tx.commit().await.unwrap();
+    assert_eq!(db.metrics().snapshot().decisions.get("approved"), Some(&1));
+}

@@ -250,3 +250,37 @@ async fn readyz_shows_each_background_task_s_last_success_and_whether_mde_answer
     assert!(gone["mde_api"]["last_unreachable_at"].is_string());
     assert_eq!(gone["status"], "ready", "an MDE outage does not make the instance unready: {gone}");
 }
+
+#[tokio::test]
+async fn audit_forwarding_counts_failed_attempts_and_every_entry_delivered() {
+    use crate::forward_support::{HecAnswer, HecReceiver};
+    const TOKEN: &str = "5b0e7f3c-2a41-4d8e-9c6b-1f2e3d4c5b6a";
+    let hec = HecReceiver::start(TOKEN).await;
+    hec.answer(HecAnswer::Refuse(503));
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("hec-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let forward: dualkey::settings::ForwardSettings = toml::from_str(&format!(
+        "name = \"splunk\"\nkind = \"http\"\nbackoff_base = \"1s\"\nbackoff_max = \"2s\"\nurl = \"{}\"\ntoken_file = {:?}",
+        hec.url, token_file
+    ))
+    .unwrap();
+    let app = spawn_app_with(move |s| s.audit.forward = vec![forward]).await;
+    app.create_release(7).await;
+    let forwarded = async |app: &TestApp, name: &str| scrape(app).await.value(name, &[("forwarder", "splunk")]);
+    eventually("a refused batch counted", async || {
+        forwarded(&app, "dualkey_audit_forward_failures_total").await >= 1.0
+    })
+    .await;
+    assert_eq!(forwarded(&app, "dualkey_audit_forwarded_entries_total").await, 0.0);
+
+    hec.answer(HecAnswer::Accept);
+    let head = audit_head(&app).await;
+    eventually("every entry delivered and counted", async || {
+        app.clock.advance(Duration::from_secs(2));
+        forwarded(&app, "dualkey_audit_forwarded_entries_total").await >= head
+    })
+    .await;
+    assert_eq!(forwarded(&app, "dualkey_audit_forwarded_entries_total").await, head);
+    assert_eq!(scrape(&app).await.value("dualkey_audit_head_seq", &[]), head);
+}
