@@ -8,36 +8,29 @@
 mod action;
 mod fault;
 mod filter;
+mod list;
 
 use super::extract::json_content_type;
 use crate::auth::Principal;
-use crate::db::releases::ListFilter;
-use crate::domain::{Release, ReleaseId, ReleaseStatus};
+use crate::domain::ReleaseId;
 use crate::error::ApiError;
-use crate::mde::{ActionStatus, percent_encode};
 use crate::service::reading;
 use crate::service::request::request;
 use crate::settings::CompatSettings;
 use crate::state::AppState;
 use action::MachineActionView;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use fault::MdeFault;
-use filter::Filter;
-use serde::Serialize;
 use serde_json::Value;
 
 /// MDE's own path prefixes: the latest version, and v1.0 named.
 const PREFIXES: [&str; 2] = ["/api", "/api/v1.0"];
-/// The most actions one page of a list holds; `@odata.nextLink` leads to the rest.
-const PAGE: usize = 200;
-/// The largest `$top` MDE accepts.
-const MAX_TOP: usize = 10_000;
 
 /// The routes, or none when `[compat] mde_routes` is off (they are then unknown routes).
 pub(super) fn router(settings: &CompatSettings) -> Router<AppState> {
@@ -50,7 +43,7 @@ pub(super) fn router(settings: &CompatSettings) -> Router<AppState> {
     for prefix in PREFIXES {
         router = router
             .route(&format!("{prefix}/machines/{{id}}/unisolate"), post(unisolate).fallback(other_method))
-            .route(&format!("{prefix}/machineactions"), get(list).fallback(other_method))
+            .route(&format!("{prefix}/machineactions"), get(list::list).fallback(other_method))
             .route(&format!("{prefix}/machineactions/{{id}}"), get(show).fallback(other_method));
     }
     router
@@ -149,136 +142,4 @@ async fn show(
         _ => e.into(),
     })?;
     Ok(Json(MachineActionView::new(release, Some(metadata(&state, "MachineActions/$entity")))))
-}
-
-/// MDE's collection envelope.
-#[derive(Serialize)]
-struct Collection {
-    #[serde(rename = "@odata.context")]
-    context: String,
-    value: Vec<MachineActionView>,
-    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
-    next_link: Option<String>,
-}
-
-/// A list request's `$filter`, `$top` and `$skip`.
-struct Paging {
-    filter_text: Option<String>,
-    filter: Filter,
-    top: Option<usize>,
-    skip: usize,
-}
-
-impl Paging {
-    fn parse(pairs: Vec<(String, String)>) -> Result<Self, MdeFault> {
-        let (mut filter_text, mut top, mut skip) = (None, None, None);
-        for (key, value) in pairs {
-            let slot = match key.as_str() {
-                "$filter" => &mut filter_text,
-                "$top" => &mut top,
-                "$skip" => &mut skip,
-                _ => return Err(MdeFault::odata(format!("The query parameter '{key}' is not supported."))),
-            };
-            if slot.replace(value).is_some() {
-                return Err(MdeFault::odata(format!("The query parameter '{key}' is given twice.")));
-            }
-        }
-        let number = |key: &str, v: Option<String>| {
-            v.map(|v| {
-                v.trim().parse::<usize>().map_err(|_| MdeFault::odata(format!("Invalid value for {key}: '{v}'.")))
-            })
-            .transpose()
-        };
-        let top = number("$top", top)?;
-        if top.is_some_and(|t| t > MAX_TOP) {
-            return Err(MdeFault::odata(format!("The limit of '{MAX_TOP}' for Top query has been exceeded.")));
-        }
-        let filter = Filter::parse(filter_text.as_deref()).map_err(MdeFault::odata)?;
-        Ok(Self { filter_text, filter, top, skip: number("$skip", skip)?.unwrap_or(0) })
-    }
-
-    /// The query of the page after one of `returned` actions: as MDE links, the same `$filter`
-    /// and `$top` (a page size), `$skip` advanced.
-    fn next_query(&self, returned: usize) -> String {
-        let mut q = String::new();
-        if let Some(f) = &self.filter_text {
-            q.push_str(&format!("$filter={}&", percent_encode(f)));
-        }
-        if let Some(top) = self.top {
-            q.push_str(&format!("$top={top}&"));
-        }
-        q.push_str(&format!("$skip={}", self.skip + returned));
-        q
-    }
-}
-
-/// `GET /api/machineactions`: releases as Unisolate actions, newest first, at most [`PAGE`]
-/// per answer (`@odata.nextLink` leads on), filtered by `$filter` (see [`filter`]).
-async fn list(
-    State(state): State<AppState>,
-    principal: Result<Principal, ApiError>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<Collection>, MdeFault> {
-    let p = reader(&state, principal)?;
-    let Query(pairs) = query.map_err(|e| MdeFault::odata(e.body_text()))?;
-    let paging = Paging::parse(pairs)?;
-    let want = paging.top.unwrap_or(MAX_TOP).min(PAGE);
-    let mut found = if paging.filter.matches_nothing() || want == 0 {
-        Vec::new()
-    } else {
-        matching(&state, &p, &paging.filter, paging.skip, want + 1).await?
-    };
-    let more = found.len() > want;
-    found.truncate(want);
-    let next_link = more.then(|| format!("{}/api/machineactions?{}", base(&state), paging.next_query(want)));
-    let value = found.into_iter().map(|r| MachineActionView::new(r, None)).collect();
-    Ok(Json(Collection { context: metadata(&state, "MachineActions"), value, next_link }))
-}
-
-/// Up to `limit` releases `filter` matches, newest first, after skipping `skip` of them. The
-/// machine (and a `Pending` status, the one MDE status that is one release status) narrow the
-/// query; the rest is decided per release, page by page, as the status mapping is not SQL.
-async fn matching(
-    state: &AppState,
-    p: &Principal,
-    filter: &Filter,
-    mut skip: usize,
-    limit: usize,
-) -> Result<Vec<Release>, MdeFault> {
-    const SCAN_PAGE: i64 = 200;
-    let mut found = Vec::new();
-    let mut cursor = None;
-    loop {
-        let rows = reading::list(
-            state,
-            p,
-            ListFilter {
-                status: (filter.status == Some(ActionStatus::Pending)).then_some(ReleaseStatus::Pending),
-                machine_id: filter.machine.clone().flatten(),
-                requested_by: None,
-                before_seq: cursor,
-                awaiting_decision: false,
-                limit: SCAN_PAGE,
-            },
-        )
-        .await?;
-        let exhausted = (rows.len() as i64) < SCAN_PAGE;
-        cursor = rows.last().map(|(seq, _)| *seq);
-        for (_, r) in rows {
-            if !filter.matches(&r) {
-                continue;
-            }
-            if skip > 0 {
-                skip -= 1;
-                continue;
-            }
-            found.push(r);
-            if found.len() == limit {
-                return Ok(found);
-            }
-        }
-        if exhausted {
-            return Ok(found);
-        }
-    }
 }
