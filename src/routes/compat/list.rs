@@ -2,7 +2,7 @@
 //! envelope, filtered by `$filter` (see [`super::filter`]) and paged by `$top` and `$skip`.
 
 use super::action::MachineActionView;
-use super::fault::MdeFault;
+use super::fault::{MdeErrorDoc, MdeFault};
 use super::filter::Filter;
 use super::{base, metadata, reader};
 use crate::auth::Principal;
@@ -23,11 +23,15 @@ const PAGE: usize = 200;
 const MAX_TOP: usize = 10_000;
 
 /// MDE's collection envelope.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = MachineActionList)]
 pub(super) struct Collection {
+    /// `{base}/api/$metadata#MachineActions`.
     #[serde(rename = "@odata.context")]
     context: String,
+    /// Newest first, at most 200 (and at most `$top`).
     value: Vec<MachineActionView>,
+    /// The next page's URL, only while more actions match.
     #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
     next_link: Option<String>,
 }
@@ -64,8 +68,13 @@ impl Paging {
         if top.is_some_and(|t| t > MAX_TOP) {
             return Err(MdeFault::odata(format!("The limit of '{MAX_TOP}' for Top query has been exceeded.")));
         }
+        let skip = number("$skip", skip)?.unwrap_or(0);
+        // An int64, as the document says: no list is longer.
+        if i64::try_from(skip).is_err() {
+            return Err(MdeFault::odata(format!("Invalid value for $skip: '{skip}'.")));
+        }
         let filter = Filter::parse(filter_text.as_deref()).map_err(MdeFault::odata)?;
-        Ok(Self { filter_text, filter, top, skip: number("$skip", skip)?.unwrap_or(0) })
+        Ok(Self { filter_text, filter, top, skip })
     }
 
     /// The query of the page after one of `returned` actions: as MDE links, the same `$filter`
@@ -78,13 +87,33 @@ impl Paging {
         if let Some(top) = self.top {
             q.push_str(&format!("$top={top}&"));
         }
-        q.push_str(&format!("$skip={}", self.skip + returned));
+        q.push_str(&format!("$skip={}", self.skip.saturating_add(returned)));
         q
     }
 }
 
-/// `GET /api/machineactions`: releases as Unisolate actions, newest first, at most [`PAGE`]
-/// per answer (`@odata.nextLink` leads on), filtered by `$filter` (see [`super::filter`]).
+/// List machine actions: dualkey's releases as MDE's Unisolate actions, newest first, at most
+/// 200 per answer (`@odata.nextLink` leads on). Any role that reads releases.
+#[utoipa::path(
+    get,
+    path = "/machineactions",
+    operation_id = "mde_list_machine_actions",
+    tag = super::TAG,
+    params(
+        // The grammar `filter.rs` reads, in MDE's spelling (the daemon also takes other cases).
+        ("$filter" = Option<String>, Query, pattern = r"^\s*(machineId\s+eq\s+'([^']|'')*'|status\s+eq\s+'(Pending|InProgress|Succeeded|Failed|TimeOut|Cancelled)'|type\s+eq\s+'(RunAntiVirusScan|Offboard|LiveResponse|CollectInvestigationPackage|Isolate|Unisolate|StopAndQuarantineFile|RestrictCodeExecution|UnrestrictCodeExecution)')(\s+and\s+(machineId\s+eq\s+'([^']|'')*'|status\s+eq\s+'(Pending|InProgress|Succeeded|Failed|TimeOut|Cancelled)'|type\s+eq\s+'(RunAntiVirusScan|Offboard|LiveResponse|CollectInvestigationPackage|Isolate|Unisolate|StopAndQuarantineFile|RestrictCodeExecution|UnrestrictCodeExecution)'))*\s*$",
+            description = "`machineId eq '<id>'`, `status eq '<status>'`, `type eq '<action type>'`, joined by `and`; \
+            only `Unisolate` matches, and a `machineId` that is no machine id matches nothing"),
+        ("$top" = Option<u32>, Query, minimum = 0, maximum = 10000, description = "At most this many actions in all"),
+        ("$skip" = Option<i64>, Query, minimum = 0, description = "Leave out this many matching actions first"),
+    ),
+    responses(
+        (status = 200, description = "The actions", body = Collection),
+        (status = 400, description = "`ODataError`: another parameter, clause, operator or value, a parameter given twice, \
+            `$top` over 10000", body = MdeErrorDoc),
+        (status = 403, description = "`Forbidden` (`missing_role`: no role that reads releases)", body = MdeErrorDoc),
+    )
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     principal: Result<Principal, ApiError>,

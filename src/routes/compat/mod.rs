@@ -19,34 +19,55 @@ use crate::service::request::request;
 use crate::settings::CompatSettings;
 use crate::state::AppState;
 use action::MachineActionView;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use fault::MdeFault;
+use fault::{MdeErrorDoc, MdeFault};
 use serde_json::Value;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
-/// MDE's own path prefixes: the latest version, and v1.0 named.
-const PREFIXES: [&str; 2] = ["/api", "/api/v1.0"];
+/// The OpenAPI tag of these operations; `openapi::finish` gives them MDE's error shape by it.
+pub(super) const TAG: &str = "mde-compatible";
 
-/// The routes, or none when `[compat] mde_routes` is off (they are then unknown routes).
-pub(super) fn router(settings: &CompatSettings) -> Router<AppState> {
-    let mut router = Router::new();
+/// MDE's own path prefixes, the latest version and v1.0 named, with the suffix that keeps
+/// each prefix's operation ids unique in the document.
+const PREFIXES: [(&str, &str); 2] = [("/api", ""), ("/api/v1.0", "_v1_0")];
+
+/// The routes and their operations under each prefix, or none when `[compat] mde_routes` is
+/// off (they are then unknown routes, and absent from the OpenAPI document).
+pub(super) fn router(settings: &CompatSettings) -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::new();
     if !settings.mde_routes {
         return router;
     }
-    // A route-level fallback: the API's 405 would not be in MDE's shape.
-    let other_method = || async { MdeFault::method_not_allowed() };
-    for prefix in PREFIXES {
-        router = router
-            .route(&format!("{prefix}/machines/{{id}}/unisolate"), post(unisolate).fallback(other_method))
-            .route(&format!("{prefix}/machineactions"), get(list::list).fallback(other_method))
-            .route(&format!("{prefix}/machineactions/{{id}}"), get(show).fallback(other_method));
+    for (prefix, suffix) in PREFIXES {
+        let mut operations = OpenApiRouter::new()
+            .routes(mde_methods(routes!(unisolate)))
+            .routes(mde_methods(routes!(list::list)))
+            .routes(mde_methods(routes!(show)));
+        suffix_operation_ids(operations.get_openapi_mut(), suffix);
+        router = router.nest(prefix, operations);
     }
     router
+}
+
+/// A route-level fallback for the other methods: the API's 405 would not be in MDE's shape.
+fn mde_methods((schemas, paths, methods): UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    (schemas, paths, methods.fallback(|| async { MdeFault::method_not_allowed() }))
+}
+
+fn suffix_operation_ids(api: &mut utoipa::openapi::OpenApi, suffix: &str) {
+    for item in api.paths.paths.values_mut() {
+        for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            if let Some(id) = &mut op.operation_id {
+                id.push_str(suffix);
+            }
+        }
+    }
 }
 
 /// This daemon's origin as its clients reach it (`[console] public_url`, else the listener).
@@ -69,8 +90,44 @@ fn reader(state: &AppState, principal: Result<Principal, ApiError>) -> Result<Pr
     Ok(p)
 }
 
-/// `POST /api/machines/{id}/unisolate` with `{"Comment": "..."}`: requests a release of the
-/// machine and answers 201 with it as a `Pending` Unisolate action.
+/// MDE's unisolate body.
+#[derive(utoipa::ToSchema)]
+#[schema(as = MdeUnisolateBody)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "a description only: `comment_of` reads the body")]
+struct UnisolateBody {
+    /// Why: at least `policy.min_comment_len` visible characters, at most 1000, no control,
+    /// format or text-direction characters (trimmed). The member's name is read in any case.
+    #[serde(rename = "Comment")]
+    #[schema(min_length = 1, pattern = r"\S")]
+    comment: String,
+}
+
+/// Unisolate a machine, as MDE's route: requests a release of the machine exactly as
+/// `POST /api/v1/releases` with this comment and no ticket, and answers with it as a
+/// `Pending` Unisolate action; a second person approves it as usual. Requester role.
+#[utoipa::path(
+    post,
+    path = "/machines/{id}/unisolate",
+    operation_id = "mde_unisolate",
+    tag = TAG,
+    params(("id" = String, Path, description = "MDE's machine id: 40 hexadecimal characters")),
+    request_body = UnisolateBody,
+    responses(
+        (status = 201, description = "Requested: the release as a `Pending` Unisolate action", body = MachineActionView,
+            headers(("Location" = String, description = "`/api/machineactions/{release id}`"))),
+        (status = 400, description = "`InvalidRequestBody` (not a JSON object; `Comment` missing, blank, not a string, \
+            given twice; another member; `invalid_comment`), `ActiveRequestAlreadyExists` (`release_already_open`), \
+            `InvalidInput` (`device_not_isolated`), `BadRequest` (another well-formed refusal)", body = MdeErrorDoc),
+        (status = 403, description = "`Forbidden` (`missing_role`), `DisallowedOperation` (`denied_by_policy`, \
+            `ticket_required`)", body = MdeErrorDoc),
+        (status = 404, description = "`ResourceNotFound` (MDE has no such machine, or `{id}` is not 40 hexadecimal \
+            characters)", body = MdeErrorDoc),
+        (status = 429, description = "`TooManyRequests` (`request_rate_exceeded`, with `Retry-After`)", body = MdeErrorDoc),
+        (status = 503, description = "`ServiceUnavailable` (`mde_unavailable`, `mde_not_configured`, `mde_busy` with \
+            `Retry-After`): nothing stored", body = MdeErrorDoc),
+    )
+)]
 async fn unisolate(
     State(state): State<AppState>,
     principal: Result<Principal, ApiError>,
@@ -127,7 +184,20 @@ fn comment_of(headers: &HeaderMap, body: &[u8]) -> Result<String, MdeFault> {
     }
 }
 
-/// `GET /api/machineactions/{id}`: the release as its Unisolate action, status as it stands.
+/// Get a machine action: the release as its Unisolate action, its status as it stands. Any
+/// role that reads releases.
+#[utoipa::path(
+    get,
+    path = "/machineactions/{id}",
+    operation_id = "mde_get_machine_action",
+    tag = TAG,
+    params(("id" = String, Path, description = "The action's id: a release id")),
+    responses(
+        (status = 200, description = "The action", body = MachineActionView),
+        (status = 403, description = "`Forbidden` (`missing_role`: no role that reads releases)", body = MdeErrorDoc),
+        (status = 404, description = "`ResourceNotFound` (no release has this id)", body = MdeErrorDoc),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     principal: Result<Principal, ApiError>,
