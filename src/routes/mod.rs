@@ -19,6 +19,7 @@ mod releases;
 mod request_id;
 
 use crate::error::ApiError;
+use crate::settings::CompatSettings;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -31,8 +32,9 @@ pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Every route for programs, each registered with `utoipa_axum::routes!` so that it is in the
 /// OpenAPI document ([`openapi::document`]) exactly as the router answers it. A route added
-/// with plain `.route()` here would be missing from the document (the drift test fails).
-fn api() -> OpenApiRouter<AppState> {
+/// with plain `.route()` here would be missing from the document (the drift test fails). The
+/// MDE-compatible routes are in both only when `[compat] mde_routes` is on.
+fn api(compat: &CompatSettings) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(health::router())
         .merge(metrics::router())
@@ -43,13 +45,13 @@ fn api() -> OpenApiRouter<AppState> {
         .nest("/api/v1/audit", audit::router().merge(proofs::router()))
         .nest("/api/v1/notifications", notifications::router())
         .nest("/api/v1/bypasses", bypasses::router())
+        .merge(compat::router(compat))
 }
 
 /// The whole API, and the console (HTML pages for people, not in the OpenAPI document).
 pub(crate) fn router(state: AppState) -> Router {
-    let (api, _) = api().split_for_parts();
+    let (api, _) = api(&state.settings.compat).split_for_parts();
     api.merge(console::router())
-        .merge(compat::router(&state.settings.compat))
         .fallback(|| async {
             ApiError::not_found("not_found", "no such route; see the API documentation in README.md")
         })

@@ -26,34 +26,81 @@ pub(super) fn status_of(r: &Release) -> ActionStatus {
 }
 
 /// A MachineAction of type `Unisolate` for one release.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = MachineAction)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct MachineActionView {
     /// Only on a single entity, as MDE writes it.
     #[serde(rename = "@odata.context", skip_serializing_if = "Option::is_none")]
     pub odata_context: Option<String>,
+    /// The release's id.
+    #[schema(format = Uuid)]
     pub id: String,
+    /// Always `Unisolate`.
     #[serde(rename = "type")]
+    #[schema(value_type = String, pattern = "^Unisolate$")]
     pub action_type: &'static str,
+    /// Always null.
     pub title: Option<String>,
+    /// The principal who requested the release.
     pub requestor: String,
     pub requestor_comment: String,
+    #[schema(value_type = ActionStatusName, inline)]
     pub status: ActionStatus,
+    /// 40 lower-case hexadecimal characters.
+    #[schema(pattern = "^[0-9a-f]{40}$")]
     pub machine_id: String,
+    /// As MDE described the device when the release was requested.
     pub computer_dns_name: Option<String>,
+    /// MDE's timestamps: UTC, seven decimals (`2026-12-03T08:12:18.9720000Z`).
+    #[schema(format = DateTime)]
     pub creation_date_time_utc: String,
+    /// When the release last changed.
+    #[schema(format = DateTime)]
     pub last_update_date_time_utc: String,
+    /// Who rejected or cancelled the release (null when it expired or was not stopped).
     pub cancellation_requestor: Option<String>,
     pub cancellation_comment: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub cancellation_date_time_utc: Option<String>,
+    /// Always 0.
     pub error_h_result: i64,
+    /// Always null.
     pub scope: Option<String>,
     /// The id of the Unisolate action dualkey made in MDE, once it has made it.
     pub external_id: Option<String>,
+    /// Always `PublicApi`.
+    #[schema(value_type = String, pattern = "^PublicApi$")]
     pub request_source: &'static str,
+    /// Always null.
+    #[schema(schema_with = always_null)]
     pub related_file_info: Option<()>,
+    /// Always empty.
+    #[schema(schema_with = no_commands)]
     pub commands: [(); 0],
+    /// Always null.
+    #[schema(schema_with = always_null)]
     pub troubleshoot_info: Option<()>,
+}
+
+/// MDE's action statuses.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "a description only: `ActionStatus` is written")]
+enum ActionStatusName {
+    Pending,
+    InProgress,
+    Succeeded,
+    Failed,
+    TimeOut,
+    Cancelled,
+}
+
+fn always_null() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::Null).build()
+}
+
+fn no_commands() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new().max_items(Some(0)).build()
 }
 
 fn time(t: Timestamp) -> String {

@@ -9,6 +9,31 @@ use axum::Json;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// `{"error": {"code", "message", "target"}}`: the body of every error on the MDE-compatible
+/// routes, as MDE writes it (not dualkey's `Error`).
+#[derive(utoipa::ToSchema)]
+#[schema(as = MdeError)]
+#[allow(dead_code, reason = "a description only: `MdeFault` writes the body")]
+pub(super) struct MdeErrorDoc {
+    error: MdeErrorObject,
+}
+
+/// MDE's `code` (what a script written against MDE checks), a `message` for people that ends
+/// with dualkey's own code, and a fresh GUID as `target`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "a description only: `MdeFault` writes the body")]
+struct MdeErrorObject {
+    /// `InvalidRequestBody`, `ODataError`, `BadRequest`, `InvalidInput`, `ActiveRequestAlreadyExists`,
+    /// `Unauthorized`, `Forbidden`, `DisallowedOperation`, `ResourceNotFound`, `TooManyRequests`,
+    /// `ServiceUnavailable` or `InternalServerError`.
+    code: String,
+    /// For people; never internals.
+    message: String,
+    /// A fresh GUID per answer.
+    #[schema(format = Uuid)]
+    target: String,
+}
+
 /// An error answer in MDE's shape.
 #[derive(Debug)]
 pub(super) struct MdeFault {

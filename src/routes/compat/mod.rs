@@ -8,52 +8,66 @@
 mod action;
 mod fault;
 mod filter;
+mod list;
 
 use super::extract::json_content_type;
 use crate::auth::Principal;
-use crate::db::releases::ListFilter;
-use crate::domain::{Release, ReleaseId, ReleaseStatus};
+use crate::domain::ReleaseId;
 use crate::error::ApiError;
-use crate::mde::{ActionStatus, percent_encode};
 use crate::service::reading;
 use crate::service::request::request;
 use crate::settings::CompatSettings;
 use crate::state::AppState;
 use action::MachineActionView;
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use fault::MdeFault;
-use filter::Filter;
-use serde::Serialize;
+use fault::{MdeErrorDoc, MdeFault};
 use serde_json::Value;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
-/// MDE's own path prefixes: the latest version, and v1.0 named.
-const PREFIXES: [&str; 2] = ["/api", "/api/v1.0"];
-/// The most actions one page of a list holds; `@odata.nextLink` leads to the rest.
-const PAGE: usize = 200;
-/// The largest `$top` MDE accepts.
-const MAX_TOP: usize = 10_000;
+/// The OpenAPI tag of these operations; `openapi::finish` gives them MDE's error shape by it.
+pub(super) const TAG: &str = "mde-compatible";
 
-/// The routes, or none when `[compat] mde_routes` is off (they are then unknown routes).
-pub(super) fn router(settings: &CompatSettings) -> Router<AppState> {
-    let mut router = Router::new();
+/// MDE's own path prefixes, the latest version and v1.0 named, with the suffix that keeps
+/// each prefix's operation ids unique in the document.
+const PREFIXES: [(&str, &str); 2] = [("/api", ""), ("/api/v1.0", "_v1_0")];
+
+/// The routes and their operations under each prefix, or none when `[compat] mde_routes` is
+/// off (they are then unknown routes, and absent from the OpenAPI document).
+pub(super) fn router(settings: &CompatSettings) -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::new();
     if !settings.mde_routes {
         return router;
     }
-    // A route-level fallback: the API's 405 would not be in MDE's shape.
-    let other_method = || async { MdeFault::method_not_allowed() };
-    for prefix in PREFIXES {
-        router = router
-            .route(&format!("{prefix}/machines/{{id}}/unisolate"), post(unisolate).fallback(other_method))
-            .route(&format!("{prefix}/machineactions"), get(list).fallback(other_method))
-            .route(&format!("{prefix}/machineactions/{{id}}"), get(show).fallback(other_method));
+    for (prefix, suffix) in PREFIXES {
+        let mut operations = OpenApiRouter::new()
+            .routes(mde_methods(routes!(unisolate)))
+            .routes(mde_methods(routes!(list::list)))
+            .routes(mde_methods(routes!(show)));
+        suffix_operation_ids(operations.get_openapi_mut(), suffix);
+        router = router.nest(prefix, operations);
     }
     router
+}
+
+/// A route-level fallback for the other methods: the API's 405 would not be in MDE's shape.
+fn mde_methods((schemas, paths, methods): UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    (schemas, paths, methods.fallback(|| async { MdeFault::method_not_allowed() }))
+}
+
+fn suffix_operation_ids(api: &mut utoipa::openapi::OpenApi, suffix: &str) {
+    for item in api.paths.paths.values_mut() {
+        for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            if let Some(id) = &mut op.operation_id {
+                id.push_str(suffix);
+            }
+        }
+    }
 }
 
 /// This daemon's origin as its clients reach it (`[console] public_url`, else the listener).
@@ -76,8 +90,44 @@ fn reader(state: &AppState, principal: Result<Principal, ApiError>) -> Result<Pr
     Ok(p)
 }
 
-/// `POST /api/machines/{id}/unisolate` with `{"Comment": "..."}`: requests a release of the
-/// machine and answers 201 with it as a `Pending` Unisolate action.
+/// MDE's unisolate body.
+#[derive(utoipa::ToSchema)]
+#[schema(as = MdeUnisolateBody)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "a description only: `comment_of` reads the body")]
+struct UnisolateBody {
+    /// Why: at least `policy.min_comment_len` visible characters, at most 1000, no control,
+    /// format or text-direction characters (trimmed). The member's name is read in any case.
+    #[serde(rename = "Comment")]
+    #[schema(min_length = 1, pattern = r"\S")]
+    comment: String,
+}
+
+/// Unisolate a machine, as MDE's route: requests a release of the machine exactly as
+/// `POST /api/v1/releases` with this comment and no ticket, and answers with it as a
+/// `Pending` Unisolate action; a second person approves it as usual. Requester role.
+#[utoipa::path(
+    post,
+    path = "/machines/{id}/unisolate",
+    operation_id = "mde_unisolate",
+    tag = TAG,
+    params(("id" = String, Path, description = "MDE's machine id: 40 hexadecimal characters")),
+    request_body = UnisolateBody,
+    responses(
+        (status = 201, description = "Requested: the release as a `Pending` Unisolate action", body = MachineActionView,
+            headers(("Location" = String, description = "`/api/machineactions/{release id}`"))),
+        (status = 400, description = "`InvalidRequestBody` (not a JSON object; `Comment` missing, blank, not a string, \
+            given twice; another member; `invalid_comment`), `ActiveRequestAlreadyExists` (`release_already_open`), \
+            `InvalidInput` (`device_not_isolated`), `BadRequest` (another well-formed refusal)", body = MdeErrorDoc),
+        (status = 403, description = "`Forbidden` (`missing_role`), `DisallowedOperation` (`denied_by_policy`, \
+            `ticket_required`)", body = MdeErrorDoc),
+        (status = 404, description = "`ResourceNotFound` (MDE has no such machine, or `{id}` is not 40 hexadecimal \
+            characters)", body = MdeErrorDoc),
+        (status = 429, description = "`TooManyRequests` (`request_rate_exceeded`, with `Retry-After`)", body = MdeErrorDoc),
+        (status = 503, description = "`ServiceUnavailable` (`mde_unavailable`, `mde_not_configured`, `mde_busy` with \
+            `Retry-After`): nothing stored", body = MdeErrorDoc),
+    )
+)]
 async fn unisolate(
     State(state): State<AppState>,
     principal: Result<Principal, ApiError>,
@@ -134,7 +184,20 @@ fn comment_of(headers: &HeaderMap, body: &[u8]) -> Result<String, MdeFault> {
     }
 }
 
-/// `GET /api/machineactions/{id}`: the release as its Unisolate action, status as it stands.
+/// Get a machine action: the release as its Unisolate action, its status as it stands. Any
+/// role that reads releases.
+#[utoipa::path(
+    get,
+    path = "/machineactions/{id}",
+    operation_id = "mde_get_machine_action",
+    tag = TAG,
+    params(("id" = String, Path, description = "The action's id: a release id")),
+    responses(
+        (status = 200, description = "The action", body = MachineActionView),
+        (status = 403, description = "`Forbidden` (`missing_role`: no role that reads releases)", body = MdeErrorDoc),
+        (status = 404, description = "`ResourceNotFound` (no release has this id)", body = MdeErrorDoc),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     principal: Result<Principal, ApiError>,
@@ -149,136 +212,4 @@ async fn show(
         _ => e.into(),
     })?;
     Ok(Json(MachineActionView::new(release, Some(metadata(&state, "MachineActions/$entity")))))
-}
-
-/// MDE's collection envelope.
-#[derive(Serialize)]
-struct Collection {
-    #[serde(rename = "@odata.context")]
-    context: String,
-    value: Vec<MachineActionView>,
-    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
-    next_link: Option<String>,
-}
-
-/// A list request's `$filter`, `$top` and `$skip`.
-struct Paging {
-    filter_text: Option<String>,
-    filter: Filter,
-    top: Option<usize>,
-    skip: usize,
-}
-
-impl Paging {
-    fn parse(pairs: Vec<(String, String)>) -> Result<Self, MdeFault> {
-        let (mut filter_text, mut top, mut skip) = (None, None, None);
-        for (key, value) in pairs {
-            let slot = match key.as_str() {
-                "$filter" => &mut filter_text,
-                "$top" => &mut top,
-                "$skip" => &mut skip,
-                _ => return Err(MdeFault::odata(format!("The query parameter '{key}' is not supported."))),
-            };
-            if slot.replace(value).is_some() {
-                return Err(MdeFault::odata(format!("The query parameter '{key}' is given twice.")));
-            }
-        }
-        let number = |key: &str, v: Option<String>| {
-            v.map(|v| {
-                v.trim().parse::<usize>().map_err(|_| MdeFault::odata(format!("Invalid value for {key}: '{v}'.")))
-            })
-            .transpose()
-        };
-        let top = number("$top", top)?;
-        if top.is_some_and(|t| t > MAX_TOP) {
-            return Err(MdeFault::odata(format!("The limit of '{MAX_TOP}' for Top query has been exceeded.")));
-        }
-        let filter = Filter::parse(filter_text.as_deref()).map_err(MdeFault::odata)?;
-        Ok(Self { filter_text, filter, top, skip: number("$skip", skip)?.unwrap_or(0) })
-    }
-
-    /// The query of the page after one of `returned` actions: as MDE links, the same `$filter`
-    /// and `$top` (a page size), `$skip` advanced.
-    fn next_query(&self, returned: usize) -> String {
-        let mut q = String::new();
-        if let Some(f) = &self.filter_text {
-            q.push_str(&format!("$filter={}&", percent_encode(f)));
-        }
-        if let Some(top) = self.top {
-            q.push_str(&format!("$top={top}&"));
-        }
-        q.push_str(&format!("$skip={}", self.skip + returned));
-        q
-    }
-}
-
-/// `GET /api/machineactions`: releases as Unisolate actions, newest first, at most [`PAGE`]
-/// per answer (`@odata.nextLink` leads on), filtered by `$filter` (see [`filter`]).
-async fn list(
-    State(state): State<AppState>,
-    principal: Result<Principal, ApiError>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<Collection>, MdeFault> {
-    let p = reader(&state, principal)?;
-    let Query(pairs) = query.map_err(|e| MdeFault::odata(e.body_text()))?;
-    let paging = Paging::parse(pairs)?;
-    let want = paging.top.unwrap_or(MAX_TOP).min(PAGE);
-    let mut found = if paging.filter.matches_nothing() || want == 0 {
-        Vec::new()
-    } else {
-        matching(&state, &p, &paging.filter, paging.skip, want + 1).await?
-    };
-    let more = found.len() > want;
-    found.truncate(want);
-    let next_link = more.then(|| format!("{}/api/machineactions?{}", base(&state), paging.next_query(want)));
-    let value = found.into_iter().map(|r| MachineActionView::new(r, None)).collect();
-    Ok(Json(Collection { context: metadata(&state, "MachineActions"), value, next_link }))
-}
-
-/// Up to `limit` releases `filter` matches, newest first, after skipping `skip` of them. The
-/// machine (and a `Pending` status, the one MDE status that is one release status) narrow the
-/// query; the rest is decided per release, page by page, as the status mapping is not SQL.
-async fn matching(
-    state: &AppState,
-    p: &Principal,
-    filter: &Filter,
-    mut skip: usize,
-    limit: usize,
-) -> Result<Vec<Release>, MdeFault> {
-    const SCAN_PAGE: i64 = 200;
-    let mut found = Vec::new();
-    let mut cursor = None;
-    loop {
-        let rows = reading::list(
-            state,
-            p,
-            ListFilter {
-                status: (filter.status == Some(ActionStatus::Pending)).then_some(ReleaseStatus::Pending),
-                machine_id: filter.machine.clone().flatten(),
-                requested_by: None,
-                before_seq: cursor,
-                awaiting_decision: false,
-                limit: SCAN_PAGE,
-            },
-        )
-        .await?;
-        let exhausted = (rows.len() as i64) < SCAN_PAGE;
-        cursor = rows.last().map(|(seq, _)| *seq);
-        for (_, r) in rows {
-            if !filter.matches(&r) {
-                continue;
-            }
-            if skip > 0 {
-                skip -= 1;
-                continue;
-            }
-            found.push(r);
-            if found.len() == limit {
-                return Ok(found);
-            }
-        }
-        if exhausted {
-            return Ok(found);
-        }
-    }
 }
