@@ -283,6 +283,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(mut settings: Settings, config: Option<PathBuf>, dev: bool) -> anyhow::Result<ExitCode> {
+    // First: from here on a SIGHUP is a reload (held until the daemon runs), never a kill.
+    let hangups = crate::startup::listen_for_hangups();
     if dev && settings.auth.hs256_secret.is_none() {
         // Only what --dev needs: a secret to sign the printed tokens with, for this run only.
         let bytes: [u8; 32] = rand::random();
@@ -293,7 +295,7 @@ async fn serve(mut settings: Settings, config: Option<PathBuf>, dev: bool) -> an
     }
     // The simulator lives as long as the daemon: dropping the handle stops it.
     let simulator = if dev { Some(crate::dev::start(&mut settings).await?) } else { None };
-    let app = Application::build(settings, Arc::new(SystemClock)).await?.reload_policy_on_sighup(config);
+    let app = Application::build(settings, Arc::new(SystemClock)).await?.reload_policy_on_sighup(config, hangups);
     if let Some(sim) = &simulator {
         crate::dev::print_banner(&app, sim)?;
     }

@@ -26,8 +26,9 @@ pub struct Application {
     state: AppState,
     /// The background worker, when `mde.worker_enabled`.
     worker: Option<Worker>,
-    /// Where `[policy]` is re-read from on SIGHUP (`Some(None)`: the default file).
-    reload_from: Option<Option<PathBuf>>,
+    /// Where `[policy]` is re-read from on SIGHUP (`None` inside: the default file), and the
+    /// SIGHUPs listened for since before start-up.
+    reload_from: Option<(Option<PathBuf>, Hangups)>,
     /// The shared lock on `<database>-serve.lock` (SQLite files only), held until the daemon
     /// stops: `dualkey restore` refuses while any daemon holds it.
     serving_lock: Option<std::fs::File>,
@@ -145,10 +146,12 @@ impl Application {
         &self.state
     }
 
-    /// Re-reads the settings from `config` (and the environment) on SIGHUP and puts their
-    /// `[policy]` in force, or keeps the old one if the new one is invalid.
-    pub fn reload_policy_on_sighup(mut self, config: Option<PathBuf>) -> Self {
-        self.reload_from = Some(config);
+    /// Re-reads the settings from `config` (and the environment) on each SIGHUP `hangups`
+    /// receives and puts their `[policy]` in force, or keeps the old one if the new one is
+    /// invalid. A SIGHUP received since `hangups` was made, during start-up, reloads once the
+    /// daemon runs.
+    pub fn reload_policy_on_sighup(mut self, config: Option<PathBuf>, hangups: Hangups) -> Self {
+        self.reload_from = Some((config, hangups));
         self
     }
 
@@ -199,10 +202,9 @@ impl Application {
                 Box::pin(f.run(s, stop))
             })
         });
-        let reloader = self
-            .reload_from
-            .clone()
-            .map(|config| tokio::spawn(reload_on_sighup(self.state.clone(), config, hangups(), stop.clone())));
+        let reloader = self.reload_from.map(|(config, hangups)| {
+            tokio::spawn(reload_on_sighup(self.state.clone(), config, hangups.0, stop.clone()))
+        });
         let worker = match self.worker {
             Some(w) => {
                 let switch = self.state.worker.clone();
@@ -317,21 +319,27 @@ pub async fn shutdown_signal() {
 /// A periodic job's task, started by [`crate::replica::jobs::Jobs::led`] while this replica leads it.
 type BoxedTask = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Listens for SIGHUP from now on. Called before serving, not inside the spawned reloader: a
-/// SIGHUP sent once the daemon answers would otherwise find no handler yet and terminate it.
+/// SIGHUP, listened for from the moment this value is made: `serve` makes it first thing, so
+/// a SIGHUP during start-up (`systemctl reload` while the daemon opens its database, or sent as
+/// soon as its policy is recorded) is held for the reloader instead of finding no handler and
+/// terminating the process, which is SIGHUP's default action.
+pub struct Hangups(#[cfg(unix)] Option<tokio::signal::unix::Signal>, #[cfg(not(unix))] Option<()>);
+
+/// Starts listening for SIGHUP; needs a Tokio runtime.
 #[cfg(unix)]
-fn hangups() -> Option<tokio::signal::unix::Signal> {
+pub fn listen_for_hangups() -> Hangups {
     use tokio::signal::unix::{SignalKind, signal};
     let hangups = signal(SignalKind::hangup()).ok();
     if hangups.is_none() {
         tracing::warn!("cannot listen for SIGHUP; the policy reloads only on restart");
     }
-    hangups
+    Hangups(hangups)
 }
 
+/// Starts listening for SIGHUP: there is none here.
 #[cfg(not(unix))]
-fn hangups() -> Option<()> {
-    None
+pub fn listen_for_hangups() -> Hangups {
+    Hangups(None)
 }
 
 #[cfg(unix)]
