@@ -46,7 +46,7 @@ pub(crate) async fn page(state: &AppState) -> String {
     );
     page.family("dualkey_database_up", "Whether the database answered this scrape (1) or not (0).", Kind::Gauge)
         .sample("dualkey_database_up", &[], if read.is_some() { 1.0 } else { 0.0 });
-    process(state, &mut page);
+    counters(state, &mut page);
     if let Some(mde) = &state.mde {
         mde_calls(mde, &mut page);
     }
@@ -93,7 +93,7 @@ pub(crate) async fn page(state: &AppState) -> String {
 }
 
 /// The counters and histograms of this process.
-fn process(state: &AppState, page: &mut Exposition) {
+fn counters(state: &AppState, page: &mut Exposition) {
     let s = state.db.metrics().snapshot();
     page.family("dualkey_decisions_total", "Decisions people made on releases, by outcome.", Kind::Counter);
     for outcome in OUTCOMES {
