@@ -226,12 +226,9 @@ impl Application {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "metrics listening (server.metrics_bind)");
             }
-            tokio::spawn(async move {
-                let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "the metrics listener failed");
-                }
-            })
+            // The main listener's limits (head and body deadlines, idle and connection caps).
+            let (limits, clock) = (crate::server::Limits::from(&self.state.settings.server), self.state.clock.clone());
+            tokio::spawn(crate::server::serve(listener, app, limits, clock, stop.cancelled_owned()))
         });
         let app = routes::router(self.state.clone());
         tracing::info!(addr = %self.addr, "dualkey listening");
