@@ -29,14 +29,14 @@ impl Tasks {
         self.lock().entry(task.to_string()).or_default();
     }
 
-    /// A pass of `task` ended well at `at`.
-    pub(crate) fn succeeded(&self, task: &str, at: Timestamp) {
-        self.lock().entry(task.to_string()).or_default().last_success_at = Some(at);
-    }
-
-    /// A pass of `task` failed at `at`.
-    pub(crate) fn failed(&self, task: &str, at: Timestamp) {
-        self.lock().entry(task.to_string()).or_default().last_failure_at = Some(at);
+    /// A pass of `task` ended at `at` with `result`: a success, or a failure.
+    pub(crate) fn ended<T, E>(&self, task: &str, result: &Result<T, E>, at: Timestamp) {
+        let mut all = self.lock();
+        let health = all.entry(task.to_string()).or_default();
+        match result {
+            Ok(_) => health.last_success_at = Some(at),
+            Err(_) => health.last_failure_at = Some(at),
+        }
     }
 
     /// Every task seen, by name.
@@ -58,9 +58,10 @@ mod tests {
         let tasks = Tasks::default();
         tasks.started("expiry");
         assert_eq!(tasks.all()["expiry"], TaskHealth::default());
-        tasks.succeeded("expiry", Timestamp::from_unix_ms(1));
-        tasks.failed("expiry", Timestamp::from_unix_ms(2));
-        tasks.succeeded("expiry", Timestamp::from_unix_ms(3));
+        let (ok, failed): (Result<(), ()>, Result<(), ()>) = (Ok(()), Err(()));
+        tasks.ended("expiry", &ok, Timestamp::from_unix_ms(1));
+        tasks.ended("expiry", &failed, Timestamp::from_unix_ms(2));
+        tasks.ended("expiry", &ok, Timestamp::from_unix_ms(3));
         let h = &tasks.all()["expiry"];
         assert_eq!(h.last_success_at, Some(Timestamp::from_unix_ms(3)));
         assert_eq!(h.last_failure_at, Some(Timestamp::from_unix_ms(2)));

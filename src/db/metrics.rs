@@ -3,7 +3,7 @@
 use crate::clock::Timestamp;
 use crate::db::Conn;
 use crate::domain::ReleaseId;
-use crate::mde::{Api, Limits};
+use crate::mde::Limits;
 
 /// The figures of one scrape.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,22 +31,20 @@ pub(crate) async fn gauges(conn: &mut Conn) -> Result<Gauges, sqlx::Error> {
     Ok(Gauges { releases, queue_depth, oldest_approved_at, audit_head_seq: audit_head_seq.unwrap_or(0) })
 }
 
-/// Calls of `api` the shared budget (`mde_calls`) counts at `now` in its rolling minute and
-/// its rolling hour: every replica's.
+/// Calls the shared budget (`mde_calls`) counts at `now` in the rolling minute and the rolling
+/// hour of `limits`, every replica's, by API name; an API without calls is absent. One statement.
 pub(crate) async fn budget_used(
     conn: &mut Conn,
-    api: Api,
     limits: Limits,
     now: Timestamp,
-) -> Result<(i64, i64), sqlx::Error> {
+) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT COALESCE(SUM(CASE WHEN at > $2 THEN 1 ELSE 0 END), 0), COUNT(*)
-         FROM mde_calls WHERE api = $1 AND at > $3",
+        "SELECT api, SUM(CASE WHEN at > $1 THEN 1 ELSE 0 END), COUNT(*)
+         FROM mde_calls WHERE at > $2 GROUP BY api",
     )
-    .bind(api.name())
     .bind(now.minus(limits.minute()))
     .bind(now.minus(limits.hour()))
-    .fetch_one(conn)
+    .fetch_all(conn)
     .await
 }
 

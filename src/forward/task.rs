@@ -83,10 +83,7 @@ pub(crate) async fn run(state: AppState, f: Arc<Forwarder>, stop: CancellationTo
         // Seen before reading, so a commit after the read wakes the wait below.
         appended.borrow_and_update();
         let result = step(&state, &f, &mut session).await;
-        match &result {
-            Ok(_) => state.tasks.succeeded(&task, state.clock.now()),
-            Err(_) => state.tasks.failed(&task, state.clock.now()),
-        }
+        state.tasks.ended(&task, &result, state.clock.now());
         let wait = match result {
             Ok(next) => {
                 if std::mem::take(&mut storage_failing) {

@@ -65,7 +65,6 @@ pub struct MdeClient {
     limiters: HashMap<Api, RateLimiter>,
     clock: SharedClock,
     stats: CallStats,
-    limits: Limits,
 }
 
 impl MdeClient {
@@ -76,7 +75,6 @@ impl MdeClient {
             .connect_timeout(config.request_timeout)
             .build()
             .map_err(|e| MdeError::Config(format!("cannot build the HTTP client: {e}")))?;
-        let limits = Limits::new(config.rate_per_minute, config.rate_per_hour).with_slack(WINDOW_SLACK);
         let limiters = Api::ALL
             .into_iter()
             .map(|api| {
@@ -93,7 +91,7 @@ impl MdeClient {
             clock.clone(),
         );
         let api_base = config.api_base.trim_end_matches('/').to_owned();
-        Ok(Self { http, api_base, tokens, limiters, clock, stats: CallStats::default(), limits })
+        Ok(Self { http, api_base, tokens, limiters, clock, stats: CallStats::default() })
     }
 
     /// The same client, taking every call from `ledger` too (after its own window) and pausing
@@ -114,9 +112,10 @@ impl MdeClient {
         &self.stats
     }
 
-    /// The budget of each API: calls per rolling minute and hour (the same for every API).
+    /// The budget every API's limiter enforces (all are built from the same `[mde]` rates):
+    /// calls per rolling minute and hour.
     pub fn limits(&self) -> Limits {
-        self.limits
+        self.limiter(Api::Unisolate).limits()
     }
 
     /// When `api`'s rate budget next allows a call by a caller with `share` (now or later),

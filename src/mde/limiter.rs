@@ -59,6 +59,11 @@ impl std::fmt::Debug for RateLimiter {
 }
 
 impl RateLimiter {
+    /// The limits its window enforces.
+    pub fn limits(&self) -> super::rate::Limits {
+        self.lock().limits()
+    }
+
     /// A limiter enforcing `window`, reading the time from `clock` and waiting on it.
     pub fn new(window: RollingWindow, clock: SharedClock) -> Self {
         Self { turn: tokio::sync::Mutex::new(()), window: std::sync::Mutex::new(window), clock, shared: None }

@@ -24,6 +24,10 @@ pub enum ActionStatus {
 }
 
 impl ActionStatus {
+    /// Every status MDE documents, in its order.
+    pub const KNOWN: [ActionStatus; 6] =
+        [Self::Pending, Self::InProgress, Self::Succeeded, Self::Failed, Self::TimeOut, Self::Cancelled];
+
     /// True for the states MDE never leaves: `Succeeded`, `Failed`, `TimeOut`, `Cancelled`.
     pub fn is_final(&self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::TimeOut | Self::Cancelled)

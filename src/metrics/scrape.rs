@@ -21,13 +21,10 @@ pub(crate) async fn page(state: &AppState) -> String {
     let read = async {
         let mut conn = state.db.reader().await?;
         let gauges = crate::db::metrics::gauges(&mut conn).await?;
-        let mut budget = Vec::new();
-        if let Some(mde) = &state.mde {
-            for api in Api::ALL {
-                let used = crate::db::metrics::budget_used(&mut conn, api, mde.limits(), now).await?;
-                budget.push((api, used));
-            }
-        }
+        let budget = match &state.mde {
+            Some(mde) => crate::db::metrics::budget_used(&mut conn, mde.limits(), now).await?,
+            None => Vec::new(),
+        };
         Ok::<_, sqlx::Error>((gauges, budget))
     };
     let read = match tokio::time::timeout(DATABASE_BOUND, read).await {
@@ -80,7 +77,9 @@ pub(crate) async fn page(state: &AppState) -> String {
                 "Calls each MDE API allows now in its rolling window, every replica's calls counted.",
                 Kind::Gauge,
             );
-            for (api, (minute, hour)) in budget {
+            for api in Api::ALL {
+                let (minute, hour) =
+                    budget.iter().find(|(name, ..)| name == api.name()).map_or((0, 0), |(_, m, h)| (*m, *h));
                 let left = |limit: usize, used: i64| (limit as i64 - used).max(0) as f64;
                 let minute = left(limits.per_minute(Share::Full), minute);
                 let hour = left(limits.per_hour(Share::Full), hour);

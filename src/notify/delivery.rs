@@ -55,19 +55,19 @@ impl Delivery {
 async fn run_channel(d: Arc<Delivery>, state: AppState, channel: Arc<Channel>, stop: CancellationToken) {
     let mut written = d.routing.watch();
     let mut failing = false;
-    state.tasks.started(&format!("delivery.{}", channel.name));
+    let task = format!("delivery.{}", channel.name);
+    state.tasks.started(&task);
     loop {
-        let task = format!("delivery.{}", channel.name);
-        let next = match step(&d, &state, &channel).await {
+        let stepped = step(&d, &state, &channel).await;
+        state.tasks.ended(&task, &stepped, state.clock.now());
+        let next = match stepped {
             Ok(next) => {
-                state.tasks.succeeded(&task, state.clock.now());
                 if std::mem::take(&mut failing) {
                     tracing::info!(channel = %channel.name, "notification outbox readable again");
                 }
                 next
             }
             Err(e) => {
-                state.tasks.failed(&task, state.clock.now());
                 if !std::mem::replace(&mut failing, true) {
                     tracing::warn!(channel = %channel.name, error = %e, "notification outbox unavailable; retrying");
                 }

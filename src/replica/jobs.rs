@@ -147,10 +147,7 @@ impl Jobs {
         tasks.started(TASK);
         loop {
             let round = self.round(&db, clock.now()).await;
-            match &round {
-                Ok(_) => tasks.succeeded(TASK, clock.now()),
-                Err(_) => tasks.failed(TASK, clock.now()),
-            }
+            tasks.ended(TASK, &round, clock.now());
             if let Err(e) = round {
                 tracing::warn!(error = %e, "renewing the periodic jobs' leases failed; following until it works");
                 self.led.send_if_modified(|old| {

@@ -27,10 +27,7 @@ pub(crate) async fn run_checkpointer(state: AppState, stop: CancellationToken) {
             () = state.clock.sleep(interval) => {}
         }
         let written = checkpoint_now(&state, &log).await;
-        match &written {
-            Ok(_) => state.tasks.succeeded("checkpoints", state.clock.now()),
-            Err(_) => state.tasks.failed("checkpoints", state.clock.now()),
-        }
+        state.tasks.ended("checkpoints", &written, state.clock.now());
         match written {
             Ok(Some(size)) => tracing::debug!(size, "checkpoint written"),
             Ok(None) => {}

@@ -57,17 +57,12 @@ pub(crate) async fn expire_due(db: &Db, now: Timestamp) -> Result<usize, Transit
 pub(crate) async fn run_sweeper(state: crate::state::AppState, stop: CancellationToken) {
     state.tasks.started("expiry");
     loop {
-        match expire_due(&state.db, state.clock.now()).await {
-            Ok(n) => {
-                state.tasks.succeeded("expiry", state.clock.now());
-                if n > 0 {
-                    tracing::info!(expired = n, "expired pending releases past their request_ttl");
-                }
-            }
-            Err(e) => {
-                state.tasks.failed("expiry", state.clock.now());
-                tracing::error!(error = %e, "expiry sweep failed; will retry");
-            }
+        let swept = expire_due(&state.db, state.clock.now()).await;
+        state.tasks.ended("expiry", &swept, state.clock.now());
+        match swept {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "expired pending releases past their request_ttl"),
+            Err(e) => tracing::error!(error = %e, "expiry sweep failed; will retry"),
         }
         tokio::select! {
             _ = stop.cancelled() => return,

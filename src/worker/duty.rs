@@ -28,10 +28,7 @@ pub(super) async fn run(w: Worker, job: Job, stop: CancellationToken) {
         tokio::pin!(changed);
         changed.as_mut().enable();
         let step = w.work(job).await;
-        match &step {
-            Ok(_) => w.state.tasks.succeeded(&task, w.state.clock.now()),
-            Err(_) => w.state.tasks.failed(&task, w.state.clock.now()),
-        }
+        w.state.tasks.ended(&task, &step, w.state.clock.now());
         let (wait, idle) = match step {
             Ok(Step::Worked) => {
                 failures.ended(job);

@@ -45,7 +45,7 @@ pub(super) struct MachineActionView {
     /// The principal who requested the release.
     pub requestor: String,
     pub requestor_comment: String,
-    #[schema(value_type = ActionStatusName, inline)]
+    #[schema(schema_with = action_status)]
     pub status: ActionStatus,
     /// 40 lower-case hexadecimal characters.
     #[schema(pattern = "^[0-9a-f]{40}$")]
@@ -83,16 +83,11 @@ pub(super) struct MachineActionView {
     pub troubleshoot_info: Option<()>,
 }
 
-/// MDE's action statuses.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code, reason = "a description only: `ActionStatus` is written")]
-enum ActionStatusName {
-    Pending,
-    InProgress,
-    Succeeded,
-    Failed,
-    TimeOut,
-    Cancelled,
+/// MDE's action statuses ([`ActionStatus::KNOWN`]).
+fn action_status() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let names = ActionStatus::KNOWN.iter().map(|s| s.as_str().to_string());
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)).build()
 }
 
 fn always_null() -> utoipa::openapi::schema::Object {

@@ -21,15 +21,6 @@ const ACTION_TYPES: [&str; 9] = [
     "UnrestrictCodeExecution",
 ];
 
-const STATUSES: [ActionStatus; 6] = [
-    ActionStatus::Pending,
-    ActionStatus::InProgress,
-    ActionStatus::Succeeded,
-    ActionStatus::Failed,
-    ActionStatus::TimeOut,
-    ActionStatus::Cancelled,
-];
-
 /// A parsed `$filter`: every clause must hold.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Filter {
@@ -58,7 +49,7 @@ impl Filter {
             match field.to_ascii_lowercase().as_str() {
                 "machineid" => f.machine = Some(MachineId::parse(value).ok()),
                 "status" => {
-                    let s = STATUSES.iter().find(|s| s.as_str().eq_ignore_ascii_case(value));
+                    let s = ActionStatus::KNOWN.iter().find(|s| s.as_str().eq_ignore_ascii_case(value));
                     f.status = Some(s.cloned().ok_or_else(|| format!("Invalid status '{value}'."))?);
                 }
                 "type" => {
